@@ -1,0 +1,24 @@
+"""Installs the `osmn_tf` library; the command-line tools stay in `tools/`."""
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+
+
+def _requirements(name):
+    lines = (HERE / name).read_text().splitlines()
+    return [l.strip() for l in lines if l.strip() and not l.startswith(("#", "-r"))]
+
+
+setup(
+    name="osmn_tf",
+    version="0.1.0",
+    description="OSMN (Efficient Video Object Segmentation via Network Modulation, CVPR 2018) in TensorFlow 2 / Keras 3",
+    long_description=(HERE / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["osmn_tf", "osmn_tf.*"]),
+    python_requires=">=3.10",
+    install_requires=_requirements("requirements.txt"),
+    extras_require={"test": _requirements("requirements-test.txt")},
+)
