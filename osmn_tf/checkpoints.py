@@ -1,0 +1,166 @@
+"""Loading the original release's TF1 checkpoints (SPEC 4.5) and `.keras` files."""
+import os
+import re
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from osmn_tf.config import VGG16_BLOCKS, OSMNConfig, num_modulation_params
+from osmn_tf.models.osmn import OSMN, build_osmn
+from osmn_tf.models.segmentation_network import SIDE_OUTPUTS
+
+# What a training checkpoint holds besides the model: never loaded. The `-up`
+# kernels are the fixed bilinear up-sampling, which the original overwrote too.
+_SKIPPED = re.compile(r"(^global_step$|^beta[12]_power(_\d+)?$|/Adam(_\d+)?$|-up/weights$)")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint does not fit the model; the message lists every problem."""
+
+
+def _conv_pairs(scope, layer):
+    return {f"{scope}/weights": layer.kernel, f"{scope}/biases": layer.bias}
+
+
+def _vgg_convs(scope, network):
+    variables = {}
+    for block, num_convs, _ in VGG16_BLOCKS:
+        for i in range(1, num_convs + 1):
+            name = f"conv{block}_{i}"
+            variables.update(_conv_pairs(f"{scope}/conv{block}/{name}", network.get_layer(name)))
+    return variables
+
+
+def tf1_variable_map(model):
+    """Maps every variable name of the original inference graph to this model's variable.
+
+    The names are those of `fidelity/tf1_variables.json` (SPEC 4.5); which of
+    them exist depends on the model's variant.
+    """
+    if not isinstance(model, OSMN):
+        raise TypeError(f"expected an osmn_tf.OSMN model, got {type(model).__name__}")
+    variables = {}
+    if model.visual_modulator is not None:
+        vm = model.visual_modulator
+        variables.update(_vgg_convs("osmn/modulator", vm))
+        for fc in ("fc6", "fc7", "fc8"):
+            variables.update(_conv_pairs(f"osmn/modulator/{fc}", vm.get_layer(fc)))
+    if model.spatial_modulator is not None:
+        sm = model.spatial_modulator
+        for block in sm.blocks:
+            scope = f"osmn/modulator_sp/conv{block}"
+            variables[f"{scope}/weights"] = sm.get_layer(f"conv{block}").kernel
+            bn = sm.get_layer(f"conv{block}_bn")
+            for attr in ("beta", "gamma", "moving_mean", "moving_variance"):
+                variables[f"{scope}/BatchNorm/{attr}"] = getattr(bn, attr)
+    seg = model.segmentation_network
+    variables.update(_vgg_convs("osmn/seg", seg))
+    for _, conv_name, _ in SIDE_OUTPUTS:
+        variables.update(_conv_pairs(f"osmn/seg/{conv_name}_16", seg.get_layer(f"{conv_name}_16")))
+    variables.update(_conv_pairs("osmn/seg/upscore-fuse", seg.get_layer("upscore-fuse")))
+    return variables
+
+
+def _reader(prefix):
+    prefix = os.fspath(prefix)
+    if not os.path.exists(prefix + ".index"):
+        hint = ""
+        if prefix.endswith(".index") or re.search(r"\.data-\d+-of-\d+$", prefix):
+            hint = " (give the prefix, without .index or .data-*)"
+        raise CheckpointError(f"{prefix}: not a TF1 checkpoint prefix, {prefix}.index does not exist{hint}")
+    try:
+        return tf.train.load_checkpoint(prefix)
+    except (tf.errors.OpError, ValueError) as e:
+        raise CheckpointError(f"{prefix}: cannot read the checkpoint: {e}") from e
+
+
+def config_from_tf1_checkpoint(prefix):
+    """Detects the variant and width of an original OSMN checkpoint from its variable names."""
+    shapes = _reader(prefix).get_variable_to_shape_map()
+    first_conv = shapes.get("osmn/seg/conv1/conv1_1/weights")
+    if first_conv is None:
+        raise CheckpointError(
+            f"{prefix}: not an OSMN checkpoint: it has no variable osmn/seg/conv1/conv1_1/weights"
+        )
+    width = first_conv[-1] / 64
+    use_visual = any(n.startswith("osmn/modulator/") for n in shapes)
+    use_spatial = any(n.startswith("osmn/modulator_sp/") for n in shapes)
+    if use_spatial:
+        mod_early_conv = "osmn/modulator_sp/conv1/weights" in shapes
+    else:
+        fc8 = shapes.get("osmn/modulator/fc8/biases", [0])
+        mod_early_conv = fc8[-1] == num_modulation_params(True, width)
+    return OSMNConfig(
+        use_visual_modulator=use_visual,
+        use_spatial_modulator=use_spatial,
+        mod_early_conv=mod_early_conv,
+        width=width,
+    )
+
+
+def load_tf1_checkpoint(model, prefix):
+    """Loads an original OSMN checkpoint (the prefix a TF1 Saver wrote) into `model`.
+
+    Skips what training checkpoints also hold (`global_step`, Adam slots, beta
+    powers) and the fixed up-sampling kernels. Every variable is checked
+    before any is assigned: a missing variable, a shape mismatch or a
+    variable the model has no place for raises `CheckpointError` listing each
+    problem, and the model is left untouched.
+
+    Returns:
+        the sorted list of checkpoint variable names that were loaded.
+    """
+    reader = _reader(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    expected = tf1_variable_map(model)
+    problems = []
+    for name, variable in sorted(expected.items()):
+        if name not in shapes:
+            problems.append(f"missing variable {name} (expected shape {list(variable.shape)})")
+        elif list(shapes[name]) != list(variable.shape):
+            problems.append(
+                f"shape mismatch for {name}: the model expects {list(variable.shape)}, "
+                f"the checkpoint has {list(shapes[name])}"
+            )
+    unexpected = sorted(n for n in shapes if n not in expected and not _SKIPPED.search(n))
+    problems.extend(f"unexpected variable {n} {list(shapes[n])}: the model has no place for it" for n in unexpected)
+    if problems:
+        try:
+            found = f"; the checkpoint looks like {config_from_tf1_checkpoint(prefix)}"
+        except CheckpointError:
+            found = ""
+        raise CheckpointError(
+            f"{prefix} does not fit the model ({model.config}){found}:\n  " + "\n  ".join(problems)
+        )
+    values = {name: reader.get_tensor(name) for name in expected}
+    for name, variable in expected.items():
+        variable.assign(np.asarray(values[name], dtype=variable.dtype))
+    return sorted(expected)
+
+
+def build_osmn_from_tf1_checkpoint(prefix):
+    """Builds the model an original OSMN checkpoint describes and loads it."""
+    model = build_osmn(config_from_tf1_checkpoint(prefix))
+    load_tf1_checkpoint(model, prefix)
+    return model
+
+
+def load_model(path):
+    """Loads OSMN weights from a `.keras` file or a TF1 checkpoint prefix (converted on the fly)."""
+    path = os.fspath(path)
+    if path.endswith(".keras"):
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"{path}: no such .keras file")
+        try:
+            model = keras.models.load_model(path)
+        except Exception as e:  # Keras raises many kinds for a damaged or foreign file.
+            raise CheckpointError(f"{path}: cannot load as a Keras model: {e}") from e
+        if not isinstance(model, OSMN):
+            raise CheckpointError(f"{path}: holds a {type(model).__name__}, not an osmn_tf.OSMN model")
+        return model
+    if os.path.exists(path + ".index"):
+        return build_osmn_from_tf1_checkpoint(path)
+    raise CheckpointError(
+        f"{path}: not OSMN weights: expected a .keras file or a TF1 checkpoint prefix (with {path}.index beside it)"
+    )

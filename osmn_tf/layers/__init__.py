@@ -1,0 +1,5 @@
+"""Custom Keras layers of OSMN, one concept per module."""
+from osmn_tf.layers.bilinear_upsampling import BilinearUpsampling, bilinear_kernel
+from osmn_tf.layers.modulation import Modulation
+
+__all__ = ["BilinearUpsampling", "Modulation", "bilinear_kernel"]

@@ -1,0 +1,106 @@
+"""The segmentation network: a modulated VGG16 hypercolumn FCN (paper section 3, SPEC 4.3)."""
+import keras
+
+from osmn_tf.config import modulated_layers, scaled
+from osmn_tf.layers import BilinearUpsampling, Modulation
+from osmn_tf.models.spatial_modulator import spatial_bias_blocks
+from osmn_tf.models.vgg import max_pool, small_init, vgg_blocks, vgg_conv
+
+# Side outputs: the block whose last convolution they read, with its stride.
+SIDE_OUTPUTS = ((2, "conv2_2", 2), (3, "conv3_3", 4), (4, "conv4_3", 8), (5, "conv5_3", 16))
+SIDE_CHANNELS = 16
+
+
+@keras.saving.register_keras_serializable(package="osmn_tf")
+class SegmentationNetwork(keras.Model):
+    """The per-frame FCN whose layers the modulators adapt to one object.
+
+    VGG16 conv1..conv5 (pools between blocks, none after conv5); each
+    modulated convolution is followed by a `Modulation` layer. Four side
+    outputs (3x3 convs to 16 channels on conv2_2 .. conv5_3) are up-sampled to
+    the frame's size with fixed bilinear kernels, concatenated and fused by a
+    1x1 convolution into one logit per pixel.
+
+    Args:
+        width: multiplier on the VGG16 channel counts.
+        use_visual_modulator: take per-channel scales (input `modulation_params`).
+        use_spatial_modulator: take per-pixel biases (one input per modulated block).
+        mod_early_conv: modulate conv1_1 .. conv2_2 too.
+
+    Inputs, in order: `image` `[N, H, W, 3]` (BGR minus mean, any H and W);
+    `modulation_params` `[N, P]` if `use_visual_modulator`; the spatial
+    modulator's bias maps, one per modulated block, if `use_spatial_modulator`.
+    Output: `logits` `[N, H, W, 1]`, float32.
+    """
+
+    def __init__(
+        self,
+        width=1.0,
+        use_visual_modulator=True,
+        use_spatial_modulator=True,
+        mod_early_conv=False,
+        **kwargs,
+    ):
+        # === Functional Model ===
+        image = keras.Input((None, None, 3), name="image")
+        inputs = [image]
+        scales = None
+        if use_visual_modulator:
+            scales = keras.Input((None,), name="modulation_params")
+            inputs.append(scales)
+        bias_maps = {}
+        if use_spatial_modulator:
+            for block, num_convs, channels in spatial_bias_blocks(mod_early_conv):
+                bias_maps[block] = keras.Input((None, None, num_convs * scaled(channels, width)), name=f"spatial_biases{block}")
+                inputs.append(bias_maps[block])
+
+        scale_offsets, offset = {}, 0
+        for name, channels in modulated_layers(mod_early_conv):
+            scale_offsets[name] = offset
+            offset += scaled(channels, width)
+
+        x = image
+        block_outputs = {}
+        for block, num_convs, filters in vgg_blocks(width):
+            for i in range(1, num_convs + 1):
+                name = f"conv{block}_{i}"
+                x = vgg_conv(filters, name)(x)
+                if name in scale_offsets and (scales is not None or bias_maps):
+                    x = Modulation(scale_offsets[name], (i - 1) * filters, name=f"{name}_modulation")(
+                        x, scales=scales, biases=bias_maps.get(block)
+                    )
+            block_outputs[block] = x
+            if block < 5:
+                x = max_pool(f"pool{block}")(x)
+
+        sides = []
+        for block, conv_name, factor in SIDE_OUTPUTS:
+            side = keras.layers.Conv2D(
+                SIDE_CHANNELS, 3, padding="same", kernel_initializer=small_init(), name=f"{conv_name}_16"
+            )(block_outputs[block])
+            sides.append(BilinearUpsampling(factor, name=f"score-multi{block}-up")(side, reference=image))
+        hypercolumn = keras.layers.Concatenate(name="hypercolumn")(sides)
+        logits = keras.layers.Conv2D(1, 1, kernel_initializer=small_init(), dtype="float32", name="upscore-fuse")(
+            hypercolumn
+        )
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+        # === Config ===
+        self.width = width
+        self.use_visual_modulator = use_visual_modulator
+        self.use_spatial_modulator = use_spatial_modulator
+        self.mod_early_conv = mod_early_conv
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "width": self.width,
+            "use_visual_modulator": self.use_visual_modulator,
+            "use_spatial_modulator": self.use_spatial_modulator,
+            "mod_early_conv": self.mod_early_conv,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

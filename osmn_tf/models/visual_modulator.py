@@ -1,0 +1,63 @@
+"""The visual modulator (paper section 3.1, SPEC 4.1)."""
+import keras
+
+from osmn_tf.config import GUIDE_SIZE, VGG16_FC_CHANNELS, num_modulation_params, scaled
+from osmn_tf.models.vgg import max_pool, vgg_blocks, vgg_conv
+
+
+@keras.saving.register_keras_serializable(package="osmn_tf")
+class VisualModulator(keras.Model):
+    """VGG16 on the visual guide, ending in one scale per modulated channel.
+
+    Runs once per object per video: its output, the modulation parameters,
+    is reused for every frame. `fc8` starts with weights 0 and biases 1, so an
+    untrained modulator leaves the segmentation network unchanged.
+
+    Args:
+        width: multiplier on the VGG16 channel counts and fc6/fc7.
+        mod_early_conv: also produce scales for conv1_1 .. conv2_2.
+        dropout_rate: dropout after fc6 and fc7, in training only.
+
+    Input: `guide_image` `[N, 224, 224, 3]`, the object's masked crop (BGR minus mean).
+    Output: `modulation_params` `[N, P]`, P = 3840 (4224 with `mod_early_conv`) at width 1.
+    """
+
+    def __init__(self, width=1.0, mod_early_conv=False, dropout_rate=0.5, **kwargs):
+        # === Functional Model ===
+        guide_image = keras.Input((GUIDE_SIZE, GUIDE_SIZE, 3), name="guide_image")
+        x = guide_image
+        for block, num_convs, filters in vgg_blocks(width):
+            for i in range(1, num_convs + 1):
+                x = vgg_conv(filters, f"conv{block}_{i}")(x)
+            x = max_pool(f"pool{block}")(x)
+        fc_channels = scaled(VGG16_FC_CHANNELS, width)
+        # fc6/fc7 as convolutions, as in TF-slim's VGG16 (a 7x7 VALID conv on pool5).
+        x = keras.layers.Conv2D(fc_channels, 7, padding="valid", activation="relu", name="fc6")(x)
+        x = keras.layers.Dropout(dropout_rate, name="dropout6")(x)
+        x = keras.layers.Conv2D(fc_channels, 1, activation="relu", name="fc7")(x)
+        x = keras.layers.Dropout(dropout_rate, name="dropout7")(x)
+        num_params = num_modulation_params(mod_early_conv, width)
+        x = keras.layers.Conv2D(
+            num_params, 1, kernel_initializer="zeros", bias_initializer="ones", dtype="float32", name="fc8"
+        )(x)
+        params = keras.layers.Reshape((num_params,), name="modulation_params")(x)
+        super().__init__(inputs=guide_image, outputs=params, **kwargs)
+
+        # === Config ===
+        self.width = width
+        self.mod_early_conv = mod_early_conv
+        self.dropout_rate = dropout_rate
+        self.num_params = num_params
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "width": self.width,
+            "mod_early_conv": self.mod_early_conv,
+            "dropout_rate": self.dropout_rate,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
