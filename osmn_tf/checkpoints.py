@@ -161,6 +161,36 @@ def load_model(path):
         return model
     if os.path.exists(path + ".index"):
         return build_osmn_from_tf1_checkpoint(path)
+    if not os.path.exists(path):
+        raise CheckpointError(f"{path}: does not exist (neither a .keras file nor a TF1 checkpoint prefix)")
     raise CheckpointError(
         f"{path}: not OSMN weights: expected a .keras file or a TF1 checkpoint prefix (with {path}.index beside it)"
     )
+
+
+VARIANTS = {
+    "full": {},
+    "no_spatial": {"use_spatial_modulator": False},
+    "no_visual": {"use_visual_modulator": False},
+    "mod_early_conv": {"mod_early_conv": True},
+}
+
+
+def variant_config(variant, width=1.0):
+    """The `OSMNConfig` of one of the original's variants (the names of `tf1_variables.json`)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; expected one of {sorted(VARIANTS)}")
+    return OSMNConfig(width=width, **VARIANTS[variant])
+
+
+def variant_name(config):
+    """The variant name of a config, or a description for combinations the release never shipped."""
+    for name in VARIANTS:
+        if variant_config(name, config.width) == OSMNConfig(
+            use_visual_modulator=config.use_visual_modulator,
+            use_spatial_modulator=config.use_spatial_modulator,
+            mod_early_conv=config.mod_early_conv,
+            width=config.width,
+        ):
+            return name
+    return "custom"

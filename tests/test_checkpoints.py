@@ -1,0 +1,159 @@
+"""Loading the original's TF1 checkpoints: variants, skipped variables, clear errors."""
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import osmn_tf
+from osmn_tf import checkpoints
+from osmn_tf.checkpoints import CheckpointError, load_tf1_checkpoint, tf1_variable_map, variant_config
+
+from conftest import REPO
+from test_model import small_inputs
+
+VARIANTS = ["full", "no_spatial", "no_visual", "mod_early_conv"]
+
+
+def write_checkpoint(prefix, tensors):
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(
+        prefix=str(prefix),
+        tensor_names=names,
+        shape_and_slices=[""] * len(names),
+        tensors=[tf.constant(tensors[n]) for n in names],
+    )
+    return str(prefix)
+
+
+def small_checkpoint(tmp_path, config, drop=(), change=None, extra=None):
+    """A checkpoint with the original's names for a small model, optionally damaged."""
+    model = osmn_tf.build_osmn(config)
+    rng = np.random.default_rng(0)
+    tensors = {n: rng.normal(0, 0.1, v.shape).astype("float32") for n, v in tf1_variable_map(model).items()}
+    tensors["global_step"] = np.array(7, "int64")
+    tensors["osmn/seg/upscore-fuse/biases/Adam"] = np.zeros([1], "float32")
+    tensors["beta1_power"] = np.array(0.5, "float32")
+    tensors["osmn/seg/score-multi2-up/weights"] = np.zeros([4, 4, 16, 16], "float32")
+    for name in drop:
+        del tensors[name]
+    tensors.update(change or {})
+    tensors.update(extra or {})
+    return write_checkpoint(tmp_path / "osmn.ckpt", tensors), tensors
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_small_checkpoint_loads_every_variable_and_skips_training_state(tmp_path, variant):
+    config = variant_config(variant, width=0.125)
+    prefix, tensors = small_checkpoint(tmp_path, config)
+    assert checkpoints.config_from_tf1_checkpoint(prefix) == config
+    model = osmn_tf.build_osmn(config)
+    loaded = load_tf1_checkpoint(model, prefix)
+    assert "global_step" not in loaded and not any("Adam" in n or "-up/" in n for n in loaded)
+    for name, variable in tf1_variable_map(model).items():
+        np.testing.assert_array_equal(variable.numpy(), tensors[name], err_msg=name)
+
+
+def assert_untouched(model, before):
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(w.numpy(), b, err_msg=w.path)
+
+
+def test_shape_mismatch_names_variable_and_both_shapes_and_loads_nothing(tmp_path):
+    config = variant_config("full", width=0.125)
+    prefix, _ = small_checkpoint(tmp_path, config, change={"osmn/seg/conv3/conv3_2/weights": np.zeros([3, 3, 32, 7], "f")})
+    model = osmn_tf.build_osmn(config)
+    before = [w.numpy() for w in model.weights]
+    with pytest.raises(CheckpointError) as err:
+        load_tf1_checkpoint(model, prefix)
+    message = str(err.value)
+    assert "osmn/seg/conv3/conv3_2/weights" in message
+    assert "[3, 3, 32, 32]" in message and "[3, 3, 32, 7]" in message
+    assert_untouched(model, before)
+
+
+def test_missing_variable_is_named(tmp_path):
+    config = variant_config("full", width=0.125)
+    prefix, _ = small_checkpoint(tmp_path, config, drop=["osmn/modulator_sp/conv4/BatchNorm/moving_variance"])
+    with pytest.raises(CheckpointError, match=r"missing variable osmn/modulator_sp/conv4/BatchNorm/moving_variance"):
+        load_tf1_checkpoint(osmn_tf.build_osmn(config), prefix)
+
+
+def test_wrong_variant_is_an_error_that_says_what_the_checkpoint_is(tmp_path):
+    prefix, _ = small_checkpoint(tmp_path, variant_config("no_spatial", width=0.125))
+    model = osmn_tf.build_osmn(variant_config("full", width=0.125))
+    before = [w.numpy() for w in model.weights]
+    with pytest.raises(CheckpointError, match="use_spatial_modulator=False") as err:
+        load_tf1_checkpoint(model, prefix)
+    assert "missing variable osmn/modulator_sp/conv3/weights" in str(err.value)
+    assert_untouched(model, before)
+
+
+def test_unknown_variable_is_an_error(tmp_path):
+    config = variant_config("full", width=0.125)
+    prefix, _ = small_checkpoint(tmp_path, config, extra={"osmn/seg/extra_layer/weights": np.zeros([2], "f")})
+    with pytest.raises(CheckpointError, match="unexpected variable osmn/seg/extra_layer/weights"):
+        load_tf1_checkpoint(osmn_tf.build_osmn(config), prefix)
+
+
+def test_bad_paths_say_what_is_wrong(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        checkpoints.load_model(tmp_path / "nothing.ckpt")
+    with pytest.raises(CheckpointError, match="give the prefix"):
+        checkpoints.config_from_tf1_checkpoint(str(tmp_path / "nothing.ckpt.index"))
+    junk = tmp_path / "junk.ckpt"
+    (tmp_path / "junk.ckpt.index").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="junk.ckpt"):
+        checkpoints.config_from_tf1_checkpoint(junk)
+    other = write_checkpoint(tmp_path / "other.ckpt", {"vgg_16/conv1/conv1_1/weights": np.zeros([3], "f")})
+    with pytest.raises(CheckpointError, match="not an OSMN checkpoint"):
+        checkpoints.config_from_tf1_checkpoint(other)
+    not_osmn = tmp_path / "dense.keras"
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)]).save(not_osmn)
+    with pytest.raises(CheckpointError, match="not an osmn_tf.OSMN model"):
+        checkpoints.load_model(not_osmn)
+    (tmp_path / "broken.keras").write_bytes(b"zip? no")
+    with pytest.raises(CheckpointError, match="broken.keras"):
+        checkpoints.load_model(tmp_path / "broken.keras")
+
+
+def run_tool(*args):
+    return subprocess.run(
+        [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), *map(str, args)],
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1_checkpoint, variant):
+    prefix = tf1_checkpoint(variant)
+    out = tmp_path / f"{variant}.keras"
+    result = run_tool(prefix, out)
+    assert result.returncode == 0, result.stderr
+    assert f"({variant}, width 1.0)" in result.stdout
+    converted = checkpoints.load_model(out)
+    assert converted.config == variant_config(variant)
+    direct = checkpoints.build_osmn_from_tf1_checkpoint(prefix)
+    inputs = small_inputs(direct, batch=1, height=33, width=47)
+    np.testing.assert_array_equal(converted(inputs, training=False), direct(inputs, training=False))
+    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
+
+
+def test_convert_tool_errors(tmp_path):
+    prefix, _ = small_checkpoint(tmp_path, variant_config("no_visual", width=0.125))
+    result = run_tool(prefix, tmp_path / "out.keras", "--variant", "full")
+    assert result.returncode != 0
+    assert "missing variable osmn/modulator/fc8/weights" in result.stderr
+    assert not (tmp_path / "out.keras").exists()
+    assert run_tool(prefix, tmp_path / "out.h5").returncode != 0
+    missing = run_tool(tmp_path / "missing", tmp_path / "out.keras")
+    assert missing.returncode != 0
+    assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'missing'}: not a TF1 checkpoint prefix")
+    ok = run_tool(prefix, tmp_path / "out.keras")
+    assert ok.returncode == 0, ok.stderr
+    again = run_tool(prefix, tmp_path / "out.keras")
+    assert again.returncode != 0 and "exists" in again.stderr

@@ -1,0 +1,152 @@
+"""Model structure: variants, shapes, the custom layers, any frame size."""
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import osmn_tf
+from osmn_tf.checkpoints import tf1_variable_map, variant_config
+from osmn_tf.layers import BilinearUpsampling, Modulation
+
+from conftest import FIDELITY
+
+SMALL = 0.125
+
+
+def small_inputs(model, batch=2, height=37, width=51, seed=0):
+    rng = np.random.default_rng(seed)
+    values = {
+        "guide_image": rng.normal(0, 50, (batch, 224, 224, 3)),
+        "spatial_guide": rng.uniform(0, 1, (batch, height, width, 1)),
+        "image": rng.normal(0, 50, (batch, height, width, 3)),
+    }
+    return [values[t.name].astype("float32") for t in model.inputs]
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("variant", ["full", "no_spatial", "no_visual", "mod_early_conv"])
+def test_variants_have_exactly_the_original_variables(variant):
+    with open(FIDELITY / "tf1_variables.json") as f:
+        manifest = json.load(f)[variant]
+    # The original's graph also holds the fixed up-sampling kernels and the step,
+    # which this port does not keep as variables.
+    expected = {
+        v["name"]: v["shape"] for v in manifest if not v["name"].endswith("-up/weights") and v["name"] != "global_step"
+    }
+    model = osmn_tf.build_osmn(variant_config(variant))
+    actual = {name: list(var.shape) for name, var in tf1_variable_map(model).items()}
+    assert actual == expected
+    # Nothing in the model is left out of the mapping.
+    assert len(model.weights) == len(actual)
+    if model.visual_modulator is not None:
+        assert model.get_layer("visual_modulator").output.shape[-1] == (4224 if variant == "mod_early_conv" else 3840)
+
+
+@pytest.mark.parametrize("height,width", [(37, 51), (32, 32), (1, 1), (17, 96)])
+@pytest.mark.parametrize("variant", ["full", "no_spatial", "no_visual", "mod_early_conv"])
+def test_any_frame_size_gives_logits_of_that_size(variant, height, width):
+    model = osmn_tf.build_osmn(variant_config(variant, width=SMALL))
+    logits = model(small_inputs(model, height=height, width=width))
+    assert logits.shape == (2, height, width, 1)
+    assert logits.dtype == "float32"
+    assert np.all(np.isfinite(logits))
+
+
+def test_input_names_follow_the_variant():
+    names = lambda m: [t.name for t in m.inputs]  # noqa: E731
+    assert names(osmn_tf.build_osmn(width=SMALL)) == ["guide_image", "spatial_guide", "image"]
+    assert names(osmn_tf.build_osmn(width=SMALL, use_visual_modulator=False)) == ["spatial_guide", "image"]
+    assert names(osmn_tf.build_osmn(width=SMALL, use_spatial_modulator=False)) == ["guide_image", "image"]
+
+
+def test_width_scales_channels_and_modulation_params():
+    model = osmn_tf.build_osmn(width=0.25)
+    vm = model.get_layer("visual_modulator")
+    assert vm.get_layer("conv1_1").kernel.shape == (3, 3, 3, 16)
+    assert vm.get_layer("fc6").kernel.shape == (7, 7, 128, 1024)
+    assert vm.output.shape == (None, 960) and model.num_modulation_params == 960
+    assert model.get_layer("segmentation_network").get_layer("conv5_3").kernel.shape == (3, 3, 128, 128)
+
+
+def test_untrained_visual_modulator_gives_unit_scales():
+    # fc8 starts at weights 0 and biases 1 (SPEC 4.1): an untrained modulator changes nothing.
+    model = osmn_tf.build_osmn(width=SMALL)
+    params = model.get_layer("visual_modulator")(small_inputs(model)[0], training=False)
+    np.testing.assert_array_equal(params, np.ones((2, 480), "float32"))
+
+
+def test_frame_model_with_precomputed_params_equals_whole_model():
+    model = osmn_tf.build_osmn(width=SMALL)
+    # Non-trivial scales, so that a wrong slice would show.
+    fc8 = model.get_layer("visual_modulator").get_layer("fc8")
+    fc8.kernel.assign(np.random.default_rng(1).normal(0, 0.01, fc8.kernel.shape))
+    guide, spatial_guide, image = small_inputs(model)
+    params = model.get_layer("visual_modulator")(guide, training=False).numpy()
+    frame = model.frame_model()
+    assert [t.name for t in frame.inputs] == ["image", "spatial_guide", "modulation_params"]
+    np.testing.assert_allclose(
+        frame([image, spatial_guide, params]), model([guide, spatial_guide, image]), rtol=1e-5, atol=1e-6
+    )
+    assert model.frame_model() is frame
+
+
+def original_bilinear_kernel(size):
+    # SPEC 4.3, written out independently: factor = (k + 1) // 2, centre = factor - 0.5.
+    factor = (size + 1) // 2
+    centre = factor - 0.5
+    k = np.zeros((size, size))
+    for i in range(size):
+        for j in range(size):
+            k[i, j] = (1 - abs(i - centre) / factor) * (1 - abs(j - centre) / factor)
+    return k
+
+
+@pytest.mark.parametrize("factor", [2, 4, 8, 16])
+@pytest.mark.parametrize("in_size,out_size", [((4, 6), (7, 11)), ((7, 9), (97 // 1, 131 // 1)), ((3, 3), (5, 6))])
+def test_bilinear_upsampling_equals_the_originals_diagonal_transposed_conv(factor, in_size, out_size):
+    channels = 3
+    x = np.random.default_rng(0).normal(size=(2, *in_size, channels)).astype("float32")
+    out_size = (min(out_size[0], (in_size[0] + 1) * factor), min(out_size[1], (in_size[1] + 1) * factor))
+    reference = np.zeros((2, *out_size, 1), "float32")
+    # The original: conv2d_transpose with the bilinear kernel on the channel diagonal, VALID, then a centre crop.
+    kernel = np.zeros((2 * factor, 2 * factor, channels, channels), "float32")
+    for c in range(channels):
+        kernel[:, :, c, c] = original_bilinear_kernel(2 * factor)
+    up_h, up_w = (in_size[0] - 1) * factor + 2 * factor, (in_size[1] - 1) * factor + 2 * factor
+    up = tf.nn.conv2d_transpose(x, kernel, [2, up_h, up_w, channels], strides=factor, padding="VALID").numpy()
+    top, left = (up_h - out_size[0]) // 2, (up_w - out_size[1]) // 2
+    expected = up[:, top : top + out_size[0], left : left + out_size[1]]
+    actual = BilinearUpsampling(factor)(x, reference=reference)
+    np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_modulation_scales_per_channel_and_shifts_per_pixel():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2, 3, 4, 5)).astype("float32")
+    scales = rng.normal(size=(2, 20)).astype("float32")
+    biases = rng.normal(size=(2, 3, 4, 15)).astype("float32")
+    layer = Modulation(scale_offset=7, bias_offset=10)
+    expected = x * scales[:, None, None, 7:12] + biases[..., 10:15]
+    np.testing.assert_allclose(layer(x, scales=scales, biases=biases), expected, rtol=1e-6)
+    np.testing.assert_allclose(layer(x, scales=scales), x * scales[:, None, None, 7:12], rtol=1e-6)
+    np.testing.assert_allclose(layer(x, biases=biases), x + biases[..., 10:15], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "layer", [Modulation(scale_offset=3, bias_offset=5, name="m"), BilinearUpsampling(8, name="up")]
+)
+def test_custom_layers_round_trip_their_config(layer):
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config
+
+
+def test_bad_config_is_rejected_with_the_field_name():
+    with pytest.raises(ValueError, match="width"):
+        osmn_tf.OSMNConfig(width=0)
+    with pytest.raises(ValueError, match="dropout_rate"):
+        osmn_tf.OSMNConfig(dropout_rate=1.5)
