@@ -16,7 +16,7 @@ object 2 green, and so on. DAVIS 2016 annotations are grey-level images with
 import contextlib
 import os
 import pathlib
-import tempfile
+import secrets
 
 import numpy as np
 from PIL import Image
@@ -49,9 +49,12 @@ def atomic_output(path, mode="wb", **open_kwargs):
     Windows), which is removed again if the block raises.
     """
     path = pathlib.Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # `open(..., "x")` rather than `tempfile.mkstemp`, so that the file gets the
+    # usual permissions (umask) instead of mkstemp's owner-only 0600.
+    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    mode = mode.replace("w", "x")
     try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
+        with open(tmp_name, mode, **open_kwargs) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

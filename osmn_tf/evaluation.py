@@ -97,20 +97,17 @@ def _matched(points, target, radius):
     same row, then the best of the 2r+1 rows around each point.
     """
     h, w = target.shape
-    cols = np.arange(w, dtype=np.int64)
-    far = np.int64(w + radius + 1)
+    cols = np.arange(w, dtype=np.int32)
+    far = np.int32(w + radius + 1)
     left = np.maximum.accumulate(np.where(target, cols, -far), axis=1)
     right = np.minimum.accumulate(np.where(target, cols, 2 * far)[:, ::-1], axis=1)[:, ::-1]
-    row_dist = np.minimum(cols - left, right - cols)
-    limit = radius * radius + 1  # anything above r^2 is "too far"
-    row_d2 = np.minimum(row_dist, radius + 1) ** 2
-    padded = np.full((h + 2 * radius, w), limit, dtype=np.int64)
-    padded[radius: radius + h] = row_d2
+    row_d2 = np.minimum(np.minimum(cols - left, right - cols), radius + 1) ** 2
     ys, xs = points
-    offsets = np.arange(-radius, radius + 1, dtype=np.int64)
-    rows = ys[None, :] + radius + offsets[:, None]
-    best = (padded[rows, xs[None, :]] + (offsets ** 2)[:, None]).min(axis=0)
-    return best <= radius * radius
+    offsets = np.arange(-radius, radius + 1, dtype=np.int32)[:, None]
+    rows = ys[None, :] + offsets
+    inside = (rows >= 0) & (rows < h)
+    d2 = row_d2[np.clip(rows, 0, h - 1), xs[None, :]] + offsets ** 2
+    return np.any(inside & (d2 <= radius * radius), axis=0)
 
 
 def boundary_measure(gt, pred, bound_th=BOUND_TH):
@@ -383,6 +380,7 @@ def write_davis_csvs(results, out_dir, split="val"):
     written atomically. Returns the two paths.
     """
     out_dir = pathlib.Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     global_path = out_dir / f"global_results-{split}.csv"
     sequence_path = out_dir / f"per-sequence_results-{split}.csv"
     _write_text(global_path, _csv_text(*global_rows(results)))
@@ -392,6 +390,7 @@ def write_davis_csvs(results, out_dir, split="val"):
 
 def write_miou_csv(results, out_dir, split="val"):
     """Writes `miou_results-<split>.csv`: `Sequence,mIoU` rows, then `all` with the mean."""
+    pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
     path = pathlib.Path(out_dir) / f"miou_results-{split}.csv"
     rows = [[name, value] for name, value in results.per_object.items()] + [["all", results.mean]]
     _write_text(path, _csv_text(("Sequence", "mIoU"), rows))

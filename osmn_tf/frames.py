@@ -1,0 +1,173 @@
+"""Reading, resizing and normalising video frames and masks (SPEC section 1).
+
+Everything here is numpy in, numpy out. Resizing goes through PIL, because the
+original resized with PIL and its bilinear filter (which widens its support when
+shrinking) is what the released weights saw; another library's "bilinear" gives
+different numbers.
+
+Sizes are written `(W, H)`, PIL's order; arrays are `[H, W, ...]`.
+"""
+import os
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+MEAN_BGR = (104.0, 117.0, 123.0)
+"""Per-channel mean subtracted from every network input, in B, G, R order."""
+
+SCALE = 1.0
+"""Factor applied after the mean subtraction (the original's `--scale_value`)."""
+
+WORKING_SIZE = (854, 480)
+"""`(W, H)` every frame is resized to at inference (DAVIS 480p)."""
+
+
+def load_rgb(path):
+    """Reads an image file as RGB.
+
+    Grey-level, palette, grey+alpha and RGBA files are converted to RGB (alpha is
+    dropped, not composited, as the original did).
+
+    Args:
+        path: a path-like to any image file PIL can read.
+
+    Returns:
+        `uint8` array `[H, W, 3]`.
+
+    Raises:
+        FileNotFoundError: `path` does not exist.
+        ValueError: the file is not an image PIL can decode.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"load_rgb: no image file at {path!r}")
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"), dtype=np.uint8).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(f"load_rgb: cannot read {path!r} as an image: {error}") from error
+
+
+def _check_size(size, name="size"):
+    """`size` as a `(W, H)` tuple of positive ints, or a ValueError naming it."""
+    try:
+        width, height = (int(v) for v in size)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a (W, H) pair of ints, got {size!r}") from None
+    if width <= 0 or height <= 0 or (width, height) != tuple(size):
+        raise ValueError(f"{name} must be a (W, H) pair of positive ints, got {size!r}")
+    return width, height
+
+
+def _check_rgb(rgb, name="rgb"):
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"{name} must be an RGB image of shape [H, W, 3], got shape {rgb.shape}")
+    if rgb.shape[0] == 0 or rgb.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {rgb.shape}")
+    return rgb
+
+
+def _check_uint8_rgb(rgb, name="rgb"):
+    rgb = _check_rgb(rgb, name)
+    if rgb.dtype != np.uint8:
+        # PIL's resampling works on 8-bit images; silently rounding floats would
+        # hide a caller that already normalised the frame.
+        raise TypeError(f"{name} must be uint8 (0..255), got dtype {rgb.dtype}")
+    return rgb
+
+
+def _check_mask(mask, name="mask"):
+    """A 2-D view of `mask`; `[H, W, 1]` is accepted (the network's output layout)."""
+    mask = np.asarray(mask)
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ValueError(f"{name} must have shape [H, W] or [H, W, 1], got shape {mask.shape}")
+    if mask.shape[0] == 0 or mask.shape[1] == 0:
+        raise ValueError(f"{name} must not be empty, got shape {mask.shape}")
+    if not (np.issubdtype(mask.dtype, np.integer) or mask.dtype == np.bool_
+            or np.issubdtype(mask.dtype, np.floating)):
+        raise TypeError(f"{name} must be a boolean or numeric array, got dtype {mask.dtype}")
+    return mask
+
+
+def resize_frame(rgb, size):
+    """Resizes an RGB frame with PIL's bilinear filter.
+
+    Args:
+        rgb: `uint8` array `[H, W, 3]`.
+        size: `(W, H)` of the result.
+
+    Returns:
+        `uint8` array `[size[1], size[0], 3]`.
+    """
+    rgb = _check_uint8_rgb(rgb)
+    width, height = _check_size(size)
+    return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+
+
+def resize_mask(mask, size):
+    """Resizes a mask or label map with PIL's nearest-neighbour filter.
+
+    Nearest neighbour keeps the values (object ids stay object ids).
+
+    Args:
+        mask: array `[H, W]` (or `[H, W, 1]`) of bool, integers or floats.
+        size: `(W, H)` of the result.
+
+    Returns:
+        array `[size[1], size[0]]` of `mask`'s dtype.
+    """
+    mask = _check_mask(mask)
+    width, height = _check_size(size)
+    dtype = mask.dtype
+    # PIL has no mode for every numpy dtype: go through one that holds the values
+    # exactly. Nearest neighbour only copies pixels, so this changes no value.
+    if dtype == np.bool_ or dtype == np.uint8:
+        pil_array = mask.astype(np.uint8)
+    elif np.issubdtype(dtype, np.integer):
+        info = np.iinfo(np.int32)
+        if mask.min() < info.min or mask.max() > info.max:
+            raise ValueError(f"mask values must fit in int32 to be resized, got range "
+                             f"[{mask.min()}, {mask.max()}]")
+        pil_array = mask.astype(np.int32)
+    else:
+        if np.finfo(dtype).bits > 32 and not np.array_equal(mask.astype(np.float32), mask):
+            raise ValueError("mask of float64 values that float32 cannot hold cannot be resized")
+        pil_array = mask.astype(np.float32)
+    resized = np.asarray(Image.fromarray(pil_array).resize((width, height), Image.NEAREST))
+    return resized.astype(dtype)
+
+
+def normalize_frame(rgb):
+    """The network's input encoding of an RGB frame.
+
+    Channels reversed to BGR, minus `MEAN_BGR`, times `SCALE` (1.0).
+
+    Args:
+        rgb: array `[H, W, 3]`, RGB, values in 0..255 (any real dtype).
+
+    Returns:
+        `float32` array `[H, W, 3]`, BGR.
+    """
+    rgb = _check_rgb(rgb)
+    if not (np.issubdtype(rgb.dtype, np.integer) or np.issubdtype(rgb.dtype, np.floating)):
+        raise TypeError(f"rgb must be a numeric array, got dtype {rgb.dtype}")
+    bgr = rgb[:, :, ::-1].astype(np.float32)
+    return (bgr - np.asarray(MEAN_BGR, dtype=np.float32)) * np.float32(SCALE)
+
+
+def preprocess_frame(rgb, size=WORKING_SIZE):
+    """A frame as the segmentation network takes it: resized, then normalised.
+
+    Args:
+        rgb: `uint8` array `[H, W, 3]`, RGB.
+        size: `(W, H)` to resize to (PIL bilinear); `None` keeps the frame's size.
+
+    Returns:
+        `float32` array `[size[1], size[0], 3]`, BGR minus `MEAN_BGR`.
+    """
+    if size is not None:
+        rgb = resize_frame(rgb, size)
+    return normalize_frame(rgb)

@@ -1,0 +1,62 @@
+"""Evaluates a folder of DAVIS result masks: J & F (DAVIS benchmark) or OSMN's mIoU.
+
+    python tools/evaluate.py --davis-root DAVIS --results RESULTS --split val \\
+        [--year 2017] [--metric davis|miou] [--correct-decay]
+
+RESULTS holds one folder per sequence of indexed PNGs named as the
+annotations. Prints the tables and writes, into RESULTS,
+`global_results-<split>.csv` and `per-sequence_results-<split>.csv` (davis), or
+`miou_results-<split>.csv` (miou).
+"""
+import argparse
+import pathlib
+import sys
+
+try:
+    import osmn_tf  # noqa: F401  (installed with `pip install -e .`)
+except ImportError:  # run from a checkout without installing
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+
+from osmn_tf import evaluation  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--davis-root", required=True, type=pathlib.Path,
+                        help="DAVIS folder with JPEGImages, Annotations and ImageSets")
+    parser.add_argument("--results", required=True, type=pathlib.Path,
+                        help="folder of result masks, one sub-folder per sequence; the CSVs go here")
+    parser.add_argument("--split", default="val", help="ImageSets/<year>/<split>.txt (default: val)")
+    parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017))
+    parser.add_argument("--metric", default="davis", choices=("davis", "miou"),
+                        help="davis: J & F as the official DAVIS 2017 package; miou: OSMN's own mIoU")
+    parser.add_argument("--correct-decay", action="store_true",
+                        help="compute the decay correctly for sequences over 256 frames instead of "
+                             "reproducing the official package's uint8 wrap")
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.metric == "miou":
+        result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
+        rows = [[name, value] for name, value in result.per_object.items()]
+        print(f"---------- mIoU per {'sequence' if args.year == 2016 else 'object'} "
+              f"for {args.split} ----------")
+        print(evaluation.format_table(("Sequence", "mIoU"), rows + [["all", result.mean]]))
+        path = evaluation.write_miou_csv(result, args.results, args.split)
+        print(f"\nmIoU results saved in {path}")
+        return 0
+    result = evaluation.evaluate_davis(args.davis_root, args.results, args.split, args.year,
+                                       decay_uint8_wrap=not args.correct_decay)
+    print(f"--------------------------- Global results for {args.split} ---------------------------")
+    print(evaluation.format_table(*evaluation.global_rows(result)))
+    print(f"\n---------- Per sequence results for {args.split} ----------")
+    print(evaluation.format_table(*evaluation.per_sequence_rows(result)))
+    global_path, sequence_path = evaluation.write_davis_csvs(result, args.results, args.split)
+    print(f"\nGlobal results saved in {global_path}\nPer-sequence results saved in {sequence_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
