@@ -1,0 +1,139 @@
+"""Segmenting a video from its first frame's masks (SPEC section 5)."""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from osmn_tf.frames import WORKING_SIZE, preprocess_frame, resize_mask
+from osmn_tf.guides import spatial_guide, visual_guide
+
+# Background's fixed score in the multi-object merge: an object wins a pixel
+# only where its probability exceeds 0.5.
+BACKGROUND_SCORE = 0.5
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """One frame's segmentation.
+
+    Attributes:
+        frame: the input frame, `uint8` `[H, W, 3]` RGB.
+        labels: `uint8` `[H, W]` object ids at the frame's own size (0 = background).
+        probabilities: `float32` `[K, h, w]`, each object's probability at the
+            working size, in the order of `object_ids`; `None` for frame 0.
+        object_ids: the K object ids.
+    """
+
+    frame: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    object_ids: tuple
+
+
+def object_ids_of(mask):
+    """The object ids of a label map: its nonzero values, ascending."""
+    return tuple(int(i) for i in np.unique(mask) if i != 0)
+
+
+def merge_probabilities(probabilities, object_ids):
+    """Label map from per-object probabilities `[K, h, w]`: argmax over [0.5 background, p_1..p_K]."""
+    scores = np.concatenate([np.full((1, *probabilities.shape[1:]), BACKGROUND_SCORE, np.float32), probabilities])
+    lookup = np.asarray((0, *object_ids), dtype=np.uint8)
+    return lookup[np.argmax(scores, axis=0)]
+
+
+class VideoSegmenter:
+    """Runs OSMN over a video, all objects of a frame in one batch.
+
+    For each object, the visual modulator runs once on frame 0; every later
+    frame is segmented with a spatial guide made from that object's own
+    thresholded prediction on the previous frame (the original's choice, not
+    the merged label map), frame 1 from the first mask. Frames are processed
+    as a stream: memory does not grow with the video's length.
+
+    Args:
+        model: an `osmn_tf.OSMN`.
+        working_size: `(W, H)` every frame is resized to; the original's is 854 x 480.
+    """
+
+    def __init__(self, model, working_size=WORKING_SIZE):
+        self.model = model
+        self.working_size = tuple(int(v) for v in working_size)
+        if len(self.working_size) != 2 or min(self.working_size) < 1:
+            raise ValueError(f"working_size must be (W, H) with positive values, got {working_size!r}")
+        self._frame_model = model.frame_model()
+        self._input_names = [t.name for t in self._frame_model.inputs]
+        self._encode = tf.function(
+            lambda guides: model.visual_modulator(guides, training=False),
+            input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)],
+        )
+        specs = {
+            "image": tf.TensorSpec([None, None, None, 3], tf.float32),
+            "spatial_guide": tf.TensorSpec([None, None, None, 1], tf.float32),
+            "modulation_params": tf.TensorSpec([None, model.num_modulation_params], tf.float32),
+        }
+        # One trace for every frame size and object count.
+        self._probabilities = tf.function(
+            lambda *inputs: tf.sigmoid(self._frame_model(list(inputs), training=False)),
+            input_signature=[specs[name] for name in self._input_names],
+        )
+
+    def encode_objects(self, frame, first_mask, object_ids):
+        """The visual modulator's parameters `[K, P]` for each object of frame 0 (None without it)."""
+        if self.model.visual_modulator is None:
+            return None
+        guides = np.stack([visual_guide(frame, first_mask == i) for i in object_ids])
+        return self._encode(guides).numpy()
+
+    def track(self, frames, first_mask):
+        """Yields a `FrameResult` per frame; see `segment`."""
+        first_mask = np.asarray(first_mask)
+        object_ids = object_ids_of(first_mask)
+        if not object_ids:
+            raise ValueError("first_mask has no object: every pixel is 0 (background)")
+        width, height = self.working_size
+        params = None
+        previous = None
+        for index, frame in enumerate(frames):
+            frame = np.asarray(frame)
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise ValueError(f"frame {index}: expected an HxWx3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            if index == 0:
+                if first_mask.shape != frame.shape[:2]:
+                    raise ValueError(
+                        f"first_mask is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but frame 0 is "
+                        f"{frame.shape[1]}x{frame.shape[0]}: they must be the same size"
+                    )
+                params = self.encode_objects(frame, first_mask, object_ids)
+                working_mask = resize_mask(first_mask, self.working_size)
+                previous = np.stack([working_mask == i for i in object_ids])
+                yield FrameResult(frame, first_mask.astype(np.uint8), None, object_ids)
+                continue
+            probabilities = self._segment_frame(frame, previous, params)
+            previous = probabilities > 0.5
+            labels = merge_probabilities(probabilities, object_ids)
+            if labels.shape != frame.shape[:2]:
+                labels = resize_mask(labels, (frame.shape[1], frame.shape[0]))
+            yield FrameResult(frame, labels, probabilities, object_ids)
+
+    def segment(self, frames, first_mask):
+        """Yields one `uint8` `[H, W]` label map per frame, at each frame's own size.
+
+        Args:
+            frames: an iterable of `uint8` `[H, W, 3]` RGB frames.
+            first_mask: `uint8` `[H, W]` object ids of frame 0 (0 = background).
+                Frame 0's output is `first_mask` itself.
+        """
+        for result in self.track(frames, first_mask):
+            yield result.labels
+
+    def _segment_frame(self, frame, previous_masks, params):
+        num_objects = len(previous_masks)
+        image = preprocess_frame(frame, self.working_size)
+        inputs = {
+            "image": np.broadcast_to(image, (num_objects, *image.shape)),
+            "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self.model.spatial_modulator else None,
+            "modulation_params": params,
+        }
+        probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names])
+        return probabilities.numpy()[..., 0]

@@ -1,0 +1,175 @@
+"""Segmenting whole videos and DAVIS splits into folders of palette PNGs.
+
+Each sequence is written into a hidden temporary folder beside its final one
+and renamed when complete: an interrupted run leaves no half-written sequence,
+and a rerun skips the sequences already there.
+"""
+import contextlib
+import dataclasses
+import os
+import pathlib
+import resource
+import secrets
+import shutil
+import time
+
+import numpy as np
+from PIL import Image
+
+from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, write_mask
+from osmn_tf.inference import object_ids_of
+
+
+@dataclasses.dataclass
+class SegmentationStats:
+    """What a run did: frames the network segmented and the time it took."""
+
+    sequences_done: int = 0
+    sequences_skipped: int = 0
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self):
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def peak_memory_mb():
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def read_first_mask(path):
+    """Reads a first-frame mask: `(object ids [H, W] uint8, palette [256, 3] or None)`.
+
+    Raises ValueError naming the file when it holds no object or when an
+    object id has no colour in the file's own palette.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: first mask not found")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            colours = len(image.getpalette()) // 3 if mode == "P" else None
+            labels = np.array(image)
+            raw_palette = image.getpalette() if mode == "P" else None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the first mask: {e}") from e
+    if mode == "1":
+        labels = labels.astype(np.uint8)
+    elif mode not in ("P", "L"):
+        raise ValueError(f"{path}: the first mask must be a palette or grey-level PNG of object ids, not mode {mode}")
+    ids = object_ids_of(labels)
+    if not ids:
+        raise ValueError(f"{path}: the first mask has no object (every pixel is 0)")
+    palette = None
+    if raw_palette is not None:
+        missing = [i for i in ids if i >= colours]
+        if missing:
+            raise ValueError(
+                f"{path}: object id(s) {missing} have no colour in the mask's palette ({colours} colours)"
+            )
+        palette = np.zeros((256, 3), np.uint8)
+        palette[:colours] = np.asarray(raw_palette[: colours * 3], np.uint8).reshape(-1, 3)
+    return labels.astype(np.uint8), palette
+
+
+@contextlib.contextmanager
+def staged_folder(final):
+    """Yields a temporary folder that becomes `final` when the block succeeds, and vanishes if it fails."""
+    final = pathlib.Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
+    staging.mkdir()
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None):
+    """Segments one video and writes `output_dir/<name>.png` per frame (and the scores if asked).
+
+    Args:
+        segmenter: an `osmn_tf.inference.VideoSegmenter`.
+        frames: iterable of `uint8` RGB frames; names: one file name per frame.
+        first_mask: frame 0's object ids.
+        palette: the PNGs' palette; default the DAVIS palette.
+        save_scores: also write `output_dir/<object id>/<name>.npy`, each
+            object's probability at the working size (float16).
+        on_frame: called as `on_frame(frame, labels)` after each frame (progress, overlays).
+    Returns:
+        the number of frames written.
+    """
+    palette = DAVIS_PALETTE if palette is None else palette
+    count = 0
+    with staged_folder(output_dir) as staging:
+        for name, result in zip(names, segmenter.track(frames, first_mask)):
+            write_mask(staging / f"{name}.png", result.labels, palette)
+            if save_scores and result.probabilities is not None:
+                for object_id, probability in zip(result.object_ids, result.probabilities):
+                    (staging / str(object_id)).mkdir(exist_ok=True)
+                    np.save(staging / str(object_id) / f"{name}.npy", probability.astype(np.float16))
+            if on_frame is not None:
+                on_frame(result.frame, result.labels)
+            count += 1
+    return count
+
+
+def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None):
+    """Segments every sequence of a `DavisDataset` split into `output_dir/<sequence>/<frame>.png`.
+
+    The layout is the one the official DAVIS evaluation reads. Sequences whose
+    folder exists are skipped unless `overwrite`.
+
+    Args:
+        progress: optional callable `progress(event, **info)` for progress display.
+    Returns:
+        `SegmentationStats`.
+    """
+    if not isinstance(dataset, DavisDataset):
+        raise TypeError(f"dataset must be a DavisDataset, got {type(dataset).__name__}")
+    output_dir = pathlib.Path(output_dir)
+    stats = SegmentationStats()
+    for sequence in dataset.sequences:
+        target = output_dir / sequence
+        if target.is_dir() and not overwrite:
+            stats.sequences_skipped += 1
+            if progress:
+                progress("skip", sequence=sequence)
+            continue
+        frame_paths = dataset.frame_paths(sequence)
+        first_annotation = dataset.annotation_paths(sequence)[0]
+        first_mask = dataset.read_annotation(first_annotation)
+        if not object_ids_of(first_mask):
+            raise ValueError(f"{first_annotation}: the first mask has no object")
+        if progress:
+            progress("start", sequence=sequence, frames=len(frame_paths))
+        frames = _load_frames(frame_paths)
+        tick = time.perf_counter()
+        stats.frames += segment_to_folder(
+            segmenter,
+            frames,
+            [p.stem for p in frame_paths],
+            first_mask,
+            target,
+            save_scores=save_scores,
+            on_frame=(lambda frame, labels: progress("frame", sequence=sequence)) if progress else None,
+        )
+        stats.seconds += time.perf_counter() - tick
+        stats.sequences_done += 1
+    return stats
+
+
+def _load_frames(paths):
+    from osmn_tf.frames import load_rgb
+
+    for path in paths:
+        yield load_rgb(path)
+

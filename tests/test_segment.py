@@ -1,0 +1,307 @@
+"""Segmenting videos: the original's loop (SPEC 5), tools/segment.py as users run it, bad input."""
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+import osmn_tf
+from osmn_tf import inference
+from osmn_tf.davis import DAVIS_PALETTE, read_mask, write_mask
+from osmn_tf.inference import VideoSegmenter
+
+from conftest import FIDELITY, REPO
+
+SOLO = FIDELITY / "sequence_solo"
+WORKING = (64, 48)
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("segment_tool", REPO / "tools" / "segment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool_inprocess(*args):
+    """Runs tools/segment.py's main in this process; returns (exit code, message)."""
+    try:
+        load_tool().main([str(a) for a in args])
+    except SystemExit as e:
+        return (e.code if isinstance(e.code, int) else 1), str(e.code)
+    return 0, ""
+
+
+def synthetic_video(num_frames=5, size=(80, 60), seed=0):
+    """Frames with three squares drifting right, and frame 0's ids (1, 2, 5: ids need not be consecutive)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    frames = []
+    for t in range(num_frames):
+        frame = background.copy()
+        for k, (x, y, colour) in enumerate([(5, 5, (255, 0, 0)), (40, 10, (0, 255, 0)), (20, 35, (0, 0, 255))]):
+            frame[y : y + 15, x + 2 * t : x + 2 * t + 15] = colour
+        frames.append(frame)
+    first = np.zeros((h, w), np.uint8)
+    first[5:20, 5:20], first[10:25, 40:55], first[35:50, 20:35] = 1, 2, 5
+    return frames, first
+
+
+@pytest.fixture(scope="module")
+def small_model():
+    """A small model whose outputs depend on both guides and vary across pixels."""
+    keras.utils.set_random_seed(3)
+    model = osmn_tf.build_osmn(width=0.125)
+    rng = np.random.default_rng(3)
+
+    def scale(variable, std):
+        variable.assign(rng.normal(0, std, variable.shape).astype("float32"))
+
+    scale(model.visual_modulator.get_layer("fc8").kernel, 0.05)
+    for block in (3, 4, 5):
+        scale(model.spatial_modulator.get_layer(f"conv{block}").kernel, 3.0)
+    seg = model.segmentation_network
+    for name in ("conv2_2_16", "conv3_3_16", "conv4_3_16", "conv5_3_16"):
+        scale(seg.get_layer(name).kernel, 0.02)
+    scale(seg.get_layer("upscore-fuse").kernel, 1.0)
+    return model
+
+
+@pytest.fixture(scope="module")
+def small_weights(small_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "small.keras"
+    small_model.save(path)
+    return path
+
+
+def test_all_objects_in_one_batch_equal_one_object_at_a_time(small_model):
+    frames, first = synthetic_video()
+    segmenter = VideoSegmenter(small_model, working_size=WORKING)
+    together = [r.probabilities for r in segmenter.track(frames, first)][1:]
+    for k, object_id in enumerate((1, 2, 5)):
+        alone = [r.probabilities for r in segmenter.track(frames, np.where(first == object_id, first, 0))][1:]
+        for t, (a, b) in enumerate(zip(alone, together)):
+            np.testing.assert_allclose(a[0], b[k], atol=2e-5, err_msg=f"object {object_id}, frame {t + 1}")
+    # The probabilities are not trivially equal across objects (the test could fail).
+    assert np.abs(together[0][0] - together[0][1]).max() > 1e-3
+
+
+def test_labels_follow_the_original_merge_and_frame_sizes(small_model):
+    frames, first = synthetic_video(size=(81, 61))
+    results = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
+    assert len(results) == len(frames)
+    np.testing.assert_array_equal(results[0].labels, first)
+    for r in results[1:]:
+        assert r.labels.shape == (61, 81) and r.labels.dtype == np.uint8
+        assert r.probabilities.shape == (3, 48, 64)
+        # Merge by hand: background 0.5, argmax, ids 0, 1, 2, 5, resized nearest to the frame.
+        p = r.probabilities
+        expected = np.zeros(p.shape[1:], np.uint8)
+        best = np.full(p.shape[1:], 0.5, np.float32)
+        for k, object_id in enumerate((1, 2, 5)):
+            wins = p[k] > best
+            expected[wins], best[wins] = object_id, p[k][wins]
+        # PIL's nearest neighbour samples at pixel centres.
+        rows = ((np.arange(61) + 0.5) * 48 / 61).astype(int)
+        cols = ((np.arange(81) + 0.5) * 64 / 81).astype(int)
+        np.testing.assert_array_equal(r.labels, expected[rows][:, cols])
+
+
+def test_spatial_guides_come_from_each_objects_own_previous_prediction(small_model, monkeypatch):
+    frames, first = synthetic_video(num_frames=4)
+    seen = []
+    real = inference.spatial_guide
+    monkeypatch.setattr(inference, "spatial_guide", lambda mask: seen.append(np.array(mask)) or real(mask))
+    results = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
+    assert len(seen) == 3 * 3
+    working_first = np.asarray(Image.fromarray(first).resize(WORKING, Image.NEAREST))
+    for k, object_id in enumerate((1, 2, 5)):
+        np.testing.assert_array_equal(seen[k], working_first == object_id)  # frame 1: the first mask
+        for t in (2, 3):  # then this object's own thresholded probability
+            np.testing.assert_array_equal(seen[3 * (t - 1) + k], results[t - 1].probabilities[k] > 0.5)
+
+
+def test_a_vanished_object_keeps_being_tracked_with_a_blank_guide(small_model, monkeypatch):
+    fuse = small_model.segmentation_network.get_layer("upscore-fuse")
+    old = fuse.bias.numpy()
+    fuse.bias.assign([-1000.0])  # every prediction empty
+    guides = []
+    real = inference.spatial_guide
+    monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(real(mask)) or guides[-1])
+    try:
+        frames, first = synthetic_video(num_frames=4)
+        labels = list(VideoSegmenter(small_model, working_size=WORKING).segment(frames, first))
+    finally:
+        fuse.bias.assign(old)
+    assert len(labels) == 4 and all(not l.any() for l in labels[1:])
+    assert all(g.any() for g in guides[:3]) and not any(g.any() for g in guides[3:])
+
+
+@pytest.mark.parametrize(
+    "first,message",
+    [(np.zeros((60, 80), np.uint8), "no object"), (np.ones((30, 80), np.uint8), "same size")],
+)
+def test_segmenter_rejects_bad_first_masks(small_model, first, message):
+    frames, _ = synthetic_video()
+    with pytest.raises(ValueError, match=message):
+        list(VideoSegmenter(small_model, working_size=WORKING).segment(frames, first))
+
+
+@pytest.mark.large
+def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_path, tf1_checkpoint):
+    expected = np.load(SOLO / "expected.npz")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", tf1_checkpoint("full"),
+         "--davis-root", str(SOLO / "davis"), "--year", "2017", "--split", "val",
+         "--output", str(tmp_path / "out"), "--save-scores"],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "frames/s" in result.stdout and "peak memory" in result.stdout
+    np.testing.assert_array_equal(read_mask(tmp_path / "out/solo/00000.png"), read_mask(SOLO / "davis/Annotations/480p/solo/00000.png"))
+    for k in range(1, 6):
+        labels, palette = read_mask(tmp_path / f"out/solo/{k:05d}.png", return_palette=True)
+        agreement = np.mean(labels == expected[f"solo/{k:05d}/labels"])
+        assert agreement >= 0.999, (k, agreement)
+        np.testing.assert_array_equal(palette, DAVIS_PALETTE)
+        prob = np.load(tmp_path / f"out/solo/1/{k:05d}.npy").astype(np.float32)
+        assert np.abs(prob - expected[f"solo/1/{k:05d}/prob"].astype(np.float32)).max() < 2e-3
+
+
+def write_frames(folder, frames, suffix=".jpg"):
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t:05d}{suffix}", quality=95)
+    return folder
+
+
+def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(tmp_path, small_weights):
+    frames, first = synthetic_video()
+    write_frames(tmp_path / "frames", frames)
+    palette = np.zeros((8, 3), np.uint8)
+    palette[1], palette[2], palette[5] = (10, 20, 30), (40, 50, 60), (70, 80, 90)
+    mask = Image.fromarray(first, mode="P")
+    mask.putpalette(palette.reshape(-1).tolist())
+    mask.save(tmp_path / "first.png")
+    code, message = run_tool_inprocess(
+        "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
+        "--output", tmp_path / "out", "--overlay", tmp_path / "overlay.gif", "--working-size", "64x48")
+    assert code == 0, message
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"{t:05d}.png" for t in range(5)]
+    labels, written_palette = read_mask(tmp_path / "out/00003.png", return_palette=True)
+    assert labels.shape == (60, 80)
+    np.testing.assert_array_equal(written_palette[:8], palette)
+    overlay = Image.open(tmp_path / "overlay.gif")
+    assert overlay.n_frames == 5 and overlay.size == (80, 60)
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary left
+
+
+def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weights):
+    from osmn_tf.video import animation_writer, open_frames
+
+    frames, first = synthetic_video(size=(96, 64))
+    with animation_writer(tmp_path / "video.mp4", fps=5) as append:
+        for frame in frames:
+            append(frame)
+    write_mask(tmp_path / "first.png", first)
+    code, message = run_tool_inprocess(
+        "--weights", small_weights, "--frames", tmp_path / "video.mp4", "--first-mask", tmp_path / "first.png",
+        "--output", tmp_path / "out", "--overlay", tmp_path / "overlay.mp4", "--working-size", "64x48")
+    assert code == 0, message
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+    decoded = list(open_frames(tmp_path / "overlay.mp4"))
+    assert len(decoded) == 5 and decoded[0].shape == (64, 96, 3)
+
+
+def make_davis(root, sequences, year="2017"):
+    for name, (frames, first) in sequences.items():
+        write_frames(root / "JPEGImages/480p" / name, frames)
+        write_mask(root / "Annotations/480p" / name / "00000.png", first)
+    (root / "ImageSets" / year).mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / year / "val.txt").write_text("\n".join(sequences) + "\n")
+    return root
+
+
+def test_dataset_mode_resumes_and_overwrites(tmp_path, small_weights, capsys):
+    root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1), "b": synthetic_video(num_frames=3, seed=2)})
+    args = ["--weights", small_weights, "--davis-root", root, "--output", tmp_path / "out", "--working-size", "64x48"]
+    assert run_tool_inprocess(*args)[0] == 0
+    assert sorted(p.name for p in (tmp_path / "out/b").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    stamp = (tmp_path / "out/a/00004.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run_tool_inprocess(*args)[0] == 0
+    out = capsys.readouterr()
+    assert "0 sequences segmented, 2 skipped" in out.out
+    assert (tmp_path / "out/a/00004.png").stat().st_mtime_ns == stamp
+    assert run_tool_inprocess(*args, "--overwrite")[0] == 0
+    assert (tmp_path / "out/a/00004.png").stat().st_mtime_ns != stamp
+
+
+def test_dataset_mode_2016_treats_every_object_as_one(tmp_path, small_weights):
+    root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1)}, year="2016")
+    code, message = run_tool_inprocess("--weights", small_weights, "--davis-root", root, "--year", "2016",
+                                       "--output", tmp_path / "out", "--working-size", "64x48", "--save-scores")
+    assert code == 0, message
+    assert sorted(p.name for p in (tmp_path / "out/a").iterdir() if p.is_dir()) == ["1"]
+    assert set(np.unique(read_mask(tmp_path / "out/a/00000.png"))) == {0, 1}
+
+
+def bad_case(tmp_path, case):
+    frames, first = synthetic_video()
+    folder = write_frames(tmp_path / "frames", frames)
+    write_mask(tmp_path / "first.png", first)
+    frames_arg, mask_arg = folder, tmp_path / "first.png"
+    if case == "missing frames":
+        frames_arg = tmp_path / "nowhere"
+    elif case == "unreadable frame":
+        (folder / "00003.jpg").write_bytes(b"not a jpeg")
+    elif case == "mask size":
+        write_mask(mask_arg, np.ones((30, 40), np.uint8))
+    elif case == "empty mask":
+        write_mask(mask_arg, np.zeros((60, 80), np.uint8))
+    elif case == "id not in palette":
+        image = Image.fromarray(first, mode="P")
+        # 5 colours (ids 0..4): id 5 has none. (PNG stores this at 4 bits a pixel, keeping the 5.)
+        image.putpalette([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255, 9, 9, 9])
+        image.save(mask_arg)
+    elif case == "undecodable video":
+        frames_arg = tmp_path / "broken.mp4"
+        frames_arg.write_bytes(b"\x00" * 4096)
+    return frames_arg, mask_arg
+
+
+@pytest.mark.parametrize(
+    "case,message",
+    [
+        ("missing frames", "nowhere: no such frame folder or video file"),
+        ("unreadable frame", "00003.jpg"),
+        ("mask size", "same size"),
+        ("empty mask", "first.png: the first mask has no object"),
+        ("id not in palette", "first.png: object id(s) [5] have no colour in the mask's palette (5 colours)"),
+        ("undecodable video", "broken.mp4: cannot decode as a video"),
+    ],
+)
+def test_bad_input_fails_clearly_and_leaves_no_output(tmp_path, small_weights, case, message):
+    frames_arg, mask_arg = bad_case(tmp_path, case)
+    code, text = run_tool_inprocess("--weights", small_weights, "--frames", frames_arg, "--first-mask", mask_arg,
+                                    "--output", tmp_path / "out", "--overlay", tmp_path / "o.gif",
+                                    "--working-size", "64x48")
+    assert code != 0
+    assert text.startswith("error: ") and message in text, text
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o.gif").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_weights_of_the_wrong_kind_are_named(tmp_path):
+    frames_arg, mask_arg = bad_case(tmp_path, "none")
+    (tmp_path / "w.h5").write_bytes(b"hdf5?")
+    code, text = run_tool_inprocess("--weights", tmp_path / "w.h5", "--frames", frames_arg, "--first-mask", mask_arg,
+                                    "--output", tmp_path / "out")
+    assert code != 0 and "w.h5: not OSMN weights" in text
+    assert not (tmp_path / "out").exists()

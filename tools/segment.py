@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""Segment videos with OSMN, given the first frame's object masks.
+
+One video (an image folder or a video file):
+    python tools/segment.py --weights W --frames DIR_OR_VIDEO --first-mask 00000.png --output OUT [--overlay out.mp4]
+A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<frame>.png):
+    python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
+
+W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--weights", required=True, help=".keras model or TF1 checkpoint prefix")
+    parser.add_argument("--output", required=True, help="folder for the palette PNG masks")
+    video = parser.add_argument_group("one video")
+    video.add_argument("--frames", help="folder of frames (sorted by name) or a video file")
+    video.add_argument("--first-mask", help="PNG of frame 0's object ids (palette or grey-level)")
+    video.add_argument("--overlay", help="also write the masks drawn over the frames (.mp4, .gif, ...)")
+    video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
+    davis = parser.add_argument_group("a DAVIS split")
+    davis.add_argument("--davis-root", help="DAVIS folder with JPEGImages/, Annotations/, ImageSets/")
+    davis.add_argument("--year", type=int, choices=[2016, 2017], default=2017)
+    davis.add_argument("--split", default="val")
+    davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    parser.add_argument("--save-scores", action="store_true",
+                        help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
+    parser.add_argument("--working-size", default="854x480", help="WxH every frame is resized to (default 854x480)")
+    parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    args = parser.parse_args(argv)
+    if bool(args.davis_root) == bool(args.frames):
+        parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
+    if args.frames and not args.first_mask:
+        parser.error("--frames needs --first-mask")
+    if args.davis_root and (args.first_mask or args.overlay):
+        parser.error("--first-mask and --overlay are for one video (--frames), not --davis-root")
+    try:
+        w, h = (int(v) for v in args.working_size.lower().split("x"))
+        if w < 1 or h < 1:
+            raise ValueError
+    except ValueError:
+        parser.error(f"--working-size must be WxH with positive integers, got {args.working_size!r}")
+    args.working_size = (w, h)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    from osmn_tf.checkpoints import CheckpointError
+
+    try:
+        run(args)
+    except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run(args):
+    from tqdm import tqdm
+
+    from osmn_tf import segment_jobs
+    from osmn_tf.checkpoints import load_model
+    from osmn_tf.davis import DavisDataset
+    from osmn_tf.inference import VideoSegmenter
+
+    if args.davis_root:
+        dataset = DavisDataset(args.davis_root, args.year, args.split)
+        if args.sequences:
+            unknown = sorted(set(args.sequences) - set(dataset.sequences))
+            if unknown:
+                raise ValueError(f"--sequences {unknown} are not in {dataset.split_file}")
+            dataset.sequences = [s for s in dataset.sequences if s in args.sequences]
+    else:
+        from osmn_tf.video import open_frames
+
+        source = open_frames(args.frames)
+        first_mask, palette = segment_jobs.read_first_mask(args.first_mask)
+        if os.path.isdir(args.output) and not args.overwrite:
+            print(f"{args.output} is complete already; skipping it (--overwrite to redo)")
+            return
+
+    segmenter = VideoSegmenter(load_model(args.weights), working_size=args.working_size)
+    if args.davis_root:
+        bars = {}
+
+        def progress(event, sequence, frames=None):
+            if event == "skip":
+                bars["sequences"].write(f"{sequence}: complete already, skipped")
+                bars["sequences"].update()
+            elif event == "start":
+                if "frames" in bars:
+                    bars["frames"].close()
+                bars["frames"] = tqdm(total=frames, desc=sequence, unit="frame", leave=False)
+            else:
+                bars["frames"].update()
+                if bars["frames"].n == bars["frames"].total:
+                    bars["sequences"].update()
+
+        bars["sequences"] = tqdm(total=len(dataset.sequences), desc="sequences", unit="seq")
+        stats = segment_jobs.segment_davis(segmenter, dataset, args.output, args.save_scores, args.overwrite, progress)
+        for bar in bars.values():
+            bar.close()
+        print(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; "
+              f"masks in {args.output}")
+    else:
+        stats = segment_video(args, segmenter, source, first_mask, palette)
+    print(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {segmenter.working_size[0]}x"
+          f"{segmenter.working_size[1]}); peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
+
+
+def segment_video(args, segmenter, source, first_mask, palette):
+    import contextlib
+    import time
+
+    from tqdm import tqdm
+
+    from osmn_tf import segment_jobs
+    from osmn_tf.video import animation_writer
+    from osmn_tf.visualize import overlay_labels
+
+    total = len(source.names) if source.names is not None else None
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=total, desc=os.path.basename(str(source.path)), unit="frame"))
+        append = None
+        if args.overlay:
+            append = stack.enter_context(animation_writer(args.overlay, args.fps or source.fps or 10.0))
+
+        def on_frame(frame, labels):
+            if append is not None:
+                append(overlay_labels(frame, labels, palette))
+            bar.update()
+
+        tick = time.perf_counter()
+        frames = segment_jobs.segment_to_folder(
+            segmenter, source, source.frame_names(), first_mask, args.output, palette, args.save_scores, on_frame
+        )
+        seconds = time.perf_counter() - tick
+    print(f"wrote {frames} masks to {args.output}" + (f" and the overlay {args.overlay}" if args.overlay else ""))
+    return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)
+
+
+if __name__ == "__main__":
+    main()
