@@ -1,0 +1,244 @@
+"""The synthetic video dataset: determinism, exact masks, motion, DAVIS layout and CLI."""
+import dataclasses
+import importlib.util
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from osmn_tf import synthetic
+from osmn_tf.davis import DavisDataset, read_mask
+from osmn_tf.frames import load_rgb
+from osmn_tf.synthetic import SyntheticConfig
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+CONFIG = SyntheticConfig()
+SMALL = SyntheticConfig(image_size=(64, 48), num_frames=6, seed=3)
+VAL = synthetic.SPLIT_FIRST_INDEX["val"]
+
+
+@pytest.fixture(scope="module")
+def val_scenes():
+    """Twelve validation scenes of the default config, with their rendered frames."""
+    scenes = []
+    for index in range(VAL, VAL + 12):
+        scene = synthetic.sample_scene(CONFIG, index)
+        rendered = [synthetic.render_frame(scene, t) for t in range(CONFIG.num_frames)]
+        scenes.append((scene, [r[0] for r in rendered], [r[1] for r in rendered]))
+    return scenes
+
+
+# --- determinism ----------------------------------------------------------------
+
+def test_same_seed_and_index_give_the_same_sequence():
+    frames_a, masks_a = synthetic.generate_sequence(CONFIG, 7)
+    frames_b, masks_b = synthetic.generate_sequence(dataclasses.replace(CONFIG), 7)
+    assert len(frames_a) == len(masks_a) == CONFIG.num_frames
+    for a, b in zip(frames_a + masks_a, frames_b + masks_b):
+        np.testing.assert_array_equal(a, b)
+    width, height = CONFIG.image_size
+    assert frames_a[0].shape == (height, width, 3) and frames_a[0].dtype == np.uint8
+    assert masks_a[0].shape == (height, width) and masks_a[0].dtype == np.uint8
+
+
+def test_other_seed_or_index_give_other_sequences():
+    frames, _ = synthetic.generate_sequence(CONFIG, 7)
+    other_index, _ = synthetic.generate_sequence(CONFIG, 8)
+    other_seed, _ = synthetic.generate_sequence(dataclasses.replace(CONFIG, seed=1), 7)
+    assert not np.array_equal(frames[0], other_index[0])
+    assert not np.array_equal(frames[0], other_seed[0])
+
+
+def test_config_round_trips_and_validates():
+    assert SyntheticConfig.from_dict(CONFIG.to_dict()) == CONFIG
+    assert SyntheticConfig(image_size=[64, 48]).image_size == (64, 48)
+    for bad in ({"image_size": (8, 48)}, {"num_frames": 1}, {"min_objects": 3, "max_objects": 2},
+                {"object_radius": (0.3, 0.1)}, {"twin_prob": 1.5}, {"speed": (0, 0.1)}):
+        with pytest.raises(ValueError):
+            SyntheticConfig(**bad)
+
+
+# --- exact masks ------------------------------------------------------------------
+
+def test_masks_are_exactly_what_is_drawn(val_scenes):
+    for scene, frames, masks in val_scenes[:6]:
+        depth = {obj.object_id: obj.depth for obj in scene.objects}
+        for t in (0, CONFIG.num_frames // 2, CONFIG.num_frames - 1):
+            rgb, labels = frames[t], masks[t]
+            background = synthetic.render_background(scene, t)
+            covered = np.zeros(labels.shape, dtype=bool)
+            for obj in scene.objects:
+                silhouette, alone = synthetic.render_object(scene, obj.object_id, t)
+                mine = labels == obj.object_id
+                # Every labelled pixel lies in the object's silhouette and shows its colours.
+                assert not (mine & ~silhouette).any()
+                np.testing.assert_array_equal(rgb[mine], alone[mine])
+                # A silhouette pixel labelled otherwise is covered by an object in front.
+                hidden = silhouette & ~mine
+                assert (labels[hidden] != 0).all()
+                assert all(depth[int(i)] > obj.depth for i in np.unique(labels[hidden]))
+                covered |= silhouette
+            # Background pixels are outside every silhouette and show the background.
+            assert not (covered & (labels == 0)).any()
+            np.testing.assert_array_equal(rgb[labels == 0], background[labels == 0])
+
+
+def test_every_object_is_visible_in_every_frame(val_scenes):
+    for scene, _, masks in val_scenes:
+        ids = [obj.object_id for obj in scene.objects]
+        assert ids == list(range(1, len(ids) + 1))
+        assert CONFIG.min_objects <= len(ids) <= CONFIG.max_objects
+        assert sorted(np.unique(masks[0])[1:].tolist()) == ids
+        for t, labels in enumerate(masks):
+            for object_id in ids:
+                silhouette, _ = synthetic.render_object(scene, object_id, t)
+                visible = np.count_nonzero(labels == object_id)
+                needed = CONFIG.min_first_visible_fraction if t == 0 else CONFIG.min_visible_fraction
+                assert visible >= needed * np.count_nonzero(silhouette)
+
+
+# --- what makes both modulators matter ----------------------------------------------
+
+def test_twins_look_identical_and_others_do_not(val_scenes):
+    with_twins = [scene for scene, _, _ in val_scenes if scene.twins]
+    assert len(with_twins) >= 3  # twin_prob 0.6 of 12 scenes
+    for scene in with_twins:
+        a_id, b_id = scene.twins[0]
+        a, b = (obj for obj in scene.objects if obj.object_id in (a_id, b_id))
+        assert a.appearance is b.appearance and not np.allclose(a.centres, b.centres)
+        # Drawn at the same place, the twin gives the same pixels.
+        moved = dataclasses.replace(b, centres=a.centres)
+        swapped = dataclasses.replace(scene, objects=tuple(moved if o is b else o for o in scene.objects))
+        for t in (0, CONFIG.num_frames - 1):
+            sil_a, rgb_a = synthetic.render_object(scene, a.object_id, t)
+            sil_b, rgb_b = synthetic.render_object(swapped, b.object_id, t)
+            np.testing.assert_array_equal(sil_a, sil_b)
+            np.testing.assert_array_equal(rgb_a, rgb_b)
+    for scene, _, _ in val_scenes:
+        looks = {obj.appearance_id: obj.appearance for obj in scene.objects}
+        colours = [look.colours for look in looks.values()]
+        for i in range(len(colours)):
+            for j in range(i + 1, len(colours)):
+                assert not np.allclose(colours[i], colours[j])
+
+
+def test_objects_meet_and_occlude(val_scenes):
+    occluded = 0
+    for scene, _, masks in val_scenes:
+        hidden = False
+        for t, labels in enumerate(masks):
+            for obj in scene.objects:
+                silhouette, _ = synthetic.render_object(scene, obj.object_id, t)
+                inside = labels[silhouette]
+                hidden |= bool(((inside != obj.object_id) & (inside > 0)).any())
+        occluded += hidden
+    assert occluded >= len(val_scenes) // 3
+
+
+def test_objects_move_and_copying_the_first_mask_is_poor(val_scenes):
+    first_last, baseline, scale_changes = [], [], []
+    for scene, _, masks in val_scenes:
+        for obj in scene.objects:
+            a, b = masks[0] == obj.object_id, masks[-1] == obj.object_id
+            first_last.append(np.count_nonzero(a & b) / np.count_nonzero(a | b))
+            look = obj.appearance
+            scale_changes.append(abs(np.log(look.scales[-1] / look.scales[0])))
+            travel = np.linalg.norm(np.diff(obj.centres, axis=0), axis=1).sum()
+            assert travel >= 2 * look.radius * CONFIG.speed[0] * (CONFIG.num_frames - 1) * 0.99
+        baseline.extend(synthetic.copy_first_mask_ious(masks).values())
+    print(f"\ncopy-first-mask mean IoU over {len(baseline)} objects: {np.mean(baseline):.3f}; "
+          f"first-vs-last IoU {np.mean(first_last):.3f}")
+    assert np.mean(first_last) < 0.15
+    assert np.mean(baseline) < 0.2
+    assert np.mean(scale_changes) > 0.1
+
+
+def test_copy_first_mask_ious():
+    first = np.zeros((4, 4), np.uint8)
+    first[:2, :2] = 1
+    half = np.zeros((4, 4), np.uint8)
+    half[:2, :1] = 1
+    # Frames 1..T-2 are scored: the last frame (all background) is left out.
+    assert synthetic.copy_first_mask_ious([first, first, half, np.zeros_like(first)]) == {1: 0.75}
+
+
+# --- DAVIS layout ---------------------------------------------------------------
+
+def test_write_davis_is_readable_and_resumes(tmp_path):
+    names = synthetic.write_davis(tmp_path, SMALL, 2, split="train")
+    assert names == ["synth-train-0000", "synth-train-0001"]
+    assert synthetic.write_davis(tmp_path, SMALL, 1, split="val") == ["synth-val-0000"]
+    for split, count, first in (("train", 2, 0), ("val", 1, VAL)):
+        dataset = DavisDataset(tmp_path, year=2017, split=split)
+        assert len(dataset.sequences) == count
+        for number, name in enumerate(dataset.sequences):
+            frames, masks = synthetic.generate_sequence(SMALL, first + number)
+            frame_paths, mask_paths = dataset.frame_paths(name), dataset.annotation_paths(name)
+            assert len(frame_paths) == len(mask_paths) == SMALL.num_frames
+            assert dataset.num_objects(name) == masks[0].max()
+            for rgb, labels, frame_path, mask_path in zip(frames, masks, frame_paths, mask_paths):
+                np.testing.assert_array_equal(dataset.read_annotation(mask_path), labels)
+                assert Image.open(mask_path).mode == "P"
+                stored = load_rgb(frame_path)
+                assert stored.shape == rgb.shape
+                assert np.abs(stored.astype(int) - rgb).mean() < 4  # JPEG quality 95
+    # Resuming writes nothing; a missing file makes its sequence written again.
+    calls = []
+    synthetic.write_davis(tmp_path, SMALL, 2, split="train", on_sequence=lambda *a: calls.append(a))
+    assert calls == [("synth-train-0000", False), ("synth-train-0001", False)]
+    (tmp_path / "Annotations" / "480p" / "synth-train-0001" / "00003.png").unlink()
+    calls.clear()
+    synthetic.write_davis(tmp_path, SMALL, 2, split="train", on_sequence=lambda *a: calls.append(a))
+    assert calls == [("synth-train-0000", False), ("synth-train-0001", True)]
+    assert read_mask(tmp_path / "Annotations" / "480p" / "synth-train-0001" / "00003.png").shape == (48, 64)
+    assert not list(tmp_path.rglob("*.tmp"))
+    # Another config is refused.
+    with pytest.raises(ValueError, match="another config"):
+        synthetic.write_davis(tmp_path, dataclasses.replace(SMALL, seed=4), 1, split="train")
+
+
+def test_generation_is_fast():
+    import time
+
+    start = time.perf_counter()
+    synthetic.generate_sequence(CONFIG, 123)
+    assert time.perf_counter() - start < 1.0
+
+
+# --- command line ---------------------------------------------------------------
+
+def _load_tool():
+    spec = importlib.util.spec_from_file_location("make_synthetic_davis", REPO / "tools" / "make_synthetic_davis.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_writes_dataset_and_preview(tmp_path):
+    root, preview = tmp_path / "synthetic", tmp_path / "preview.png"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "make_synthetic_davis.py"), "--output", str(root), "--train", "2",
+         "--val", "1", "--size", "64x48", "--frames", "5", "--seed", "3", "--preview", str(preview),
+         "--preview-columns", "4", "--preview-zoom", "1", "--quiet"],
+        capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert len(DavisDataset(root, year=2017, split="train").sequences) == 2
+    assert DavisDataset(root, year=2017, split="val").sequences == ["synth-val-0000"]
+    with Image.open(preview) as image:
+        assert image.size == (4 * 64 + 3 * 2, 2 * 48 + 2)
+
+
+def test_preview_gif(tmp_path):
+    tool = _load_tool()
+    path = tmp_path / "preview.gif"
+    tool.write_preview(str(path), SMALL, "train", 0, zoom=2)
+    with Image.open(path) as image:
+        assert image.n_frames == SMALL.num_frames
+        assert image.size == (2 * 2 * 64, 2 * 48)
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--train", "1"])  # no --output

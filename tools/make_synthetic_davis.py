@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""Write the synthetic video dataset (`osmn_tf.synthetic`) in the DAVIS 2017 layout.
+
+    python tools/make_synthetic_davis.py --output data/synthetic --train 200 --val 20
+    python tools/make_synthetic_davis.py --preview /tmp/synthetic.png --preview-index 3
+    python tools/make_synthetic_davis.py --val 20 --baseline
+
+Re-running with the same arguments resumes: complete sequences are skipped.
+`--preview` writes a contact sheet (.png: frames above, masks overlaid below)
+or an animation (.gif) of one sequence. `--baseline` prints the "copy the
+first frame's mask" scores (J, F as the DAVIS evaluation computes them) on the
+validation sequences.
+"""
+import argparse
+import os
+import sys
+
+import numpy as np
+
+
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 160x96, got {text!r}") from None
+    return width, height
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", help="dataset root to write (JPEGImages/, Annotations/, ImageSets/)")
+    parser.add_argument("--train", type=int, default=0, help="number of training sequences")
+    parser.add_argument("--val", type=int, default=0, help="number of validation sequences")
+    parser.add_argument("--year", type=int, default=2017, choices=[2016, 2017],
+                        help="ImageSets/<year>/ to list the splits in")
+    parser.add_argument("--size", type=parse_size, default=None, help="frame size WxH (default 160x96)")
+    parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default 24)")
+    parser.add_argument("--min-objects", type=int, default=None, help="fewest objects per sequence (default 2)")
+    parser.add_argument("--max-objects", type=int, default=None, help="most objects per sequence (default 4)")
+    parser.add_argument("--seed", type=int, default=0, help="dataset seed")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="rewrite every sequence (needed when OUTPUT holds another config)")
+    parser.add_argument("--preview", help="write one sequence as a contact sheet (.png) or animation (.gif)")
+    parser.add_argument("--preview-split", default="val", help="split of the previewed sequence (default val)")
+    parser.add_argument("--preview-index", type=int, default=0, help="number of the previewed sequence in its split")
+    parser.add_argument("--preview-columns", type=int, default=8, help="frames in the contact sheet")
+    parser.add_argument("--preview-zoom", type=int, default=2, help="integer magnification of the preview")
+    parser.add_argument("--baseline", action="store_true",
+                        help="print the copy-the-first-mask J and F over the --val sequences")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    if args.output is None and (args.train or (args.val and not args.baseline)):
+        parser.error("--train/--val need --output")
+    if not (args.output or args.preview or args.baseline):
+        parser.error("nothing to do: give --output, --preview or --baseline")
+    if min(args.train, args.val) < 0:
+        parser.error("--train and --val must be >= 0")
+    if args.baseline and args.val < 1:
+        parser.error("--baseline needs --val N (N >= 1)")
+    if args.preview and not args.preview.lower().endswith((".png", ".gif")):
+        parser.error("--preview must end in .png or .gif")
+    if args.preview_zoom < 1 or args.preview_columns < 1:
+        parser.error("--preview-zoom and --preview-columns must be >= 1")
+    return args
+
+
+def make_config(args):
+    from osmn_tf.synthetic import SyntheticConfig
+
+    changes = {"seed": args.seed}
+    if args.size is not None:
+        changes["image_size"] = args.size
+    if args.frames is not None:
+        changes["num_frames"] = args.frames
+    if args.min_objects is not None:
+        changes["min_objects"] = args.min_objects
+    if args.max_objects is not None:
+        changes["max_objects"] = args.max_objects
+    if args.min_objects is not None and args.max_objects is None:
+        changes["max_objects"] = max(args.min_objects, SyntheticConfig.max_objects)
+    if args.max_objects is not None and args.min_objects is None:
+        changes["min_objects"] = min(args.max_objects, SyntheticConfig.min_objects)
+    return SyntheticConfig(**changes)
+
+
+def _zoom(image, zoom):
+    return np.repeat(np.repeat(image, zoom, axis=0), zoom, axis=1) if zoom > 1 else image
+
+
+def write_preview(path, config, split, number, columns=8, zoom=2):
+    """A contact sheet (.png) or an animation (.gif) of one sequence with its masks overlaid."""
+    from PIL import Image
+
+    from osmn_tf.davis import atomic_output
+    from osmn_tf.synthetic import generate_sequence, overlay_labels, split_first_index
+
+    frames, masks = generate_sequence(config, split_first_index(split) + number)
+    if path.lower().endswith(".gif"):
+        images = [Image.fromarray(_zoom(np.concatenate([rgb, overlay_labels(rgb, labels)], axis=1), zoom))
+                  for rgb, labels in zip(frames, masks)]
+        with atomic_output(path) as handle:
+            images[0].save(handle, format="GIF", save_all=True, append_images=images[1:], duration=120, loop=0)
+        return
+    count = min(columns, len(frames))
+    picks = np.unique(np.round(np.linspace(0, len(frames) - 1, count)).astype(int))
+    gap = 2
+    height, width = frames[0].shape[:2]
+    sheet = np.full((2 * height + gap, len(picks) * (width + gap) - gap, 3), 255, np.uint8)
+    for column, t in enumerate(picks):
+        x = column * (width + gap)
+        sheet[:height, x:x + width] = frames[t]
+        sheet[height + gap:, x:x + width] = overlay_labels(frames[t], masks[t])
+    with atomic_output(path) as handle:
+        Image.fromarray(_zoom(sheet, zoom)).save(handle, format="PNG")
+
+
+def print_baseline(config, count, progress):
+    """Prints the copy-first-mask J and F means over `count` validation sequences."""
+    from osmn_tf.evaluation import boundary_measure, region_similarity
+    from osmn_tf.synthetic import copy_first_mask_ious, generate_sequence, split_first_index
+
+    j_means, f_means = [], []
+    for number in progress(range(count), desc="baseline"):
+        _, masks = generate_sequence(config, split_first_index("val") + number)
+        first = masks[0]
+        scored = masks[1:-1]
+        for object_id in copy_first_mask_ious(masks):
+            reference = first == object_id
+            j_means.append(np.mean([region_similarity(m == object_id, reference) for m in scored]))
+            f_means.append(np.mean([boundary_measure(m == object_id, reference) for m in scored]))
+    j, f = float(np.mean(j_means)), float(np.mean(f_means))
+    print(f"copy-first-mask baseline over {count} val sequences, {len(j_means)} objects: "
+          f"J-Mean {j:.3f}  F-Mean {f:.3f}  J&F-Mean {(j + f) / 2:.3f}")
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing osmn_tf starts TensorFlow
+    from osmn_tf import synthetic
+
+    try:
+        from tqdm import tqdm
+    except ImportError:  # no progress bar, same behaviour otherwise
+        class tqdm:  # noqa: N801 - stands in for tqdm.tqdm
+            def __init__(self, iterable=None, **kwargs):
+                self.iterable = iterable
+
+            def __iter__(self):
+                return iter(self.iterable)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                return False
+
+            def update(self, n=1):
+                pass
+
+    try:
+        config = make_config(args)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+
+    def progress(iterable=None, **kwargs):
+        return tqdm(iterable, disable=args.quiet, unit="seq", **kwargs)
+
+    if args.output:
+        for split, count in (("train", args.train), ("val", args.val)):
+            if count == 0:
+                continue
+            with progress(total=count, desc=split) as bar:
+                try:
+                    synthetic.write_davis(args.output, config, count, year=args.year, split=split,
+                                          overwrite=args.overwrite,
+                                          on_sequence=lambda name, written: bar.update(1))
+                except (ValueError, OSError) as error:
+                    sys.exit(f"error: {error}")
+            print(f"{split}: {count} sequences in {args.output}")
+    if args.preview:
+        write_preview(args.preview, config, args.preview_split, args.preview_index,
+                      columns=args.preview_columns, zoom=args.preview_zoom)
+        print(f"wrote {args.preview}")
+    if args.baseline:
+        print_baseline(config, args.val, progress)
+
+
+if __name__ == "__main__":
+    main()
