@@ -6,9 +6,18 @@ from setuptools import find_packages, setup
 HERE = pathlib.Path(__file__).parent
 
 
-def _requirements(name):
-    lines = (HERE / name).read_text().splitlines()
-    return [l.strip() for l in lines if l.strip() and not l.startswith(("#", "-r"))]
+def _requirements(name, skip=("requirements.txt",)):
+    """Reads a pip requirements file, following its `-r` includes except `skip`."""
+    found = []
+    for line in (HERE / name).read_text().splitlines():
+        line = line.strip()
+        if line.startswith("-r "):
+            included = line[3:].strip()
+            if included not in skip:
+                found += _requirements(included, skip)
+        elif line and not line.startswith("#"):
+            found.append(line)
+    return found
 
 
 setup(
@@ -20,5 +29,8 @@ setup(
     packages=find_packages(include=["osmn_tf", "osmn_tf.*"]),
     python_requires=">=3.10",
     install_requires=_requirements("requirements.txt"),
-    extras_require={"test": _requirements("requirements-test.txt")},
+    extras_require={
+        "test": _requirements("requirements-test.txt"),
+        "export": _requirements("requirements-export.txt"),
+    },
 )
