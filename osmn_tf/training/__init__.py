@@ -1,0 +1,1 @@
+"""Training OSMN: the objective, the data pipelines and the training loop."""

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""Measure how many training samples per second the sample sources make.
+
+    python tools/benchmark_data.py                       # synthetic data in a temporary folder
+    python tools/benchmark_data.py --coco-annotations instances_train2017.json --coco-images train2017
+    python tools/benchmark_data.py --davis-root DAVIS --batches 40
+
+For each source (`osmn_tf.training.samples`): COCO-like at 400 x 400 (scales
+0.8, 1, 1.2) and DAVIS at 854 x 480 (scales 0.5, 0.8, 1), batch 8 by default,
+it times `source.batch` in one process, then a `tf.data` pipeline that makes
+batches with a parallel map over batch indices::
+
+    tf.data.Dataset.range(n)
+        .map(lambda i: tf.numpy_function(batch_i, [i], ...),
+             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+
+Without `--coco-*` or `--davis-root`, the data are generated with
+`osmn_tf.synthetic`: DAVIS-layout sequences at 854 x 480 and, from 640 x 480
+synthetic frames, a COCO-format folder (JPEG images, RLE masks of every object).
+The first batch of each run is not timed (file caches, TensorFlow's start-up).
+"""
+import argparse
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--coco-annotations", help="COCO instances JSON (with --coco-images)")
+    parser.add_argument("--coco-images", help="folder of the COCO images")
+    parser.add_argument("--davis-root", help="DAVIS folder (JPEGImages/, Annotations/, ImageSets/)")
+    parser.add_argument("--davis-year", type=int, default=2017, choices=[2016, 2017])
+    parser.add_argument("--davis-split", default="train")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", choices=["coco", "davis"], help="benchmark one source only")
+    parser.add_argument("--synthetic-sequences", type=int, default=3,
+                        help="sequences generated per synthetic dataset")
+    parser.add_argument("--synthetic-frames", type=int, default=6, help="frames per synthetic sequence")
+    parser.add_argument("--work-dir", help="where synthetic data go (default: a temporary folder)")
+    args = parser.parse_args(argv)
+    if bool(args.coco_annotations) != bool(args.coco_images):
+        parser.error("--coco-annotations and --coco-images go together")
+    if args.batch_size < 1 or args.batches < 1:
+        parser.error("--batch-size and --batches must be >= 1")
+    return args
+
+
+def write_synthetic_coco(folder, num_sequences, num_frames):
+    """A COCO-format folder made of synthetic 640 x 480 frames; returns (annotation file, image dir)."""
+    from PIL import Image
+    from pycocotools import mask as coco_mask
+
+    from osmn_tf.synthetic import SyntheticConfig, generate_sequence
+
+    folder = pathlib.Path(folder)
+    image_dir = folder / "images"
+    image_dir.mkdir(parents=True, exist_ok=True)
+    config = SyntheticConfig(image_size=(640, 480), num_frames=num_frames, seed=1)
+    images, annotations = [], []
+    for index in range(num_sequences):
+        frames, masks = generate_sequence(config, index)
+        for rgb, labels in zip(frames, masks):
+            image_id = len(images) + 1
+            name = f"{image_id:012d}.jpg"
+            Image.fromarray(rgb).save(image_dir / name, quality=90)
+            images.append({"id": image_id, "file_name": name, "width": 640, "height": 480})
+            for object_id in (int(v) for v in np.unique(labels) if v):
+                rle = coco_mask.encode(np.asfortranarray((labels == object_id).astype(np.uint8)))
+                x, y, w, h = (float(v) for v in coco_mask.toBbox(rle))
+                annotations.append({
+                    "id": len(annotations) + 1, "image_id": image_id, "category_id": 1, "iscrowd": 0,
+                    "area": float(coco_mask.area(rle)), "bbox": [x, y, w, h],
+                    "segmentation": {"size": [480, 640], "counts": rle["counts"].decode("ascii")}})
+    annotation_file = folder / "instances_synthetic.json"
+    annotation_file.write_text(json.dumps({"images": images, "annotations": annotations,
+                                           "categories": [{"id": 1, "name": "object"}]}))
+    return annotation_file, image_dir
+
+
+def time_single_process(source, args):
+    source.batch(0, args.batch_size, args.seed)  # warm-up
+    start = time.perf_counter()
+    for index in range(1, args.batches + 1):
+        source.batch(index, args.batch_size, args.seed)
+    return args.batches * args.batch_size / (time.perf_counter() - start)
+
+
+def make_dataset(source, batch_size, seed, num_batches):
+    """The parallel tf.data pipeline the benchmark times (one element = one batch)."""
+    import tensorflow as tf
+
+    keys = ("guide_image", "spatial_guide", "image", "label")
+
+    def make(index):
+        batch = source.batch(int(index), batch_size, seed)
+        return tuple(batch[key] for key in keys)
+
+    def mapped(index):
+        tensors = tf.numpy_function(make, [index], [tf.float32] * 4, stateful=False)
+        height_width = [batch_size, None, None]
+        shapes = ([batch_size, 224, 224, 3], height_width + [1], height_width + [3], height_width + [1])
+        for tensor, shape in zip(tensors, shapes):
+            tensor.set_shape(shape)
+        return dict(zip(keys, tensors))
+
+    return (tf.data.Dataset.range(num_batches)
+            .map(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+            .prefetch(tf.data.AUTOTUNE))
+
+
+def time_tf_data(source, args):
+    dataset = make_dataset(source, args.batch_size, args.seed, args.batches + 1)
+    iterator = iter(dataset)
+    next(iterator)  # warm-up: start-up and the first batch
+    start = time.perf_counter()
+    count = 0
+    for _ in iterator:
+        count += 1
+    return count * args.batch_size / (time.perf_counter() - start)
+
+
+def report(name, source, args):
+    single = time_single_process(source, args)
+    print(f"{name}: {len(source)} items, image_size {source.image_size}, scales {source.scales}, "
+          f"batch {args.batch_size}", flush=True)
+    print(f"  1 process:                {single:7.1f} samples/s", flush=True)
+    parallel = time_tf_data(source, args)
+    print(f"  tf.data parallel map:     {parallel:7.1f} samples/s "
+          f"({os.cpu_count()} CPUs visible)", flush=True)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from osmn_tf.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.training.samples import CocoSource, DavisTrainSource
+
+    with tempfile.TemporaryDirectory(prefix="osmn_benchmark_") as temporary:
+        work = pathlib.Path(args.work_dir or temporary)
+        if args.only != "davis":
+            if args.coco_annotations:
+                coco_files = (args.coco_annotations, args.coco_images)
+            else:
+                print(f"writing synthetic COCO-format data to {work / 'coco'} ...", flush=True)
+                coco_files = write_synthetic_coco(work / "coco", args.synthetic_sequences,
+                                                  args.synthetic_frames)
+            start = time.perf_counter()
+            coco = CocoSource(*coco_files, image_size=(400, 400), scales=(0.8, 1.0, 1.2))
+            print(f"CocoSource built in {time.perf_counter() - start:.2f} s", flush=True)
+            report("COCO", coco, args)
+        if args.only != "coco":
+            davis_root = args.davis_root
+            if davis_root is None:
+                davis_root = work / "davis"
+                print(f"writing synthetic DAVIS-layout data to {davis_root} ...", flush=True)
+                write_davis(davis_root, SyntheticConfig(image_size=(854, 480),
+                                                        num_frames=args.synthetic_frames),
+                            args.synthetic_sequences, year=args.davis_year, split=args.davis_split)
+            start = time.perf_counter()
+            davis = DavisTrainSource(davis_root, year=args.davis_year, split=args.davis_split,
+                                     image_size=(854, 480), scales=(0.5, 0.8, 1.0))
+            print(f"DavisTrainSource built in {time.perf_counter() - start:.2f} s", flush=True)
+            report("DAVIS", davis, args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
