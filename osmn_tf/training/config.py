@@ -1,0 +1,125 @@
+"""What a training run does, as one dataclass, and the presets of the release's two stages."""
+import dataclasses
+import json
+
+DATASETS = ("synthetic", "coco", "davis")
+STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """A training run. Defaults are the embedded CPU demo (`--stage demo`).
+
+    Attributes:
+        dataset: `synthetic` (generated into `data_root`), `coco` or `davis`.
+        data_root: the dataset's folder (COCO: with `annotations/` and
+            `<split>2017/`; DAVIS: the standard layout; synthetic: where it is
+            written, default `<model_dir>/data`).
+        image_size: `(W, H)` of training frames at scale 1.
+        scales: one drawn per batch, multiplying `image_size` (SPEC 7).
+        batch_size: the global batch, split over replicas.
+        accumulation: micro-batches of `batch_size` whose gradients are added
+            before each optimizer step (the loss sums over the batch, so
+            `batch_size=4, accumulation=2` stands for a batch of 8).
+        steps: optimizer steps in all (a resumed run stops at the same step).
+        learning_rates, lr_boundaries: a piecewise-constant schedule over
+            optimizer steps (`len(learning_rates) == len(lr_boundaries) + 1`).
+        weight_decay: L2 rate on every trainable conv kernel (SPEC 4.4).
+        width, use_visual_modulator, use_spatial_modulator, mod_early_conv,
+        dropout_rate: the model (`OSMNConfig`).
+        fix_bn: BatchNorm keeps its moving statistics (SPEC 7, stage 2).
+        fix_seg: only the modulators train (`--fix_seg`).
+        init: where weights start: None (random, the modulators' own
+            initialisation), an ImageNet VGG16 file (`vgg_16.ckpt` or Keras
+            `.h5`), a TF1 OSMN checkpoint prefix or a `.keras` model.
+        seed: the data stream's and the weights' seed.
+        checkpoint_every, log_every, image_every, validate_every: in optimizer steps.
+        validation_batches: fixed batches scored for the validation J.
+        synthetic_sequences: `(train, val)` sequences of the synthetic set.
+        eval_working_size: `(W, H)` the final DAVIS-style evaluation runs at
+            (None: no evaluation after training).
+    """
+
+    dataset: str = "synthetic"
+    data_root: str = None
+    image_size: tuple = (160, 96)
+    scales: tuple = (1.0,)
+    batch_size: int = 8
+    accumulation: int = 1
+    steps: int = 1600
+    learning_rates: tuple = (1e-4, 3e-5)
+    lr_boundaries: tuple = (1200,)
+    weight_decay: float = 2e-4
+    width: float = 0.25
+    use_visual_modulator: bool = True
+    use_spatial_modulator: bool = True
+    mod_early_conv: bool = False
+    dropout_rate: float = 0.5
+    fix_bn: bool = False
+    fix_seg: bool = False
+    init: str = None
+    seed: int = 0
+    checkpoint_every: int = 200
+    log_every: int = 20
+    image_every: int = 200
+    validate_every: int = 400
+    validation_batches: int = 4
+    synthetic_sequences: tuple = (200, 12)
+    eval_working_size: tuple = (160, 96)
+
+    def __post_init__(self):
+        for name in ("image_size", "scales", "learning_rates", "lr_boundaries", "synthetic_sequences"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        if self.eval_working_size is not None:
+            object.__setattr__(self, "eval_working_size", tuple(self.eval_working_size))
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.dataset != "synthetic" and not self.data_root:
+            raise ValueError(f"the {self.dataset} dataset needs a data root (--data-root)")
+        for name in ("batch_size", "accumulation", "steps", "checkpoint_every", "log_every", "image_every",
+                     "validate_every"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if len(self.learning_rates) != len(self.lr_boundaries) + 1:
+            raise ValueError(f"{len(self.learning_rates)} learning rates need {len(self.learning_rates) - 1} "
+                             f"boundaries, got {list(self.lr_boundaries)}")
+        if list(self.lr_boundaries) != sorted(self.lr_boundaries):
+            raise ValueError(f"lr_boundaries must increase, got {list(self.lr_boundaries)}")
+        if len(self.image_size) != 2 or min(self.image_size) < 16:
+            raise ValueError(f"image_size must be (W, H) of at least 16 pixels, got {self.image_size!r}")
+        if self.fix_seg and not (self.use_visual_modulator or self.use_spatial_modulator):
+            raise ValueError("fix_seg trains only the modulators, but both are off")
+
+    def model_config(self):
+        """The fields of `OSMNConfig` this run sets."""
+        return {"width": self.width, "use_visual_modulator": self.use_visual_modulator,
+                "use_spatial_modulator": self.use_spatial_modulator, "mod_early_conv": self.mod_early_conv,
+                "dropout_rate": self.dropout_rate}
+
+    def to_json(self):
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def replace(self, **changes):
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS = {
+    # The embedded demo: CPU-sized, no download, about 10 minutes on 2 cores.
+    "demo": {},
+    # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.
+    "coco": dict(dataset="coco", image_size=(400, 400), scales=(0.8, 1.0, 1.2), batch_size=8, steps=300_000,
+                 learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), width=1.0, checkpoint_every=2000,
+                 log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
+    # Stage 2 of the release: DAVIS 2017 train from the stage 1 model, BatchNorm frozen.
+    "davis": dict(dataset="davis", image_size=(854, 480), scales=(0.5, 0.8, 1.0), batch_size=4, steps=50_000,
+                  learning_rates=(1e-6,), lr_boundaries=(), width=1.0, fix_bn=True, checkpoint_every=2000,
+                  log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
+}
+"""`--stage NAME`: the fields a preset sets on top of `TrainConfig`'s defaults."""
+
+
+def preset(name, **overrides):
+    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`) with `overrides` on top."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown stage {name!r}; choose from {sorted(PRESETS)}")
+    return TrainConfig(**{**PRESETS[name], **overrides})

@@ -1,0 +1,91 @@
+"""What `tools/train.py` runs around the training loop: the data sources and the closing evaluation."""
+import pathlib
+import shutil
+
+from osmn_tf.davis import DavisDataset, write_mask
+from osmn_tf.evaluation import evaluate_davis, write_davis_csvs
+from osmn_tf.segment_jobs import segment_davis, staged_folder
+from osmn_tf.training.samples import CocoSource, DavisTrainSource
+
+EVAL_DIR = "eval"
+BASELINE_DIR = "baseline_first_mask"
+
+
+def synthetic_root(config, model_dir):
+    return pathlib.Path(config.data_root) if config.data_root else pathlib.Path(model_dir) / "data"
+
+
+def prepare_synthetic(config, model_dir, on_sequence=None):
+    """Writes (or finds complete) the synthetic train and val splits; returns their root."""
+    from osmn_tf.synthetic import SyntheticConfig, write_davis
+
+    root = synthetic_root(config, model_dir)
+    synthetic = SyntheticConfig(image_size=config.image_size, seed=config.seed)
+    for split, count in zip(("train", "val"), config.synthetic_sequences):
+        write_davis(root, synthetic, count, split=split, on_sequence=on_sequence)
+    return root
+
+
+def make_sources(config, model_dir, on_sequence=None):
+    """`(training source, validation source)` for `config.dataset`.
+
+    COCO reads `annotations/instances_train2017.json` with `train2017/`, and
+    `val2017` for validation when present; DAVIS reads the `train` split,
+    and `val` for validation when listed. The validation source samples like
+    the training one (same augmentations) from held-out data.
+    """
+    size, scales = config.image_size, config.scales
+    if config.dataset == "coco":
+        root = pathlib.Path(config.data_root)
+
+        def coco(split):
+            return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
+                              image_size=size, scales=scales)
+
+        train = coco("train")
+        has_val = (root / "annotations" / "instances_val2017.json").is_file()
+        return train, (coco("val") if has_val else None)
+    if config.dataset == "synthetic":
+        root = prepare_synthetic(config, model_dir, on_sequence)
+    else:
+        root = pathlib.Path(config.data_root)
+    train = DavisTrainSource(root, split="train", image_size=size, scales=scales)
+    has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()
+    return train, (DavisTrainSource(root, split="val", image_size=size, scales=scales) if has_val else None)
+
+
+def write_first_mask_baseline(dataset, output_dir, overwrite=False):
+    """The "copy frame 0's mask to every frame" baseline, as results the DAVIS evaluation reads."""
+    for sequence in dataset.sequences:
+        target = pathlib.Path(output_dir) / sequence
+        if target.is_dir() and not overwrite:
+            continue
+        annotations = dataset.annotation_paths(sequence)
+        first = dataset.read_annotation(annotations[0])
+        with staged_folder(target) as staging:
+            for path in dataset.frame_paths(sequence):
+                write_mask(staging / f"{path.stem}.png", first)
+
+
+def evaluate_on_split(model, davis_root, output_dir, working_size, split="val", progress=None):
+    """Segments a DAVIS-layout split with `model`, scores it and the first-mask baseline.
+
+    Writes `output_dir/<sequence>/*.png` and the official CSVs in `output_dir`,
+    the same for the baseline in `output_dir/baseline_first_mask`. Returns
+    `(model results, baseline results)` (`osmn_tf.evaluation.DavisResults`).
+    """
+    from osmn_tf.inference import VideoSegmenter
+
+    output_dir = pathlib.Path(output_dir)
+    dataset = DavisDataset(davis_root, year=2017, split=split)
+    # Results from an earlier model would be scored as this one's.
+    for sequence in dataset.sequences:
+        shutil.rmtree(output_dir / sequence, ignore_errors=True)
+    segment_davis(VideoSegmenter(model, working_size), dataset, output_dir, progress=progress)
+    results = evaluate_davis(davis_root, output_dir, split=split)
+    write_davis_csvs(results, output_dir, split=split)
+    baseline_dir = output_dir / BASELINE_DIR
+    write_first_mask_baseline(dataset, baseline_dir)
+    baseline = evaluate_davis(davis_root, baseline_dir, split=split)
+    write_davis_csvs(baseline, baseline_dir, split=split)
+    return results, baseline

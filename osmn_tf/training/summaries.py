@@ -1,0 +1,96 @@
+"""TensorBoard summaries of a training run: scalars, side-by-side images, the paper's modulation analyses.
+
+Tags written (under `<model_dir>/train`):
+
+* `loss/main` (the class-balanced loss, SPEC 7), `loss/total` (with weight
+  decay), `learning_rate`, `steps_per_second`, `validation/J` (mean IoU of
+  the thresholded prediction on fixed validation batches);
+* `samples`: visual guide | spatial guide | image | label | prediction, one
+  row per sample of a fixed probe batch (the original's image summaries);
+* `modulation/visual_gamma/<layer>`: histogram of the visual modulator's
+  scales for each modulated layer on the probe batch (paper Fig. 6);
+* `modulation/spatial_scale/<layer>`: histogram of the magnitudes of the
+  spatial modulator's 1x1 kernel for each modulated layer (paper Fig. 7).
+"""
+import numpy as np
+import tensorflow as tf
+
+from osmn_tf.config import modulated_layers, scaled
+from osmn_tf.frames import MEAN_BGR
+from osmn_tf.models.spatial_modulator import spatial_bias_blocks
+
+
+def visual_gammas(model, guide_images):
+    """The visual modulator's scales per modulated layer: `{layer: [N, C]}`."""
+    params = np.asarray(model.visual_modulator(guide_images, training=False))
+    out, start = {}, 0
+    for layer, channels in modulated_layers(model.config.mod_early_conv):
+        size = scaled(channels, model.config.width)
+        out[layer] = params[:, start:start + size]
+        start += size
+    return out
+
+
+def spatial_scales(model):
+    """Magnitudes of the spatial modulator's 1x1 kernel per modulated layer: `{layer: [C]}`."""
+    out = {}
+    for block, num_convs, channels in spatial_bias_blocks(model.config.mod_early_conv):
+        kernel = np.abs(np.asarray(model.spatial_modulator.get_layer(f"conv{block}").kernel)).reshape(-1)
+        size = scaled(channels, model.config.width)
+        for i in range(num_convs):
+            out[f"conv{block}_{i + 1}"] = kernel[i * size:(i + 1) * size]
+    return out
+
+
+def _to_rgb(image):
+    """A network input (BGR minus the mean) back to uint8 RGB."""
+    return np.clip(image[..., ::-1] + np.asarray(MEAN_BGR)[::-1], 0, 255).astype(np.uint8)
+
+
+def _grey(values):
+    return np.repeat(np.clip(values * 255, 0, 255).astype(np.uint8), 3, axis=-1)
+
+
+def sample_grid(batch, probabilities):
+    """One row per sample: visual guide (resized to the frame's height), spatial guide, image, label, prediction."""
+    rows = []
+    height = batch["image"].shape[1]
+    for i in range(batch["image"].shape[0]):
+        guide = _to_rgb(batch["guide_image"][i])
+        guide = tf.image.resize(guide, (height, height), method="nearest").numpy().astype(np.uint8)
+        row = [guide, _grey(batch["spatial_guide"][i]), _to_rgb(batch["image"][i]), _grey(batch["label"][i]),
+               _grey(probabilities[i])]
+        rows.append(np.concatenate(row, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+class TrainingSummaries:
+    """Writes a run's TensorBoard events; a no-op on workers other than the chief."""
+
+    def __init__(self, logdir, enabled=True):
+        self.enabled = enabled
+        self.writer = tf.summary.create_file_writer(str(logdir)) if enabled else None
+
+    def scalars(self, step, values):
+        if not self.enabled:
+            return
+        with self.writer.as_default(step=int(step)):
+            for name, value in values.items():
+                tf.summary.scalar(name, float(value))
+
+    def probe(self, step, model, batch, probabilities):
+        """Images and modulation histograms of the probe batch."""
+        if not self.enabled:
+            return
+        with self.writer.as_default(step=int(step)):
+            tf.summary.image("samples", sample_grid(batch, probabilities)[None], max_outputs=1)
+            if model.visual_modulator is not None:
+                for layer, values in visual_gammas(model, batch["guide_image"]).items():
+                    tf.summary.histogram(f"modulation/visual_gamma/{layer}", values)
+            if model.spatial_modulator is not None:
+                for layer, values in spatial_scales(model).items():
+                    tf.summary.histogram(f"modulation/spatial_scale/{layer}", values)
+
+    def flush(self):
+        if self.enabled:
+            self.writer.flush()

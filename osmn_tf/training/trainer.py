@@ -1,0 +1,279 @@
+"""The training loop: one custom loop with `strategy.run` for every `tf.distribute` strategy.
+
+Keras' `fit` fails under `MultiWorkerMirroredStrategy` with Keras 3 (see
+`TF_NOTES`), so a single custom loop serves one device, several GPUs and
+several machines alike. Per optimizer step, for each of `accumulation`
+micro-batches, every replica computes the gradients of its share of the
+class-balanced loss (`P` and `Q` summed over replicas first, so the replicas'
+losses add up to the whole batch's loss exactly); the optimizer then sums
+the gradients over replicas and applies them.
+"""
+import dataclasses
+import math
+import os
+import pathlib
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
+from osmn_tf.davis import atomic_output
+from osmn_tf.models.osmn import build_osmn
+from osmn_tf.training.distribute import is_chief, worker_name
+from osmn_tf.training.losses import balanced_loss_terms, combine_balanced_terms, weight_decay
+from osmn_tf.training.pipeline import batch_dataset, distributed_dataset
+from osmn_tf.training.summaries import TrainingSummaries
+
+CHECKPOINT_NAME = "ckpt"
+FINAL_MODEL = "model.keras"
+
+
+def model_inputs(model, batch):
+    """The model's inputs, in its order, from a training batch."""
+    names = {"guide_image": batch["guide_image"], "spatial_guide": batch["spatial_guide"], "image": batch["image"]}
+    return [names[tensor.name.split(":")[0]] for tensor in model.inputs]
+
+
+def initialise_weights(model, path):
+    """Loads `path` into `model`: ImageNet VGG16 (`.ckpt`/`.h5`), a TF1 OSMN prefix or a `.keras` OSMN."""
+    from osmn_tf.imagenet import load_imagenet_vgg16
+
+    text = str(path)
+    if text.endswith(".h5") or pathlib.Path(text).name.startswith("vgg_16"):
+        load_imagenet_vgg16(model, text)
+    elif text.endswith(".keras"):
+        source = load_model(text)
+        mismatched = {k: (v, model.config.to_dict()[k]) for k, v in source.config.to_dict().items()
+                      if k in ("width", "use_visual_modulator", "use_spatial_modulator", "mod_early_conv")
+                      and model.config.to_dict()[k] != v}
+        if mismatched:
+            raise ValueError(f"{text}: its model differs from the one to train in "
+                             + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
+        model.set_weights(source.get_weights())
+    else:
+        load_tf1_checkpoint(model, text)
+
+
+def mean_iou(probabilities, labels):
+    """Mean over samples of the IoU of `probabilities > 0.5` with `labels > 0.5` (both empty: 1)."""
+    pred = np.asarray(probabilities) > 0.5
+    gt = np.asarray(labels) > 0.5
+    axes = tuple(range(1, pred.ndim))
+    union = np.logical_or(pred, gt).sum(axes)
+    inter = np.logical_and(pred, gt).sum(axes)
+    return float(np.mean(np.where(union == 0, 1.0, inter / np.maximum(union, 1))))
+
+
+class Trainer:
+    """Trains an OSMN model on a sample source under a strategy, resumably.
+
+    Args:
+        config: a `TrainConfig`.
+        source: the training samples (`osmn_tf.training.samples`).
+        strategy: a `tf.distribute.Strategy` (`osmn_tf.training.distribute.make_strategy`).
+        model_dir: checkpoints (`ckpt-STEP`), TensorBoard events (`train/`)
+            and the final `model.keras`.
+        validation_source: optional source of the fixed validation batches
+            (default: `source` with another seed).
+        log: where progress lines go (default stderr); None for silence.
+    """
+
+    def __init__(self, config, source, strategy, model_dir, validation_source=None, log=sys.stderr):
+        self.config = config
+        self.source = source
+        self.strategy = strategy
+        self.model_dir = pathlib.Path(model_dir)
+        self.validation_source = validation_source or source
+        self.log = log
+        self.chief = is_chief(strategy)
+        self.num_replicas = strategy.num_replicas_in_sync
+
+        keras.utils.set_random_seed(config.seed)
+        with strategy.scope():
+            self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
+            if config.init:
+                initialise_weights(self.model, config.init)
+            if config.fix_bn and self.model.spatial_modulator is not None:
+                # Keras runs a frozen BatchNorm on its moving statistics; this also
+                # freezes gamma and beta (the release's fix_bn still trained them).
+                for layer in self.model.spatial_modulator.layers:
+                    if isinstance(layer, keras.layers.BatchNormalization):
+                        layer.trainable = False
+            if config.fix_seg:
+                self.model.segmentation_network.trainable = False
+            self.variables = self.model.trainable_variables
+            schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
+                list(config.lr_boundaries), list(config.learning_rates)) if config.lr_boundaries else \
+                config.learning_rates[0]
+            # TF1's Adam epsilon (1e-8), as the original used.
+            self.optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+            self.optimizer.build(self.variables)
+            self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
+        # Only the chief keeps checkpoints in model_dir; other workers must still
+        # write theirs (collective ops) but to a scratch folder they delete.
+        directory = self.model_dir if self.chief else self.model_dir / "scratch" / worker_name(strategy)
+        self.manager = tf.train.CheckpointManager(self.checkpoint, str(directory), max_to_keep=2,
+                                                  checkpoint_name=CHECKPOINT_NAME)
+        self.summaries = TrainingSummaries(self.model_dir / "train", enabled=self.chief)
+        self._train_step = None
+
+    # ------------------------------------------------------------------
+    # One optimizer step
+    # ------------------------------------------------------------------
+    def _replica_gradients(self, batch, previous=None):
+        context = tf.distribute.get_replica_context()
+        with tf.GradientTape() as tape:
+            logits = self.model(model_inputs(self.model, batch), training=True)
+            foreground, background, num_positive, num_negative = balanced_loss_terms(batch["label"], logits)
+            num_positive, num_negative = context.all_reduce(tf.distribute.ReduceOp.SUM, [num_positive, num_negative])
+            main = combine_balanced_terms(foreground, background, num_positive, num_negative)
+            # Replicas' gradients are summed: each carries 1/R of the decay.
+            decay = weight_decay(self.model, self.config.weight_decay) / self.num_replicas
+            loss = main + decay
+        gradients = tape.gradient(loss, self.variables)
+        if previous is not None:
+            gradients = [g + p for g, p in zip(gradients, previous)]
+        return gradients, main, decay
+
+    def _apply(self, gradients):
+        self.optimizer.apply_gradients(zip(gradients, self.variables))
+
+    def _build_train_step(self):
+        accumulation = self.config.accumulation
+        strategy = self.strategy
+
+        @tf.function
+        def train_step(iterator):
+            gradients, main_sum, decay_sum = None, 0.0, 0.0
+            for _ in range(accumulation):
+                args = (next(iterator),) if gradients is None else (next(iterator), gradients)
+                gradients, main, decay = strategy.run(self._replica_gradients, args=args)
+                main_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, main, axis=None)
+                decay_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, decay, axis=None)
+            strategy.run(self._apply, args=(gradients,))
+            return main_sum / accumulation, (main_sum + decay_sum) / accumulation
+
+        return train_step
+
+    # ------------------------------------------------------------------
+    # The loop
+    # ------------------------------------------------------------------
+    @property
+    def step(self):
+        return int(self.optimizer.iterations.numpy())
+
+    def restore(self):
+        """Restores the latest checkpoint of `model_dir`, if any; returns the step reached."""
+        latest = tf.train.latest_checkpoint(str(self.model_dir))
+        if latest:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            self._print(f"resumed from step {self.step} ({latest})")
+        return self.step
+
+    def _print(self, text):
+        if self.log is not None and self.chief:
+            print(text, file=self.log, flush=True)
+
+    def probe_batch(self):
+        """A fixed batch for image summaries and histograms (the validation stream's batch 0)."""
+        size = min(self.config.batch_size, 4)
+        return self.validation_source.batch(0, size, self.config.seed + 1)
+
+    def validate(self):
+        """Validation J: mean IoU over the fixed validation batches (chief only, one device)."""
+        ious = []
+        for index in range(self.config.validation_batches):
+            batch = self.validation_source.batch(index, self.config.batch_size, self.config.seed + 1)
+            probabilities = self.predict(batch)
+            ious.append(mean_iou(probabilities, batch["label"]))
+        return float(np.mean(ious))
+
+    def predict(self, batch):
+        logits = self.model(model_inputs(self.model, batch), training=False)
+        return tf.sigmoid(logits).numpy()
+
+    def _write_probe(self):
+        if not self.chief:
+            return
+        batch = self.probe_batch()
+        self.summaries.probe(self.step, self.model, batch, self.predict(batch))
+
+    def train(self, progress=True):
+        """Trains up to `config.steps` optimizer steps, resuming from `model_dir`; returns the last losses."""
+        config = self.config
+        start = self.restore()
+        if self.chief:
+            self.model_dir.mkdir(parents=True, exist_ok=True)
+            with atomic_output(self.model_dir / "train_config.json", "w") as handle:
+                handle.write(config.to_json() + "\n")
+        if start >= config.steps:
+            self._print(f"already trained to step {start} of {config.steps}")
+            return {}
+        dataset = distributed_dataset(self.strategy, self.source, config.batch_size, config.seed,
+                                      start_batch=start * config.accumulation)
+        iterator = iter(dataset)
+        if self._train_step is None:
+            self._train_step = self._build_train_step()
+        bar = self._progress_bar(start, progress)
+        losses, window_start, window_steps = {}, time.perf_counter(), 0
+        if start == 0:
+            self._write_probe()
+        while self.step < config.steps:
+            main, total = self._train_step(iterator)
+            step = self.step
+            window_steps += 1
+            losses = {"loss/main": float(main), "loss/total": float(total)}
+            if not math.isfinite(losses["loss/total"]):
+                raise FloatingPointError(f"the loss became {losses['loss/total']} at step {step}; lower --lr")
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{losses['loss/main']:.4g}", refresh=False)
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.perf_counter() - window_start
+                rate = window_steps / elapsed if elapsed > 0 else 0.0
+                lr = self.optimizer.learning_rate
+                self.summaries.scalars(step, {**losses, "learning_rate": float(np.asarray(lr)),
+                                              "steps_per_second": rate,
+                                              "samples_per_second": rate * config.batch_size * config.accumulation})
+                if bar is None:
+                    eta = (config.steps - step) / rate if rate else float("nan")
+                    self._print(f"step {step}/{config.steps}  loss {losses['loss/main']:.4g}  "
+                                f"{rate:.2f} steps/s  ETA {eta / 60:.1f} min")
+                window_start, window_steps = time.perf_counter(), 0
+            if step % config.image_every == 0 or step == config.steps:
+                self._write_probe()
+            if step % config.validate_every == 0 or step == config.steps:
+                if self.chief:
+                    self.summaries.scalars(step, {"validation/J": self.validate()})
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                self.manager.save(checkpoint_number=step)
+                self.summaries.flush()
+        if bar is not None:
+            bar.close()
+        self.summaries.flush()
+        self.save_model()
+        return losses
+
+    def _progress_bar(self, start, progress):
+        if not (progress and self.chief):
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.config.steps, initial=start, unit="step", desc="train", dynamic_ncols=True,
+                    file=self.log or sys.stderr)
+
+    def save_model(self):
+        """Writes `model_dir/model.keras` atomically (chief only); other workers drop their scratch."""
+        if not self.chief:
+            import shutil
+
+            shutil.rmtree(self.model_dir / "scratch" / worker_name(self.strategy), ignore_errors=True)
+            return None
+        path = self.model_dir / FINAL_MODEL
+        partial = self.model_dir / f".partial-{os.getpid()}-{FINAL_MODEL}"
+        self.model.save(partial)
+        os.replace(partial, path)
+        return path

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Train OSMN.
+
+With no arguments: the embedded demo. It writes a synthetic video dataset (no
+download) into runs/demo/data, trains a CPU-sized model (width 0.25, 160x96
+frames), then segments the held-out synthetic videos and writes the official
+DAVIS CSVs for the model (runs/demo/eval/) and for the copy-the-first-mask
+baseline (runs/demo/eval/baseline_first_mask/).
+
+The release's two stages:
+    python tools/train.py --stage coco --data-root COCO --init vgg_16.ckpt --model-dir runs/coco
+    python tools/train.py --stage davis --data-root DAVIS --init runs/coco/model.keras --model-dir runs/davis
+
+Rerunning with the same --model-dir resumes from its latest checkpoint.
+Several GPUs: --strategy mirrored; several machines: --strategy multi_worker with TF_CONFIG set on each.
+TensorBoard: tensorboard --logdir MODEL_DIR
+"""
+import argparse
+import os
+import sys
+import time
+
+
+def parse_size(text):
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 400x400, got {text!r}") from None
+    return width, height
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", default="demo", choices=["demo", "coco", "davis"],
+                        help="preset: the embedded demo, or the release's stage 1 (coco) or 2 (davis)")
+    parser.add_argument("--model-dir", help="checkpoints, TensorBoard events, model.keras (default runs/<stage>)")
+    data = parser.add_argument_group("data (defaults from --stage)")
+    data.add_argument("--dataset", choices=["synthetic", "coco", "davis"])
+    data.add_argument("--data-root", help="COCO or DAVIS folder; synthetic: where it is written "
+                                          "(default MODEL_DIR/data)")
+    data.add_argument("--image-size", type=parse_size, help="training frame size WxH at scale 1")
+    data.add_argument("--scales", type=float, nargs="+", help="one drawn per batch, times --image-size")
+    data.add_argument("--synthetic-sequences", type=int, nargs=2, metavar=("TRAIN", "VAL"),
+                      help="sequences of the synthetic set")
+    model = parser.add_argument_group("model")
+    model.add_argument("--width", type=float, help="VGG16 channel multiplier (1.0 = the paper)")
+    model.add_argument("--no-visual-modulator", action="store_true")
+    model.add_argument("--no-spatial-modulator", action="store_true")
+    model.add_argument("--mod-early-conv", action="store_true", help="also modulate conv1_1 .. conv2_2")
+    model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
+    model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5), "
+                                      "a TF1 OSMN checkpoint prefix, or a .keras model")
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--steps", type=int, help="optimizer steps in all")
+    optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
+    optim.add_argument("--accumulation", type=int, help="micro-batches whose gradients add up to one step")
+    optim.add_argument("--lr", type=float, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
+    optim.add_argument("--lr-boundaries", type=int, nargs="*", help="steps where the next --lr starts")
+    optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
+    optim.add_argument("--fix-bn", action="store_true", default=None, help="freeze BatchNorm statistics")
+    optim.add_argument("--fix-seg", action="store_true", help="train only the modulators")
+    optim.add_argument("--seed", type=int, help="seed of the data stream and the initial weights")
+    run = parser.add_argument_group("run")
+    run.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (the last 2 are kept)")
+    run.add_argument("--log-every", type=int, help="steps between TensorBoard scalars")
+    run.add_argument("--image-every", type=int, help="steps between image summaries and histograms")
+    run.add_argument("--validate-every", type=int, help="steps between validation J")
+    run.add_argument("--strategy", default="auto", choices=["auto", "one_device", "mirrored", "multi_worker"])
+    run.add_argument("--cpu-replicas", type=int, default=1,
+                     help="split the CPU into N logical devices (MirroredStrategy without GPUs)")
+    run.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
+    run.add_argument("--quiet", action="store_true", help="periodic lines instead of a progress bar")
+    args = parser.parse_args(argv)
+    if args.cpu_replicas < 1:
+        parser.error("--cpu-replicas must be >= 1")
+    return args
+
+
+def make_config(args):
+    """`TrainConfig` of `--stage` with the flags given on top."""
+    from osmn_tf.training.config import preset
+
+    flags = {
+        "dataset": args.dataset, "data_root": args.data_root, "image_size": args.image_size,
+        "scales": args.scales, "width": args.width, "dropout_rate": args.dropout, "init": args.init, "steps": args.steps,
+        "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
+        "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
+        "seed": args.seed, "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
+        "image_every": args.image_every, "validate_every": args.validate_every,
+        "synthetic_sequences": args.synthetic_sequences,
+    }
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if args.lr is not None and args.lr_boundaries is None:
+        overrides["lr_boundaries"] = ()
+    if args.no_visual_modulator:
+        overrides["use_visual_modulator"] = False
+    if args.no_spatial_modulator:
+        overrides["use_spatial_modulator"] = False
+    if args.mod_early_conv:
+        overrides["mod_early_conv"] = True
+    if args.fix_seg:
+        overrides["fix_seg"] = True
+    if args.image_size and "eval_working_size" not in overrides:
+        overrides["eval_working_size"] = args.image_size
+    if args.no_eval:
+        overrides["eval_working_size"] = None
+    return preset(args.stage, **overrides)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    # The strategy comes first: multi-worker and CPU splitting need TF untouched.
+    from osmn_tf.training.distribute import make_strategy
+
+    try:
+        strategy = make_strategy(args.strategy, args.cpu_replicas)
+        config = make_config(args)
+    except (ValueError, RuntimeError) as e:
+        sys.exit(f"error: {e}")
+    from osmn_tf.checkpoints import CheckpointError
+
+    try:
+        run(args, config, strategy)
+    except (CheckpointError, FileNotFoundError, ValueError, OSError, FloatingPointError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run(args, config, strategy):
+    from tqdm import tqdm
+
+    from osmn_tf.evaluation import format_table, global_rows
+    from osmn_tf.training import experiment
+    from osmn_tf.training.distribute import strategy_name
+    from osmn_tf.training.trainer import Trainer
+
+    model_dir = args.model_dir or os.path.join("runs", args.stage)
+    tick = time.perf_counter()
+    bar = None
+    if config.dataset == "synthetic":
+        bar = tqdm(total=sum(config.synthetic_sequences), unit="seq", desc="synthetic data", disable=args.quiet)
+    source, validation = experiment.make_sources(config, model_dir,
+                                                 on_sequence=(lambda name, written: bar.update(1)) if bar else None)
+    if bar is not None:
+        bar.close()
+    print(f"{strategy_name(strategy)} with {strategy.num_replicas_in_sync} replica(s); "
+          f"training on {source!r}", flush=True)
+    trainer = Trainer(config, source, strategy, model_dir, validation_source=validation)
+    trainer.train(progress=not args.quiet)
+    train_seconds = time.perf_counter() - tick
+    print(f"trained to step {trainer.step} in {train_seconds / 60:.1f} min; model: "
+          f"{os.path.join(model_dir, 'model.keras')}", flush=True)
+    if not trainer.chief or config.eval_working_size is None or validation is None:
+        return
+    eval_dir = os.path.join(model_dir, experiment.EVAL_DIR)
+    frames = tqdm(unit="frame", desc="evaluate", disable=args.quiet)
+    results, baseline = experiment.evaluate_on_split(
+        trainer.model, validation.dataset.root, eval_dir, config.eval_working_size,
+        progress=lambda event, **info: frames.update(1) if event == "frame" else None)
+    frames.close()
+    print(format_table(*global_rows(results)))
+    print(f"model J&F-Mean {results.global_metrics['J&F-Mean']:.3f}, copy-the-first-mask baseline "
+          f"{baseline.global_metrics['J&F-Mean']:.3f}; CSVs in {eval_dir} and "
+          f"{os.path.join(eval_dir, experiment.BASELINE_DIR)}; {(time.perf_counter() - tick) / 60:.1f} min in all")
+
+
+if __name__ == "__main__":
+    main()
