@@ -54,13 +54,23 @@ class VideoSegmenter:
     Args:
         model: an `osmn_tf.OSMN`.
         working_size: `(W, H)` every frame is resized to; the original's is 854 x 480.
+        adapt: optional `adapt(model, frame 0, first_mask, working_size) -> model`,
+            called at the start of every video; that video is segmented with
+            the model it returns (online fine-tuning:
+            `osmn_tf.training.finetune.OnlineFinetuning`).
     """
 
-    def __init__(self, model, working_size=WORKING_SIZE):
+    def __init__(self, model, working_size=WORKING_SIZE, adapt=None):
         self.model = model
         self.working_size = tuple(int(v) for v in working_size)
         if len(self.working_size) != 2 or min(self.working_size) < 1:
             raise ValueError(f"working_size must be (W, H) with positive values, got {working_size!r}")
+        self.adapt = adapt
+        self._bind(model)
+
+    def _bind(self, model):
+        """Makes `model` the one that segments (its compiled functions traced once)."""
+        self._model = model
         self._frame_model = model.frame_model()
         self._input_names = [t.name for t in self._frame_model.inputs]
         self._encode = tf.function(
@@ -80,7 +90,7 @@ class VideoSegmenter:
 
     def encode_objects(self, frame, first_mask, object_ids):
         """The visual modulator's parameters `[K, P]` for each object of frame 0 (None without it)."""
-        if self.model.visual_modulator is None:
+        if self._model.visual_modulator is None:
             return None
         guides = np.stack([visual_guide(frame, first_mask == i) for i in object_ids])
         return self._encode(guides).numpy()
@@ -104,6 +114,8 @@ class VideoSegmenter:
                         f"first_mask is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but frame 0 is "
                         f"{frame.shape[1]}x{frame.shape[0]}: they must be the same size"
                     )
+                if self.adapt is not None:
+                    self._bind(self.adapt(self.model, frame, first_mask, self.working_size))
                 params = self.encode_objects(frame, first_mask, object_ids)
                 working_mask = resize_mask(first_mask, self.working_size)
                 previous = np.stack([working_mask == i for i in object_ids])
@@ -132,7 +144,7 @@ class VideoSegmenter:
         image = preprocess_frame(frame, self.working_size)
         inputs = {
             "image": np.broadcast_to(image, (num_objects, *image.shape)),
-            "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self.model.spatial_modulator else None,
+            "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self._model.spatial_modulator else None,
             "modulation_params": params,
         }
         probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names])

@@ -305,3 +305,48 @@ def test_weights_of_the_wrong_kind_are_named(tmp_path):
                                     "--output", tmp_path / "out")
     assert code != 0 and "w.h5: not OSMN weights" in text
     assert not (tmp_path / "out").exists()
+
+
+def test_online_finetuning_trains_a_copy_on_frame_0_for_each_video(small_model, monkeypatch):
+    from osmn_tf.training.finetune import OnlineFinetuning
+
+    frames, first = synthetic_video()
+    before = [w.copy() for w in small_model.get_weights()]
+    adapted = []
+    finetune = OnlineFinetuning(3, learning_rate=1e-3)
+
+    def adapt(model, frame, first_mask, working_size):
+        assert model is small_model and working_size == WORKING
+        np.testing.assert_array_equal(frame, frames[0])
+        adapted.append(finetune(model, frame, first_mask, working_size))
+        return adapted[-1]
+
+    tuned = list(VideoSegmenter(small_model, WORKING, adapt=adapt).segment(frames, first))
+    plain = list(VideoSegmenter(small_model, WORKING).segment(frames, first))
+    assert len(adapted) == 1
+    for a, b in zip(before, small_model.get_weights()):  # the model given stays as it was
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, adapted[0].get_weights()))
+    # The fine-tuned copy is what segmented the video.
+    again = list(VideoSegmenter(adapted[0], WORKING).segment(frames, first))
+    for a, b in zip(tuned, again):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(tuned[1:], plain[1:]))
+    # A second video starts again from the given model.
+    list(VideoSegmenter(small_model, WORKING, adapt=adapt).segment(frames[:2], first))
+    assert len(adapted) == 2
+
+
+def test_tool_online_finetune_flag(tmp_path, small_weights):
+    frames, first = synthetic_video(num_frames=3)
+    write_frames(tmp_path / "frames", frames)
+    write_mask(tmp_path / "first.png", first)
+    code, message = run_tool_inprocess(
+        "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
+        "--output", tmp_path / "out", "--working-size", "64x48", "--online-finetune", "2")
+    assert code == 0, message
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{t:05d}.png" for t in range(3)]
+    code, message = run_tool_inprocess(
+        "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
+        "--output", tmp_path / "out2", "--online-finetune", "-1")
+    assert code != 0

@@ -32,6 +32,9 @@ def parse_args(argv=None):
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
     parser.add_argument("--working-size", default="854x480", help="WxH every frame is resized to (default 854x480)")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
+    parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
+                        help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
+    parser.add_argument("--finetune-lr", type=float, default=1e-5, help="Adam learning rate of --online-finetune")
     args = parser.parse_args(argv)
     if bool(args.davis_root) == bool(args.frames):
         parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
@@ -46,6 +49,8 @@ def parse_args(argv=None):
     except ValueError:
         parser.error(f"--working-size must be WxH with positive integers, got {args.working_size!r}")
     args.working_size = (w, h)
+    if args.online_finetune < 0:
+        parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     return args
 
 
@@ -84,7 +89,12 @@ def run(args):
             print(f"{args.output} is complete already; skipping it (--overwrite to redo)")
             return
 
-    segmenter = VideoSegmenter(load_model(args.weights), working_size=args.working_size)
+    adapt = None
+    if args.online_finetune:
+        from osmn_tf.training.finetune import OnlineFinetuning
+
+        adapt = OnlineFinetuning(args.online_finetune, learning_rate=args.finetune_lr)
+    segmenter = VideoSegmenter(load_model(args.weights), working_size=args.working_size, adapt=adapt)
     if args.davis_root:
         bars = {}
 

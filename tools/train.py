@@ -2,7 +2,7 @@
 """Train OSMN.
 
 With no arguments: the embedded demo. It writes a synthetic video dataset (no
-download) into runs/demo/data, trains a CPU-sized model (width 0.25, 160x96
+download) into runs/demo/data, trains a CPU-sized model (width 0.125, 160x96
 frames), then segments the held-out synthetic videos and writes the official
 DAVIS CSVs for the model (runs/demo/eval/) and for the copy-the-first-mask
 baseline (runs/demo/eval/baseline_first_mask/).

@@ -46,11 +46,11 @@ class TrainConfig:
     scales: tuple = (1.0,)
     batch_size: int = 8
     accumulation: int = 1
-    steps: int = 1600
-    learning_rates: tuple = (1e-4, 3e-5)
-    lr_boundaries: tuple = (1200,)
+    steps: int = 500
+    learning_rates: tuple = (3e-4,)
+    lr_boundaries: tuple = ()
     weight_decay: float = 2e-4
-    width: float = 0.25
+    width: float = 0.125
     use_visual_modulator: bool = True
     use_spatial_modulator: bool = True
     mod_early_conv: bool = False
@@ -59,10 +59,10 @@ class TrainConfig:
     fix_seg: bool = False
     init: str = None
     seed: int = 0
-    checkpoint_every: int = 200
-    log_every: int = 20
-    image_every: int = 200
-    validate_every: int = 400
+    checkpoint_every: int = 100
+    log_every: int = 50
+    image_every: int = 250
+    validate_every: int = 100
     validation_batches: int = 4
     synthetic_sequences: tuple = (200, 12)
     eval_working_size: tuple = (160, 96)
@@ -104,7 +104,7 @@ class TrainConfig:
 
 
 PRESETS = {
-    # The embedded demo: CPU-sized, no download, about 10 minutes on 2 cores.
+    # The embedded demo: CPU-sized, no download, about 13 minutes on 2 cores.
     "demo": {},
     # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.
     "coco": dict(dataset="coco", image_size=(400, 400), scales=(0.8, 1.0, 1.2), batch_size=8, steps=300_000,

@@ -53,3 +53,23 @@ def weight_decay(model, rate=2e-4):
     if not kernels:
         return tf.constant(0.0)
     return rate * tf.add_n([tf.nn.l2_loss(tf.cast(w, tf.float32)) for w in kernels])
+
+
+def training_loss(model, inputs, labels, decay_rate, num_replicas=1, all_reduce=None):
+    """The training objective of SPEC 7 on one batch: `(main loss, weight decay)`.
+
+    Args:
+        model: an `OSMN` (called with `training=True`).
+        inputs: its inputs, in its order; labels: `[N, H, W, 1]`.
+        decay_rate: the L2 rate (2e-4).
+        num_replicas, all_reduce: under `tf.distribute`, a function summing a
+            list of tensors over replicas; `P` and `Q` are summed with it and
+            the decay divided by `num_replicas`, so that the replicas' losses
+            add up to the loss of the whole batch.
+    """
+    logits = model(inputs, training=True)
+    foreground, background, num_positive, num_negative = balanced_loss_terms(labels, logits)
+    if all_reduce is not None:
+        num_positive, num_negative = all_reduce([num_positive, num_negative])
+    main = combine_balanced_terms(foreground, background, num_positive, num_negative)
+    return main, weight_decay(model, decay_rate) / num_replicas

@@ -341,31 +341,76 @@ class CocoSource(_Source):
         if mask.shape != rgb.shape[:2]:
             raise ValueError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]} (W x H) but "
                              f"{self.annotation_file} says {mask.shape[1]}x{mask.shape[0]}")
-        guide = visual_guide(rgb, mask, augment=self.visual_augment,
-                             rng=rng if self.visual_augment is not None else None,
-                             bbox_sup=self.bbox_sup)
-        if self.random_crop_ratio > 0:
-            # One side, drawn uniformly, moves in by U(0, ratio) of the extent.
-            ratio = rng.uniform() * self.random_crop_ratio
-            side = int(rng.integers(4))
-            height, width = mask.shape
-            box = [0, 0, width, height]
-            cut = int(ratio * (width if side in (0, 2) else height))
-            box[side] = cut if side < 2 else box[side] - cut
-            rgb = np.ascontiguousarray(rgb[box[1]:box[3], box[0]:box[2]])
-            mask = mask[box[1]:box[3], box[0]:box[2]]
-        image = resize_frame(rgb, size)
-        label = resize_mask(mask, size)
-        if self.flip and rng.uniform() > 0.5:
-            image, label = image[:, ::-1], label[:, ::-1]
-        # The spatial guide comes after the flip, from the flipped label.
-        return {
-            "guide_image": guide,
-            "spatial_guide": spatial_guide(label, perturb=self.spatial_perturb,
-                                           rng=rng if self.spatial_perturb is not None else None),
-            "image": normalize_frame(image),
-            "label": label.astype(np.float32)[:, :, np.newaxis],
-        }
+        return object_sample(rgb, mask, rng, size, self.visual_augment, self.spatial_perturb,
+                             bbox_sup=self.bbox_sup, random_crop_ratio=self.random_crop_ratio, flip=self.flip)
+
+
+def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_sup=False, random_crop_ratio=0.0,
+                  flip=True):
+    """A sample made from one image and its object's mask (stage 1, and online fine-tuning).
+
+    The visual guide is the object's crop of `rgb` (with `visual_augment`);
+    the image and the label are `rgb` and `mask` resized to `size`, optionally
+    cut on one side first (`random_crop_ratio`) and flipped together (p = 0.5);
+    the spatial guide comes from the (flipped) label, with `spatial_perturb`.
+    Every random draw comes from `rng`, in that order.
+    """
+    guide = visual_guide(rgb, mask, augment=visual_augment, rng=rng if visual_augment is not None else None,
+                         bbox_sup=bbox_sup)
+    if random_crop_ratio > 0:
+        # One side, drawn uniformly, moves in by U(0, ratio) of the extent.
+        ratio = rng.uniform() * random_crop_ratio
+        side = int(rng.integers(4))
+        height, width = mask.shape
+        box = [0, 0, width, height]
+        cut = int(ratio * (width if side in (0, 2) else height))
+        box[side] = cut if side < 2 else box[side] - cut
+        rgb = np.ascontiguousarray(rgb[box[1]:box[3], box[0]:box[2]])
+        mask = mask[box[1]:box[3], box[0]:box[2]]
+    image = resize_frame(rgb, size)
+    label = resize_mask(mask, size)
+    if flip and rng.uniform() > 0.5:
+        image, label = image[:, ::-1], label[:, ::-1]
+    # The spatial guide comes after the flip, from the flipped label.
+    return {
+        "guide_image": guide,
+        "spatial_guide": spatial_guide(label, perturb=spatial_perturb,
+                                       rng=rng if spatial_perturb is not None else None),
+        "image": normalize_frame(image),
+        "label": label.astype(np.float32)[:, :, np.newaxis],
+    }
+
+
+class FirstFrameSource(_Source):
+    """Online fine-tuning samples (paper Table 3): the objects of one annotated frame.
+
+    Items are the objects of `first_mask`; each is made as a stage 1 sample
+    (`object_sample`: augmented visual guide from the frame, perturbed spatial
+    guide from the object's own mask, shared flip) at the working size.
+
+    Args:
+        frame: `uint8` RGB `[H, W, 3]`.
+        first_mask: `uint8` `[H, W]` object ids (0 = background).
+        image_size: `(W, H)` of the samples (the segmenter's working size).
+    """
+
+    def __init__(self, frame, first_mask, image_size, visual_augment=VisualGuideAugmentation(),
+                 spatial_perturb=SpatialGuidePerturbation()):
+        if frame.shape[:2] != first_mask.shape:
+            raise ValueError(f"the first mask is {first_mask.shape} but the frame {frame.shape[:2]}")
+        self.frame, self.first_mask = frame, first_mask
+        self.object_ids = [int(i) for i in np.unique(first_mask) if i]
+        self.image_size = _check_size(image_size, "image_size")
+        _check_augmentations(visual_augment, spatial_perturb)
+        self.visual_augment, self.spatial_perturb = visual_augment, spatial_perturb
+        self._num_items = len(self.object_ids)
+
+    def __repr__(self):
+        return f"FirstFrameSource({len(self)} objects, image_size={self.image_size})"
+
+    def sample(self, item, rng, size):
+        mask = (self.first_mask == self.object_ids[item]).astype(np.uint8)
+        return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb)
 
 
 # ----------------------------------------------------------------------------

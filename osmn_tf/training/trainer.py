@@ -8,7 +8,6 @@ class-balanced loss (`P` and `Q` summed over replicas first, so the replicas'
 losses add up to the whole batch's loss exactly); the optimizer then sums
 the gradients over replicas and applies them.
 """
-import dataclasses
 import math
 import os
 import pathlib
@@ -23,8 +22,8 @@ from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.distribute import is_chief, worker_name
-from osmn_tf.training.losses import balanced_loss_terms, combine_balanced_terms, weight_decay
-from osmn_tf.training.pipeline import batch_dataset, distributed_dataset
+from osmn_tf.training.losses import training_loss
+from osmn_tf.training.pipeline import distributed_dataset
 from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
@@ -126,12 +125,9 @@ class Trainer:
     def _replica_gradients(self, batch, previous=None):
         context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
-            logits = self.model(model_inputs(self.model, batch), training=True)
-            foreground, background, num_positive, num_negative = balanced_loss_terms(batch["label"], logits)
-            num_positive, num_negative = context.all_reduce(tf.distribute.ReduceOp.SUM, [num_positive, num_negative])
-            main = combine_balanced_terms(foreground, background, num_positive, num_negative)
-            # Replicas' gradients are summed: each carries 1/R of the decay.
-            decay = weight_decay(self.model, self.config.weight_decay) / self.num_replicas
+            main, decay = training_loss(
+                self.model, model_inputs(self.model, batch), batch["label"], self.config.weight_decay,
+                self.num_replicas, lambda values: context.all_reduce(tf.distribute.ReduceOp.SUM, values))
             loss = main + decay
         gradients = tape.gradient(loss, self.variables)
         if previous is not None:

@@ -1,0 +1,251 @@
+"""The paper's modulation analyses (Figs. 5-7): MDS, object sources, tools/visualize_modulation.py."""
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+from scipy.spatial.distance import pdist
+
+import osmn_tf
+from osmn_tf import modulation_analysis as analysis
+from osmn_tf.davis import write_mask
+from osmn_tf.synthetic import SyntheticConfig, write_davis
+
+from conftest import REPO
+
+TOOL = REPO / "tools" / "visualize_modulation.py"
+FIGURES = ("fig5_visual_mds.png", "fig6_visual_gamma.png", "fig7_spatial_scale.png")
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location("visualize_modulation_tool", TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_tool_inprocess(*args):
+    """Runs the tool's main in this process; returns (exit code, message)."""
+    try:
+        load_tool().main([str(a) for a in args])
+    except SystemExit as e:
+        return (e.code if isinstance(e.code, int) else 1), str(e.code)
+    return 0, ""
+
+
+def run_tool(*args):
+    """Runs the tool as users do, in a fresh process."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run([sys.executable, str(TOOL), *map(str, args)], capture_output=True, text=True,
+                          env=env, cwd=REPO, timeout=300)
+
+
+def check_figures(folder, expected=FIGURES):
+    for name in FIGURES:
+        path = folder / name
+        if name not in expected:
+            assert not path.exists(), f"{name} should have been skipped"
+            continue
+        with Image.open(path) as image:
+            assert image.format == "PNG"
+            width, height = image.size
+        assert 600 <= width <= 3000 and 400 <= height <= 3000, (name, image.size)
+    assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "a temporary file was left behind"
+
+
+def small_model(**options):
+    """A width-0.125 model whose visual modulator's output depends on the visual guide.
+
+    A fresh fc8 has weights 0 and biases 1: every object would get the same scales.
+    """
+    keras.utils.set_random_seed(5)
+    model = osmn_tf.build_osmn(width=0.125, **options)
+    if model.visual_modulator is not None:
+        kernel = model.visual_modulator.get_layer("fc8").kernel
+        kernel.assign(np.random.default_rng(5).normal(0, 0.05, kernel.shape).astype("float32"))
+    return model
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    path = tmp_path_factory.mktemp("weights") / "small.keras"
+    small_model().save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory):
+    """Two tiny synthetic sequences in the DAVIS 2017 layout."""
+    root = tmp_path_factory.mktemp("davis")
+    write_davis(root, SyntheticConfig(image_size=(64, 48), num_frames=2, max_objects=3), 2, split="val")
+    return root
+
+
+# ----------------------------------------------------------------------------
+# Multi-dimensional scaling
+# ----------------------------------------------------------------------------
+def test_mds_recovers_points_that_lie_in_a_plane():
+    rng = np.random.default_rng(0)
+    plane = rng.normal(size=(25, 2)) * [3.0, 1.0]
+    basis = np.linalg.qr(rng.normal(size=(40, 40)))[0][:, :2]  # orthonormal: distances kept
+    vectors = plane @ basis.T + rng.normal(size=40)
+    embedding = analysis.mds_embedding(vectors)
+    assert embedding.shape == (25, 2)
+    # Only rotation, reflection and translation are free: pairwise distances are exact.
+    np.testing.assert_allclose(pdist(embedding), pdist(plane), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(embedding.mean(axis=0), 0, atol=1e-9)
+
+
+def test_mds_of_identical_vectors_and_bad_input():
+    np.testing.assert_array_equal(analysis.mds_embedding(np.ones((4, 7))), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="at least 2"):
+        analysis.mds_embedding(np.ones((1, 7)))
+    with pytest.raises(ValueError, match="NaN"):
+        analysis.mds_embedding([[0.0, 1.0], [np.nan, 2.0]])
+
+
+# ----------------------------------------------------------------------------
+# Objects and figures without a model file
+# ----------------------------------------------------------------------------
+def test_balanced_selection_spreads_the_cap_over_classes():
+    objects = [analysis.AnalysisObject(f"o{i}", label, None) for i, label in enumerate("aaaaabbc")]
+    chosen = analysis.balanced_selection(objects, 5)
+    assert [o.name for o in chosen] == ["o0", "o1", "o5", "o6", "o7"]  # a, a, b, b, c in source order
+    assert analysis.balanced_selection(objects, None) == objects
+
+
+def test_layer_histograms_for_every_layout(tmp_path):
+    rng = np.random.default_rng(1)
+    layers = [f"conv{b}_{i}" for b in (1, 2) for i in (1, 2)] + [f"conv{b}_{i}" for b in (3, 4, 5) for i in (1, 2, 3)]
+    gammas = {layer: rng.normal(1, 0.1, (6, 8)) for layer in layers}  # mod_early_conv: 13 layers
+    analysis.save_figure(analysis.plot_visual_gamma_std(gammas), tmp_path / "f6.png")
+    scales = {layer: np.abs(rng.normal(size=8)) for layer in layers[4:]}
+    analysis.save_figure(analysis.plot_spatial_scale(scales), tmp_path / "f7.png")
+    for name in ("f6.png", "f7.png"):
+        with Image.open(tmp_path / name) as image:
+            assert image.size[0] > 600
+    stds = analysis.gamma_std_per_layer({"conv3_1": np.array([[1.0, 2.0], [3.0, 2.0]])})
+    np.testing.assert_allclose(stds["conv3_1"], [1.0, 0.0])
+
+
+def test_davis_objects_take_classes_from_davis_semantics(davis_root):
+    objects = analysis.davis_objects(davis_root)
+    sequences = ["synth-val-0000", "synth-val-0001"]
+    assert {o.label for o in objects} == set(sequences)  # no semantics file: the sequence name
+    frame, mask = objects[0].load()
+    assert frame.shape == (48, 64, 3) and mask.shape == (48, 64) and mask.any()
+
+    semantics = davis_root / analysis.DAVIS_SEMANTICS_FILE
+    semantics.write_text(json.dumps({sequences[0]: {"1": "person", "2": "dog"}}))
+    try:
+        labels = {o.name: o.label for o in analysis.davis_objects(davis_root)}
+    finally:
+        semantics.unlink()
+    assert labels[f"{sequences[0]}/1"] == "person" and labels[f"{sequences[0]}/2"] == "dog"
+    assert labels[f"{sequences[1]}/1"] == sequences[1]
+
+
+def test_coco_objects_are_labelled_with_their_category(tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    annotations = []
+    for image_id, category in enumerate([1, 2, 1, 3], start=1):
+        Image.fromarray(np.full((40, 50, 3), 60 * image_id, np.uint8)).save(images / f"{image_id}.png")
+        box = [5, 5, 20, 15]  # x, y, w, h: 15% of the image
+        annotations.append({"id": 10 + image_id, "image_id": image_id, "category_id": category, "iscrowd": 0,
+                            "area": 300.0, "bbox": box,
+                            "segmentation": [[5, 5, 25, 5, 25, 20, 5, 20]]})
+    coco = {"images": [{"id": i, "file_name": f"{i}.png", "height": 40, "width": 50} for i in range(1, 5)],
+            "annotations": annotations,
+            "categories": [{"id": 1, "name": "dog"}, {"id": 2, "name": "cat"}, {"id": 3, "name": "kite"}]}
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps(coco))
+
+    objects = analysis.coco_objects(path, images, max_objects=None, cache_dir=tmp_path)
+    assert [(o.name, o.label) for o in objects] == [
+        ("COCO annotation 11", "dog"), ("COCO annotation 12", "cat"), ("COCO annotation 13", "dog")]
+    frame, mask = objects[1].load()
+    assert frame.shape == (40, 50, 3) and mask.sum() > 200
+    everything = analysis.coco_objects(path, images, max_objects=2, categories=None, cache_dir=tmp_path)
+    assert [o.label for o in everything] == ["dog", "cat"]
+    with pytest.raises(ValueError, match="none of the categories"):
+        analysis.coco_objects(path, images, categories=("zebra",), cache_dir=tmp_path)
+
+
+def test_write_figures_skips_what_the_model_lacks(tmp_path):
+    objects = analysis.synthetic_objects(1, image_size=(64, 48))
+    messages = []
+    written = analysis.write_figures(small_model(use_spatial_modulator=False), objects, tmp_path, log=messages.append)
+    assert sorted(written) == ["fig5", "fig6"]
+    assert any("Fig. 7" in m and "no spatial modulator" in m for m in messages)
+    check_figures(tmp_path, FIGURES[:2])
+
+    messages.clear()
+    never = []
+    written = analysis.write_figures(small_model(use_visual_modulator=False), lambda: never.append(1) or [],
+                                     tmp_path / "no_visual", log=messages.append)
+    assert sorted(written) == ["fig7"] and not never  # objects are not even listed
+    assert any("Fig. 5 and Fig. 6" in m and "no visual modulator" in m for m in messages)
+
+
+# ----------------------------------------------------------------------------
+# The tool, as users run it
+# ----------------------------------------------------------------------------
+def test_tool_on_synthetic_sequences(weights, tmp_path):
+    result = run_tool("--weights", weights, "--synthetic", 3, "--synthetic-size", "64x48", "--output", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "objects in" in result.stdout and "classes" in result.stdout
+    check_figures(tmp_path)
+
+
+def test_tool_on_a_davis_folder(weights, davis_root, tmp_path):
+    result = run_tool("--weights", weights, "--davis-root", davis_root, "--year", 2017, "--split", "val",
+                      "--max-objects", 3, "--output", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3 objects in 2 classes" in result.stdout
+    check_figures(tmp_path)
+
+
+def test_tool_on_coco(weights, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    rng = np.random.default_rng(2)
+    coco = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}]}
+    for i in range(1, 5):
+        Image.fromarray(rng.integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(images / f"{i}.jpg")
+        coco["images"].append({"id": i, "file_name": f"{i}.jpg", "height": 40, "width": 50})
+        coco["annotations"].append({"id": i, "image_id": i, "category_id": 1 + i % 2, "iscrowd": 0,
+                                    "segmentation": [[4, 4, 30, 4, 30, 30, 4, 30]]})
+    (tmp_path / "instances.json").write_text(json.dumps(coco))
+    code, message = run_tool_inprocess("--weights", weights, "--coco-annotations", tmp_path / "instances.json",
+                                       "--coco-images", images, "--coco-categories", "all", "--quiet",
+                                       "--output", tmp_path / "figs")
+    assert code == 0, message
+    check_figures(tmp_path / "figs")
+
+
+def test_tool_bad_input(weights, davis_root, tmp_path):
+    code, message = run_tool_inprocess("--weights", weights, "--davis-root", tmp_path / "nowhere",
+                                       "--output", tmp_path)
+    assert code != 0 and "--davis-root" in message and "nowhere" in message
+    code, message = run_tool_inprocess("--weights", tmp_path / "missing.keras", "--synthetic", 2,
+                                       "--output", tmp_path)
+    assert code != 0 and "--weights" in message and "missing.keras" in message
+
+    # A DAVIS split whose first annotations hold no object.
+    empty = tmp_path / "empty"
+    write_davis(empty, SyntheticConfig(image_size=(64, 48), num_frames=2, max_objects=2), 1, split="val")
+    write_mask(empty / "Annotations" / "480p" / "synth-val-0000" / "00000.png", np.zeros((48, 64), np.uint8))
+    code, message = run_tool_inprocess("--weights", weights, "--davis-root", empty, "--output", tmp_path / "out")
+    assert code != 0 and "no object" in message and "val.txt" in message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+    with pytest.raises(SystemExit) as raised:  # two sources: argparse refuses, exit code 2
+        load_tool().parse_args(["--weights", str(weights), "--synthetic", "2", "--davis-root", str(davis_root),
+                                "--output", str(tmp_path)])
+    assert raised.value.code == 2
