@@ -48,6 +48,17 @@ def load_rgb(path):
         raise ValueError(f"load_rgb: cannot read {path!r} as an image: {error}") from error
 
 
+def parse_size(text):
+    """`"854x480"` -> `(854, 480)`: a `(W, H)` size as command lines write it."""
+    try:
+        width, height = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        width = height = 0
+    if width < 1 or height < 1:
+        raise ValueError(f"expected WxH with positive integers, e.g. 854x480, got {text!r}")
+    return width, height
+
+
 def _check_size(size, name="size"):
     """`size` as a `(W, H)` tuple of positive ints, or a ValueError naming it."""
     try:

@@ -71,22 +71,26 @@ class VideoSegmenter:
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
         self._model = model
-        self._frame_model = model.frame_model()
-        self._input_names = [t.name for t in self._frame_model.inputs]
-        self._encode = tf.function(
-            lambda guides: model.visual_modulator(guides, training=False),
-            input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)],
-        )
+        frame_model = self._frame_model = model.frame_model()
+        self._input_names = [t.name for t in frame_model.inputs]
+
+        # Plain Python (no AutoGraph needed): named functions, not lambdas, which AutoGraph warns about.
+        def encode(guides):
+            return model.visual_modulator(guides, training=False)
+
+        def probabilities(*inputs):
+            return tf.sigmoid(frame_model(list(inputs), training=False))
+
+        self._encode = tf.function(encode, input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)],
+                                   autograph=False)
         specs = {
             "image": tf.TensorSpec([None, None, None, 3], tf.float32),
             "spatial_guide": tf.TensorSpec([None, None, None, 1], tf.float32),
             "modulation_params": tf.TensorSpec([None, model.num_modulation_params], tf.float32),
         }
         # One trace for every frame size and object count.
-        self._probabilities = tf.function(
-            lambda *inputs: tf.sigmoid(self._frame_model(list(inputs), training=False)),
-            input_signature=[specs[name] for name in self._input_names],
-        )
+        self._probabilities = tf.function(probabilities, input_signature=[specs[n] for n in self._input_names],
+                                          autograph=False)
 
     def encode_objects(self, frame, first_mask, object_ids):
         """The visual modulator's parameters `[K, P]` for each object of frame 0 (None without it)."""

@@ -1,5 +1,4 @@
 """Export for serving: SavedModel signatures in a fresh process, saved_model_cli, the REST client, ONNX, LiteRT."""
-import importlib.util
 import json
 import os
 import shutil
@@ -7,7 +6,6 @@ import subprocess
 import sys
 import textwrap
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -19,63 +17,16 @@ from osmn_tf.frames import preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.inference import VideoSegmenter
 
-from conftest import REPO
+from conftest import run_tool, small_osmn, synthetic_video
 
 SMALL = 0.125
 WORKING = (64, 48)  # (W, H) of the small export's segment_raw
 SIGNATURES = ["encode_guide", "encode_guide_raw", "segment", "segment_raw", "serving_default"]
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def run_tool(name, *args):
-    """Runs tools/<name>.py's main in this process; returns (exit code, message)."""
-    try:
-        load_tool(name).main([str(a) for a in args])
-    except SystemExit as e:
-        return (e.code if isinstance(e.code, int) else 1), str(e.code)
-    return 0, ""
-
-
-def synthetic_video(num_frames=4, size=(80, 60), seed=0):
-    """Frames with squares drifting right, and frame 0's ids (1, 2, 5)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    frames = []
-    for t in range(num_frames):
-        frame = background.copy()
-        for x, y, colour in [(5, 5, (255, 0, 0)), (40, 10, (0, 255, 0)), (20, 35, (0, 0, 255))]:
-            frame[y : y + 15, x + 2 * t : x + 2 * t + 15] = colour
-        frames.append(frame)
-    first = np.zeros((h, w), np.uint8)
-    first[5:20, 5:20], first[10:25, 40:55], first[35:50, 20:35] = 1, 2, 5
-    return frames, first
-
-
 @pytest.fixture(scope="module")
 def small_model():
-    """A small model whose outputs depend on both guides and vary across pixels."""
-    keras.utils.set_random_seed(3)
-    model = osmn_tf.build_osmn(width=SMALL)
-    rng = np.random.default_rng(3)
-
-    def scale(variable, std):
-        variable.assign(rng.normal(0, std, variable.shape).astype("float32"))
-
-    scale(model.visual_modulator.get_layer("fc8").kernel, 0.05)
-    for block in (3, 4, 5):
-        scale(model.spatial_modulator.get_layer(f"conv{block}").kernel, 3.0)
-    seg = model.segmentation_network
-    for name in ("conv2_2_16", "conv3_3_16", "conv4_3_16", "conv5_3_16"):
-        scale(seg.get_layer(name).kernel, 0.02)
-    scale(seg.get_layer("upscore-fuse").kernel, 1.0)
-    return model
+    return small_osmn(SMALL)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +58,7 @@ def random_inputs(seed=0, batch=2, height=37, width=51, num_params=480):
 
 
 def raw_inputs():
-    frames, first = synthetic_video(size=(90, 70))
+    frames, first = synthetic_video(num_frames=4, size=(90, 70))
     masks = np.stack([first == i for i in (1, 2, 5)]).astype(np.uint8)
     return frames[1], masks
 
@@ -326,7 +277,7 @@ def route_to_saved_model(loaded):
 
 
 def test_rest_client_float_signatures_reproduce_the_keras_video_loop(small_model, loaded):
-    frames, first = synthetic_video()
+    frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
     client = export.ServingVideoSegmenter(send, working_size=WORKING)
     expected = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
@@ -340,7 +291,7 @@ def test_rest_client_float_signatures_reproduce_the_keras_video_loop(small_model
 
 
 def test_rest_client_raw_signatures_agree_with_the_keras_video_loop(small_model, loaded):
-    frames, first = synthetic_video()
+    frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
     client = export.ServingVideoSegmenter(send, raw=True)
     expected = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))

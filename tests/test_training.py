@@ -326,3 +326,13 @@ def test_two_workers_on_localhost_train_and_exit_cleanly(tmp_path):
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-2")
     assert (model_dir / "model.keras").is_file()
     assert not (model_dir / "scratch" / "worker-1").exists()  # the other worker cleaned up
+
+
+def test_data_benchmark_prints_data_and_training_rates():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "benchmark_data.py"), "--only", "davis", "--synthetic-sequences", "1",
+         "--synthetic-frames", "3", "--batches", "1", "--batch-size", "2", "--train-steps", "1", "--width", "0.125"],
+        capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr
+    for line in ("1 process:", "tf.data parallel map:", "training, width 0.125:"):
+        assert line in result.stdout, result.stdout

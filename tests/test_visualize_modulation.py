@@ -1,5 +1,4 @@
 """The paper's modulation analyses (Figs. 5-7): MDS, object sources, tools/visualize_modulation.py."""
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,26 +15,15 @@ from osmn_tf import modulation_analysis as analysis
 from osmn_tf.davis import write_mask
 from osmn_tf.synthetic import SyntheticConfig, write_davis
 
-from conftest import REPO
+import conftest
+from conftest import REPO, load_tool
 
 TOOL = REPO / "tools" / "visualize_modulation.py"
 FIGURES = ("fig5_visual_mds.png", "fig6_visual_gamma.png", "fig7_spatial_scale.png")
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location("visualize_modulation_tool", TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def run_tool_inprocess(*args):
-    """Runs the tool's main in this process; returns (exit code, message)."""
-    try:
-        load_tool().main([str(a) for a in args])
-    except SystemExit as e:
-        return (e.code if isinstance(e.code, int) else 1), str(e.code)
-    return 0, ""
+    return conftest.run_tool("visualize_modulation", *args)
 
 
 def run_tool(*args):
@@ -246,6 +234,6 @@ def test_tool_bad_input(weights, davis_root, tmp_path):
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
     with pytest.raises(SystemExit) as raised:  # two sources: argparse refuses, exit code 2
-        load_tool().parse_args(["--weights", str(weights), "--synthetic", "2", "--davis-root", str(davis_root),
+        load_tool("visualize_modulation").parse_args(["--weights", str(weights), "--synthetic", "2", "--davis-root", str(davis_root),
                                 "--output", str(tmp_path)])
     assert raised.value.code == 2

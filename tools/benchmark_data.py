@@ -45,6 +45,9 @@ def parse_args(argv=None):
     parser.add_argument("--synthetic-sequences", type=int, default=3,
                         help="sequences generated per synthetic dataset")
     parser.add_argument("--synthetic-frames", type=int, default=6, help="frames per synthetic sequence")
+    parser.add_argument("--train-steps", type=int, default=3,
+                        help="also time this many training steps on the same batches (0: data only)")
+    parser.add_argument("--width", type=float, default=1.0, help="model width of the timed training steps")
     parser.add_argument("--work-dir", help="where synthetic data go (default: a temporary folder)")
     args = parser.parse_args(argv)
     if bool(args.coco_annotations) != bool(args.coco_images):
@@ -94,38 +97,36 @@ def time_single_process(source, args):
     return args.batches * args.batch_size / (time.perf_counter() - start)
 
 
-def make_dataset(source, batch_size, seed, num_batches):
-    """The parallel tf.data pipeline the benchmark times (one element = one batch)."""
-    import tensorflow as tf
-
-    keys = ("guide_image", "spatial_guide", "image", "label")
-
-    def make(index):
-        batch = source.batch(int(index), batch_size, seed)
-        return tuple(batch[key] for key in keys)
-
-    def mapped(index):
-        tensors = tf.numpy_function(make, [index], [tf.float32] * 4, stateful=False)
-        height_width = [batch_size, None, None]
-        shapes = ([batch_size, 224, 224, 3], height_width + [1], height_width + [3], height_width + [1])
-        for tensor, shape in zip(tensors, shapes):
-            tensor.set_shape(shape)
-        return dict(zip(keys, tensors))
-
-    return (tf.data.Dataset.range(num_batches)
-            .map(mapped, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-            .prefetch(tf.data.AUTOTUNE))
-
-
 def time_tf_data(source, args):
-    dataset = make_dataset(source, args.batch_size, args.seed, args.batches + 1)
-    iterator = iter(dataset)
+    from osmn_tf.training.pipeline import batch_dataset
+
+    iterator = iter(batch_dataset(source, args.batch_size, args.seed).take(args.batches + 1))
     next(iterator)  # warm-up: start-up and the first batch
     start = time.perf_counter()
     count = 0
     for _ in iterator:
         count += 1
     return count * args.batch_size / (time.perf_counter() - start)
+
+
+def time_training(source, args):
+    """Training samples/s of OSMN at `--width` on this source's batches (the loop's step on one device)."""
+    import tensorflow as tf
+
+    from osmn_tf.training.config import TrainConfig
+    from osmn_tf.training.pipeline import distributed_dataset
+    from osmn_tf.training.trainer import Trainer
+
+    config = TrainConfig(dataset="davis", data_root="-", width=args.width, batch_size=args.batch_size,
+                         steps=args.train_steps + 1, eval_working_size=None)
+    trainer = Trainer(config, source, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="osmn_bench_"), log=None)
+    step = trainer._build_train_step()
+    iterator = iter(distributed_dataset(trainer.strategy, source, args.batch_size, args.seed))
+    float(step(iterator)[0])  # warm-up: tracing
+    start = time.perf_counter()
+    for _ in range(args.train_steps):
+        float(step(iterator)[0])
+    return args.train_steps * args.batch_size / (time.perf_counter() - start)
 
 
 def report(name, source, args):
@@ -136,6 +137,10 @@ def report(name, source, args):
     parallel = time_tf_data(source, args)
     print(f"  tf.data parallel map:     {parallel:7.1f} samples/s "
           f"({os.cpu_count()} CPUs visible)", flush=True)
+    if args.train_steps:
+        training = time_training(source, args)
+        print(f"  training, width {args.width:g}:    {training:7.1f} samples/s "
+              f"(data makes {parallel / training:.0f}x what training consumes)", flush=True)
 
 
 def main(argv=None):

@@ -29,13 +29,12 @@ def parse_args(argv=None):
     parser.add_argument("--benchmark", action="store_true",
                         help="time `segment` at the working size, N=1, through the SavedModel and the Keras model")
     args = parser.parse_args(argv)
+    from osmn_tf.frames import parse_size
+
     try:
-        w, h = (int(v) for v in args.working_size.lower().split("x"))
-        if w < 1 or h < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--working-size must be WxH with positive integers, got {args.working_size!r}")
-    args.working_size = (w, h)
+        args.working_size = parse_size(args.working_size)
+    except ValueError as e:
+        parser.error(f"--working-size: {e}")
     if os.path.exists(args.output) and os.listdir(args.output):
         parser.error(f"--output {args.output} exists and is not empty; TF Serving versions are never overwritten")
     return args

@@ -42,13 +42,12 @@ def parse_args(argv=None):
         parser.error("--frames needs --first-mask")
     if args.davis_root and (args.first_mask or args.overlay):
         parser.error("--first-mask and --overlay are for one video (--frames), not --davis-root")
+    from osmn_tf.frames import parse_size
+
     try:
-        w, h = (int(v) for v in args.working_size.lower().split("x"))
-        if w < 1 or h < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--working-size must be WxH with positive integers, got {args.working_size!r}")
-    args.working_size = (w, h)
+        args.working_size = parse_size(args.working_size)
+    except ValueError as e:
+        parser.error(f"--working-size: {e}")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     return args

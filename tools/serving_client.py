@@ -31,13 +31,12 @@ def parse_args(argv=None):
     parser.add_argument("--no-visual", action="store_true", help="the served model has no visual modulator")
     parser.add_argument("--no-spatial", action="store_true", help="the served model has no spatial modulator")
     args = parser.parse_args(argv)
+    from osmn_tf.frames import parse_size
+
     try:
-        w, h = (int(v) for v in args.working_size.lower().split("x"))
-        if w < 1 or h < 1:
-            raise ValueError
-    except ValueError:
-        parser.error(f"--working-size must be WxH with positive integers, got {args.working_size!r}")
-    args.working_size = (w, h)
+        args.working_size = parse_size(args.working_size)
+    except ValueError as e:
+        parser.error(f"--working-size: {e}")
     return args
 
 
