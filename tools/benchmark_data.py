@@ -139,7 +139,7 @@ def report(name, source, args):
           f"({os.cpu_count()} CPUs visible)", flush=True)
     if args.train_steps:
         training = time_training(source, args)
-        print(f"  training, width {args.width:g}:    {training:7.1f} samples/s "
+        print(f"  training, width {args.width:g}:    {training:7.2f} samples/s "
               f"(data makes {parallel / training:.0f}x what training consumes)", flush=True)
 
 
