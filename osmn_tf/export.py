@@ -615,19 +615,15 @@ class ServingVideoSegmenter:
 
     def track(self, frames, first_mask):
         """Yields `(labels uint8 [H, W], probabilities float32 [K, Hw, Ww] or None)` per frame."""
+        from osmn_tf.inference import checked_frame, video_objects
+
         first_mask = np.asarray(first_mask)
-        object_ids = tuple(int(i) for i in np.unique(first_mask) if i != 0)
-        if not object_ids:
-            raise ValueError("first_mask has no object: every pixel is 0 (background)")
+        object_ids = video_objects(first_mask)
         lookup = np.asarray((0, *object_ids), dtype=np.uint8)
         params, previous = None, None
         for index, frame in enumerate(frames):
-            frame = np.asarray(frame)
-            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise ValueError(f"frame {index}: expected an HxWx3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            frame = checked_frame(index, frame, first_mask if index == 0 else None)
             if index == 0:
-                if first_mask.shape != frame.shape[:2]:
-                    raise ValueError(f"first_mask is {first_mask.shape} but frame 0 is {frame.shape[:2]} (H, W)")
                 params = self.encode_objects(frame, first_mask, object_ids)
                 # Frame 1's spatial guide comes from the first mask (resized to the
                 # working size by the server with `raw`, here otherwise).

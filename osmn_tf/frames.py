@@ -169,6 +169,12 @@ def normalize_frame(rgb):
     return (bgr - np.asarray(MEAN_BGR, dtype=np.float32)) * np.float32(SCALE)
 
 
+def denormalize_frame(image):
+    """The inverse of `normalize_frame` (for pictures): network encoding `[..., 3]` BGR -> `uint8` RGB."""
+    bgr = np.asarray(image, dtype=np.float32) / np.float32(SCALE) + np.asarray(MEAN_BGR, dtype=np.float32)
+    return np.clip(bgr[..., ::-1], 0, 255).round().astype(np.uint8)
+
+
 def preprocess_frame(rgb, size=WORKING_SIZE):
     """A frame as the segmentation network takes it: resized, then normalised.
 

@@ -35,6 +35,27 @@ def object_ids_of(mask):
     return tuple(int(i) for i in np.unique(mask) if i != 0)
 
 
+def video_objects(first_mask):
+    """The object ids of a video's first mask; a mask without objects is an error."""
+    object_ids = object_ids_of(first_mask)
+    if not object_ids:
+        raise ValueError("first_mask has no object: every pixel is 0 (background)")
+    return object_ids
+
+
+def checked_frame(index, frame, first_mask=None):
+    """Frame `index` as an array, checked to be `uint8` RGB (and, for frame 0, the first mask's size)."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame {index}: expected an HxWx3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+    if first_mask is not None and first_mask.shape != frame.shape[:2]:
+        raise ValueError(
+            f"first_mask is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but frame 0 is "
+            f"{frame.shape[1]}x{frame.shape[0]}: they must be the same size"
+        )
+    return frame
+
+
 def merge_probabilities(probabilities, object_ids):
     """Label map from per-object probabilities `[K, h, w]`: argmax over [0.5 background, p_1..p_K]."""
     scores = np.concatenate([np.full((1, *probabilities.shape[1:]), BACKGROUND_SCORE, np.float32), probabilities])
@@ -102,22 +123,12 @@ class VideoSegmenter:
     def track(self, frames, first_mask):
         """Yields a `FrameResult` per frame; see `segment`."""
         first_mask = np.asarray(first_mask)
-        object_ids = object_ids_of(first_mask)
-        if not object_ids:
-            raise ValueError("first_mask has no object: every pixel is 0 (background)")
-        width, height = self.working_size
+        object_ids = video_objects(first_mask)
         params = None
         previous = None
         for index, frame in enumerate(frames):
-            frame = np.asarray(frame)
-            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise ValueError(f"frame {index}: expected an HxWx3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+            frame = checked_frame(index, frame, first_mask if index == 0 else None)
             if index == 0:
-                if first_mask.shape != frame.shape[:2]:
-                    raise ValueError(
-                        f"first_mask is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but frame 0 is "
-                        f"{frame.shape[1]}x{frame.shape[0]}: they must be the same size"
-                    )
                 if self.adapt is not None:
                     self._bind(self.adapt(self.model, frame, first_mask, self.working_size))
                 params = self.encode_objects(frame, first_mask, object_ids)

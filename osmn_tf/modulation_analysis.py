@@ -35,7 +35,7 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 from PIL import Image
 
 from osmn_tf.davis import DavisDataset, atomic_output
-from osmn_tf.frames import MEAN_BGR, load_rgb
+from osmn_tf.frames import denormalize_frame, load_rgb
 from osmn_tf.guides import visual_guide
 from osmn_tf.training.summaries import spatial_scales, visual_gammas
 
@@ -274,7 +274,7 @@ def guide_thumbnail(guide, size=THUMBNAIL_SIZE):
     does not matter in a thumbnail).
     """
     guide = np.asarray(guide, dtype=np.float32)
-    rgb = np.clip(guide[..., ::-1] + np.asarray(MEAN_BGR, dtype=np.float32)[::-1], 0, 255).round().astype(np.uint8)
+    rgb = denormalize_frame(guide)
     alpha = np.where(np.any(guide != 0, axis=-1), 255, 0).astype(np.uint8)
     rgba = np.dstack([rgb, alpha])
     return np.asarray(Image.fromarray(rgba, "RGBA").resize((size, size), Image.BILINEAR))

@@ -101,7 +101,7 @@ def make_config(args):
         overrides["mod_early_conv"] = True
     if args.fix_seg:
         overrides["fix_seg"] = True
-    if args.image_size and "eval_working_size" not in overrides:
+    if args.image_size:
         overrides["eval_working_size"] = args.image_size
     if args.no_eval:
         overrides["eval_working_size"] = None

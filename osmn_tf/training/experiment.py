@@ -54,11 +54,14 @@ def make_sources(config, model_dir, on_sequence=None):
     return train, (DavisTrainSource(root, split="val", image_size=size, scales=scales) if has_val else None)
 
 
-def write_first_mask_baseline(dataset, output_dir, overwrite=False):
-    """The "copy frame 0's mask to every frame" baseline, as results the DAVIS evaluation reads."""
+def write_first_mask_baseline(dataset, output_dir):
+    """The "copy frame 0's mask to every frame" baseline, as results the DAVIS evaluation reads.
+
+    Sequences already written are kept: the baseline of a sequence never changes.
+    """
     for sequence in dataset.sequences:
         target = pathlib.Path(output_dir) / sequence
-        if target.is_dir() and not overwrite:
+        if target.is_dir():
             continue
         annotations = dataset.annotation_paths(sequence)
         first = dataset.read_annotation(annotations[0])

@@ -9,10 +9,6 @@ from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
 
 
-def _model_inputs(model, batch):
-    return [batch[t.name.split(":")[0]] for t in model.inputs]
-
-
 @dataclasses.dataclass(frozen=True)
 class OnlineFinetuning:
     """Fine-tunes a copy of the model on a video's first frame and masks (SPEC 7).
@@ -49,7 +45,7 @@ class OnlineFinetuning:
         @tf.function
         def step(batch):
             with tf.GradientTape() as tape:
-                main, decay = training_loss(tuned, _model_inputs(tuned, batch), batch["label"], self.weight_decay)
+                main, decay = training_loss(tuned, batch, self.weight_decay)
                 loss = main + decay
             optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
             return loss

@@ -1,6 +1,8 @@
 """The original's training objective (SPEC section 7)."""
 import tensorflow as tf
 
+from osmn_tf.training.pipeline import model_inputs
+
 
 def class_balanced_sigmoid_cross_entropy(labels, logits):
     """Class-balanced sigmoid cross-entropy, summed over every pixel of the batch.
@@ -55,20 +57,20 @@ def weight_decay(model, rate=2e-4):
     return rate * tf.add_n([tf.nn.l2_loss(tf.cast(w, tf.float32)) for w in kernels])
 
 
-def training_loss(model, inputs, labels, decay_rate, num_replicas=1, all_reduce=None):
+def training_loss(model, batch, decay_rate, num_replicas=1, all_reduce=None):
     """The training objective of SPEC 7 on one batch: `(main loss, weight decay)`.
 
     Args:
         model: an `OSMN` (called with `training=True`).
-        inputs: its inputs, in its order; labels: `[N, H, W, 1]`.
+        batch: a training batch (`guide_image`, `spatial_guide`, `image`, `label`).
         decay_rate: the L2 rate (2e-4).
         num_replicas, all_reduce: under `tf.distribute`, a function summing a
             list of tensors over replicas; `P` and `Q` are summed with it and
             the decay divided by `num_replicas`, so that the replicas' losses
             add up to the loss of the whole batch.
     """
-    logits = model(inputs, training=True)
-    foreground, background, num_positive, num_negative = balanced_loss_terms(labels, logits)
+    logits = model(model_inputs(model, batch), training=True)
+    foreground, background, num_positive, num_negative = balanced_loss_terms(batch["label"], logits)
     if all_reduce is not None:
         num_positive, num_negative = all_reduce([num_positive, num_negative])
     main = combine_balanced_terms(foreground, background, num_positive, num_negative)

@@ -17,6 +17,11 @@ KEYS = ("guide_image", "spatial_guide", "image", "label")
 _CHANNELS = {"guide_image": 3, "spatial_guide": 1, "image": 3, "label": 1}
 
 
+def model_inputs(model, batch):
+    """The model's inputs, in its order, from a batch (the model's input names are the batch's keys)."""
+    return [batch[tensor.name.split(":")[0]] for tensor in model.inputs]
+
+
 def _set_shapes(tensors, batch_size):
     batch = {}
     for key, tensor in zip(KEYS, tensors):

@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.config import modulated_layers, scaled
-from osmn_tf.frames import MEAN_BGR
+from osmn_tf.frames import denormalize_frame
 from osmn_tf.models.spatial_modulator import spatial_bias_blocks
 
 
@@ -42,11 +42,6 @@ def spatial_scales(model):
     return out
 
 
-def _to_rgb(image):
-    """A network input (BGR minus the mean) back to uint8 RGB."""
-    return np.clip(image[..., ::-1] + np.asarray(MEAN_BGR)[::-1], 0, 255).astype(np.uint8)
-
-
 def _grey(values):
     return np.repeat(np.clip(values * 255, 0, 255).astype(np.uint8), 3, axis=-1)
 
@@ -56,9 +51,9 @@ def sample_grid(batch, probabilities):
     rows = []
     height = batch["image"].shape[1]
     for i in range(batch["image"].shape[0]):
-        guide = _to_rgb(batch["guide_image"][i])
+        guide = denormalize_frame(batch["guide_image"][i])
         guide = tf.image.resize(guide, (height, height), method="nearest").numpy().astype(np.uint8)
-        row = [guide, _grey(batch["spatial_guide"][i]), _to_rgb(batch["image"][i]), _grey(batch["label"][i]),
+        row = [guide, _grey(batch["spatial_guide"][i]), denormalize_frame(batch["image"][i]), _grey(batch["label"][i]),
                _grey(probabilities[i])]
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)

@@ -23,17 +23,11 @@ from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
-from osmn_tf.training.pipeline import distributed_dataset
+from osmn_tf.training.pipeline import distributed_dataset, model_inputs
 from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"
-
-
-def model_inputs(model, batch):
-    """The model's inputs, in its order, from a training batch."""
-    names = {"guide_image": batch["guide_image"], "spatial_guide": batch["spatial_guide"], "image": batch["image"]}
-    return [names[tensor.name.split(":")[0]] for tensor in model.inputs]
 
 
 def initialise_weights(model, path):
@@ -45,9 +39,9 @@ def initialise_weights(model, path):
         load_imagenet_vgg16(model, text)
     elif text.endswith(".keras"):
         source = load_model(text)
-        mismatched = {k: (v, model.config.to_dict()[k]) for k, v in source.config.to_dict().items()
-                      if k in ("width", "use_visual_modulator", "use_spatial_modulator", "mod_early_conv")
-                      and model.config.to_dict()[k] != v}
+        theirs, ours = source.config.to_dict(), model.config.to_dict()
+        mismatched = {k: (theirs[k], ours[k]) for k in ("width", "use_visual_modulator", "use_spatial_modulator",
+                                                         "mod_early_conv") if theirs[k] != ours[k]}
         if mismatched:
             raise ValueError(f"{text}: its model differs from the one to train in "
                              + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
@@ -126,8 +120,8 @@ class Trainer:
         context = tf.distribute.get_replica_context()
         with tf.GradientTape() as tape:
             main, decay = training_loss(
-                self.model, model_inputs(self.model, batch), batch["label"], self.config.weight_decay,
-                self.num_replicas, lambda values: context.all_reduce(tf.distribute.ReduceOp.SUM, values))
+                self.model, batch, self.config.weight_decay, self.num_replicas,
+                lambda values: context.all_reduce(tf.distribute.ReduceOp.SUM, values))
             loss = main + decay
         gradients = tape.gradient(loss, self.variables)
         if previous is not None:
