@@ -6,6 +6,8 @@ VGG16_BLOCKS = ((1, 2, 64), (2, 2, 128), (3, 3, 256), (4, 3, 512), (5, 3, 512))
 VGG16_FC_CHANNELS = 4096
 # The visual modulator's input: the object's crop, resized to a square.
 GUIDE_SIZE = 224
+# VGG16's five poolings: fc6's kernel covers the guide's size / 32 (7 at 224).
+GUIDE_STRIDE = 32
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,6 +23,9 @@ class OSMNConfig:
         width: multiplier on every VGG16 channel count and on fc6/fc7; 1.0 is the
             paper's network, 0.125 or 0.25 make tests and CPU demos fast.
         dropout_rate: dropout after fc6 and fc7 of the visual modulator in training.
+        guide_size: side of the square visual guide; fc6's kernel is
+            `guide_size / 32`. 224 is the paper's (and ImageNet VGG16's); smaller
+            sizes (e.g. 64) make the visual modulator cheap for CPU training.
         batch_norm_momentum, batch_norm_epsilon: the spatial modulator's BatchNorm
             (TF-slim's defaults, as in the original).
         synchronized_batch_norm: aggregate BatchNorm statistics over replicas under
@@ -32,6 +37,7 @@ class OSMNConfig:
     mod_early_conv: bool = False
     width: float = 1.0
     dropout_rate: float = 0.5
+    guide_size: int = GUIDE_SIZE
     batch_norm_momentum: float = 0.99
     batch_norm_epsilon: float = 1e-3
     synchronized_batch_norm: bool = False
@@ -41,9 +47,19 @@ class OSMNConfig:
             raise ValueError(f"OSMNConfig.width must be > 0, got {self.width!r}")
         if not 0 <= self.dropout_rate < 1:
             raise ValueError(f"OSMNConfig.dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
+        check_guide_size(self.guide_size)
 
     def to_dict(self):
         return dataclasses.asdict(self)
+
+
+def check_guide_size(guide_size, name="OSMNConfig.guide_size"):
+    """`guide_size` as an int, if it is a positive multiple of 32 (VGG16's total stride)."""
+    if isinstance(guide_size, bool) or int(guide_size) != guide_size or guide_size < GUIDE_STRIDE \
+            or guide_size % GUIDE_STRIDE:
+        raise ValueError(f"{name} must be a multiple of {GUIDE_STRIDE} of at least {GUIDE_STRIDE} "
+                         f"(VGG16 pools five times), got {guide_size!r}")
+    return int(guide_size)
 
 
 def scaled(channels, width):

@@ -4,7 +4,7 @@ The SavedModel (`export_saved_model`) holds these signatures (`P` = the
 model's `num_modulation_params`, 3840 for the released model; `H`, `W`, `N` are
 dynamic unless stated):
 
-* `encode_guide`: `guide_image` float32 `[N, 224, 224, 3]` -> `modulation_params`
+* `encode_guide`: `guide_image` float32 `[N, S, S, 3]` (S = the model's `guide_size`, 224 by default) -> `modulation_params`
   float32 `[N, P]` (the visual modulator; run once per object).
 * `segment`: `image` float32 `[N, H, W, 3]`, `spatial_guide` float32
   `[N, H, W, 1]`, `modulation_params` float32 `[N, P]` -> `logits`,
@@ -108,8 +108,8 @@ def normalize_rgb(rgb):
     return (bgr - tf.constant(MEAN_BGR, tf.float32)) * SCALE
 
 
-def _visual_guide_one(frame, mask):
-    """One object's visual guide `[224, 224, 3]` from `frame` `[H, W, 3]` float and `mask` `[H, W]` bool.
+def _visual_guide_one(frame, mask, guide_size):
+    """One object's visual guide `[S, S, 3]` (S = `guide_size`) from `frame` `[H, W, 3]` float and `mask` `[H, W]` bool.
 
     Follows `osmn_tf.guides.visual_guide` at inference, the crop-box quirk included.
     """
@@ -139,26 +139,26 @@ def _visual_guide_one(frame, mask):
         paddings = tf.stack([tf.stack([pad_y, pad_y]), tf.stack([pad_x, pad_x])])
         image = tf.pad(image, tf.concat([paddings, [[0, 0]]], axis=0))
         label = tf.pad(label, paddings)
-        image = pil_bilinear_resize(image, GUIDE_SIZE, GUIDE_SIZE)
-        label = nearest_resize_masks(label[tf.newaxis], GUIDE_SIZE, GUIDE_SIZE)[0]
+        image = pil_bilinear_resize(image, guide_size, guide_size)
+        label = nearest_resize_masks(label[tf.newaxis], guide_size, guide_size)[0]
         return normalize_rgb(image) * tf.cast(label != 0, tf.float32)[..., tf.newaxis]
 
     # An object one pixel wide or tall gives an empty crop: an all-zero guide.
     return tf.cond(
-        tf.logical_and(crop_w > 0, crop_h > 0), guide, lambda: tf.zeros([GUIDE_SIZE, GUIDE_SIZE, 3], tf.float32)
+        tf.logical_and(crop_w > 0, crop_h > 0), guide, lambda: tf.zeros([guide_size, guide_size, 3], tf.float32)
     )
 
 
-def visual_guides(frame, masks):
-    """The visual guides `[N, 224, 224, 3]` of `masks` `[N, h, w]` (nonzero = object) on `frame` uint8 `[H, W, 3]`."""
+def visual_guides(frame, masks, guide_size=GUIDE_SIZE):
+    """The visual guides `[N, S, S, 3]` (S = `guide_size`) of `masks` `[N, h, w]` (nonzero = object) on `frame` uint8 `[H, W, 3]`."""
     tf = _tf()
     height, width = tf.shape(frame)[0], tf.shape(frame)[1]
     masks = nearest_resize_masks(masks, height, width) != 0
     frame = tf.cast(frame, tf.float32)
     return tf.map_fn(
-        lambda m: _visual_guide_one(frame, m),
+        lambda m: _visual_guide_one(frame, m, guide_size),
         masks,
-        fn_output_signature=tf.TensorSpec([GUIDE_SIZE, GUIDE_SIZE, 3], tf.float32),
+        fn_output_signature=tf.TensorSpec([guide_size, guide_size, 3], tf.float32),
     )
 
 
@@ -238,9 +238,10 @@ class _Signatures:
         self.num_params = model.num_modulation_params
         self.visual = model.visual_modulator is not None
         self.spatial = model.spatial_modulator is not None
+        self.guide_size = model.config.guide_size
         f32 = tf.float32
         self.specs = {
-            "guide_image": tf.TensorSpec([None, GUIDE_SIZE, GUIDE_SIZE, 3], f32, name="guide_image"),
+            "guide_image": _guide_specs(model)[0],
             "image": tf.TensorSpec([None, None, None, 3], f32, name="image"),
             "spatial_guide": tf.TensorSpec([None, None, None, 1], f32, name="spatial_guide"),
             "modulation_params": tf.TensorSpec([None, self.num_params], f32, name="modulation_params"),
@@ -283,10 +284,10 @@ class _Signatures:
 
     def _check_guide(self, guide_image):
         tf = _tf()
+        size = self.guide_size
         return [
-            tf.debugging.assert_rank(guide_image, 4, message="guide_image must be [N, 224, 224, 3]"),
-            _assert_same(_dims(guide_image)[1:4], [GUIDE_SIZE, GUIDE_SIZE, 3],
-                         "guide_image must be [N, 224, 224, 3]"),
+            tf.debugging.assert_rank(guide_image, 4, message=f"guide_image must be [N, {size}, {size}, 3]"),
+            _assert_same(_dims(guide_image)[1:4], [size, size, 3], f"guide_image must be [N, {size}, {size}, 3]"),
         ]
 
     def _check_frame_and_masks(self, frame, masks):
@@ -344,7 +345,7 @@ class _Signatures:
         tf = _tf()
         with tf.control_dependencies(self._check_frame_and_masks(frame, masks)):
             frame = tf.identity(frame)
-        return self.encode_guide(visual_guides(frame, masks))
+        return self.encode_guide(visual_guides(frame, masks, self.guide_size))
 
     def segment_raw(self, frame, masks=None, modulation_params=None):
         tf = _tf()
@@ -440,9 +441,10 @@ def _frame_specs(model):
     return [tf.TensorSpec(shapes[n], tf.float32, name=n) for n in names]
 
 
-def _guide_specs():
+def _guide_specs(model):
     tf = _tf()
-    return [tf.TensorSpec([None, GUIDE_SIZE, GUIDE_SIZE, 3], tf.float32, name="guide_image")]
+    size = model.config.guide_size
+    return [tf.TensorSpec([None, size, size, 3], tf.float32, name="guide_image")]
 
 
 def export_onnx(model, output_dir, parts=("encode_guide", "segment")):
@@ -460,7 +462,7 @@ def export_onnx(model, output_dir, parts=("encode_guide", "segment")):
     paths = []
     candidates = [("segment", model.frame_model(), _frame_specs(model))]
     if model.visual_modulator is not None:
-        candidates.insert(0, ("encode_guide", model.visual_modulator, _guide_specs()))
+        candidates.insert(0, ("encode_guide", model.visual_modulator, _guide_specs(model)))
     for name, part, specs in candidates:
         if name not in parts:
             continue

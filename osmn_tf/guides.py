@@ -134,13 +134,14 @@ def _rotate_nearest(array, angle):
     return out
 
 
-def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbox_sup=False):
+def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbox_sup=False,
+                 size=GUIDE_SIZE):
     """The visual modulator's input for one object (SPEC section 2).
 
     Steps: resize `mask` to the frame's size (nearest) if it differs; crop frame
     and mask to the mask's bounding box; widen (or, in training, randomly move)
     the box by `pad_ratio` of its size on each side, zero outside the frame;
-    resize to 224 x 224 (frame bilinear, mask nearest); in training, rotate and
+    resize to `size` x `size` (frame bilinear, mask nearest); in training, rotate and
     flip; encode as BGR minus the mean (`frames.normalize_frame`); zero every
     pixel outside the resized mask.
 
@@ -154,9 +155,10 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         rng: `numpy.random.Generator`, required with `augment`.
         bbox_sup: keep the background inside the box instead of zeroing it (the
             release's `--bbox_sup`, bounding-box supervision).
+        size: the guide's side, the model's `guide_size` (224 in the paper).
 
     Returns:
-        `float32` array `[224, 224, 3]`, BGR minus `MEAN_BGR`, 0 off the object.
+        `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR`, 0 off the object.
     """
     frame = _check_uint8_rgb(frame_rgb, "frame_rgb")
     mask = _check_mask(mask, "mask")
@@ -198,8 +200,8 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
            crop_w + int(ratios[2] * crop_w), crop_h + int(ratios[3] * crop_h))
     image, label = image.crop(box), label.crop(box)
 
-    image = np.asarray(image.resize((GUIDE_SIZE, GUIDE_SIZE), Image.BILINEAR))
-    label = np.asarray(label.resize((GUIDE_SIZE, GUIDE_SIZE), Image.NEAREST))
+    image = np.asarray(image.resize((size, size), Image.BILINEAR))
+    label = np.asarray(label.resize((size, size), Image.NEAREST))
 
     if augment is not None:
         # Always draw both numbers so that the stream of draws does not depend

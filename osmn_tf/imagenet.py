@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.checkpoints import CheckpointError
-from osmn_tf.config import VGG16_BLOCKS
+from osmn_tf.config import GUIDE_SIZE, VGG16_BLOCKS
 
 
 def _conv_names():
@@ -123,7 +123,10 @@ def load_imagenet_vgg16(model, path):
                 )
             assignments.append((variable, value))
     if problems:
-        raise CheckpointError("ImageNet VGG16 weights do not fit the model:\n  " + "\n  ".join(problems))
+        hint = ""
+        if model.visual_modulator is not None and model.config.guide_size != GUIDE_SIZE:
+            hint = f"\n(ImageNet's fc6 is 7x7 on 224x224 inputs; this model's guide_size is {model.config.guide_size})"
+        raise CheckpointError("ImageNet VGG16 weights do not fit the model:\n  " + "\n  ".join(problems) + hint)
     for variable, value in assignments:
         variable.assign(value.astype(variable.dtype))
     return [f"{network.name}/{name}" for network, name in targets]

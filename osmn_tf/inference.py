@@ -1,11 +1,13 @@
 """Segmenting a video from its first frame's masks (SPEC section 5)."""
 import dataclasses
+import itertools
 
 import numpy as np
 import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.prefetch import prefetch
 
 # Background's fixed score in the multi-object merge: an object wins a pixel
 # only where its probability exceeds 0.5.
@@ -79,10 +81,18 @@ class VideoSegmenter:
             called at the start of every video; that video is segmented with
             the model it returns (online fine-tuning:
             `osmn_tf.training.finetune.OnlineFinetuning`).
+        share_frame_features: feed the frame once and let the network share
+            its unmodulated layers among the objects (`ObjectBroadcast`);
+            False feeds one copy of the frame per object (same masks, K times
+            the work in those layers).
+        jit_compile: compile the per-frame function with XLA (one compilation
+            per frame size and object count).
     """
 
-    def __init__(self, model, working_size=WORKING_SIZE, adapt=None):
+    def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False):
         self.model = model
+        self.share_frame_features = bool(share_frame_features)
+        self.jit_compile = bool(jit_compile)
         self.working_size = tuple(int(v) for v in working_size)
         if len(self.working_size) != 2 or min(self.working_size) < 1:
             raise ValueError(f"working_size must be (W, H) with positive values, got {working_size!r}")
@@ -102,8 +112,10 @@ class VideoSegmenter:
         def probabilities(*inputs):
             return tf.sigmoid(frame_model(list(inputs), training=False))
 
-        self._encode = tf.function(encode, input_signature=[tf.TensorSpec([None, 224, 224, 3], tf.float32)],
-                                   autograph=False)
+        guide_size = model.config.guide_size
+        self._encode = tf.function(
+            encode, input_signature=[tf.TensorSpec([None, guide_size, guide_size, 3], tf.float32)], autograph=False,
+            jit_compile=self.jit_compile)
         specs = {
             "image": tf.TensorSpec([None, None, None, 3], tf.float32),
             "spatial_guide": tf.TensorSpec([None, None, None, 1], tf.float32),
@@ -111,13 +123,14 @@ class VideoSegmenter:
         }
         # One trace for every frame size and object count.
         self._probabilities = tf.function(probabilities, input_signature=[specs[n] for n in self._input_names],
-                                          autograph=False)
+                                          autograph=False, jit_compile=self.jit_compile)
 
     def encode_objects(self, frame, first_mask, object_ids):
         """The visual modulator's parameters `[K, P]` for each object of frame 0 (None without it)."""
         if self._model.visual_modulator is None:
             return None
-        guides = np.stack([visual_guide(frame, first_mask == i) for i in object_ids])
+        size = self._model.config.guide_size
+        guides = np.stack([visual_guide(frame, first_mask == i, size=size) for i in object_ids])
         return self._encode(guides).numpy()
 
     def track(self, frames, first_mask):
@@ -126,8 +139,16 @@ class VideoSegmenter:
         object_ids = video_objects(first_mask)
         params = None
         previous = None
-        for index, frame in enumerate(frames):
+        counter = itertools.count()
+
+        def prepare(frame):
+            # In the prefetch thread: reading (the iterable's work), checks and
+            # preprocessing of the next frames overlap the network.
+            index = next(counter)
             frame = checked_frame(index, frame, first_mask if index == 0 else None)
+            return frame, (preprocess_frame(frame, self.working_size) if index else None)
+
+        for index, (frame, image) in enumerate(prefetch(frames, prepare)):
             if index == 0:
                 if self.adapt is not None:
                     self._bind(self.adapt(self.model, frame, first_mask, self.working_size))
@@ -136,7 +157,7 @@ class VideoSegmenter:
                 previous = np.stack([working_mask == i for i in object_ids])
                 yield FrameResult(frame, first_mask.astype(np.uint8), None, object_ids)
                 continue
-            probabilities = self._segment_frame(frame, previous, params)
+            probabilities = self._segment_frame(image, previous, params)
             previous = probabilities > 0.5
             labels = merge_probabilities(probabilities, object_ids)
             if labels.shape != frame.shape[:2]:
@@ -154,13 +175,13 @@ class VideoSegmenter:
         for result in self.track(frames, first_mask):
             yield result.labels
 
-    def _segment_frame(self, frame, previous_masks, params):
+    def _segment_frame(self, image, previous_masks, params):
         num_objects = len(previous_masks)
-        image = preprocess_frame(frame, self.working_size)
         inputs = {
-            "image": np.broadcast_to(image, (num_objects, *image.shape)),
+            "image": image[np.newaxis] if self.share_frame_features else np.repeat(image[np.newaxis], num_objects, 0),
             "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self._model.spatial_modulator else None,
             "modulation_params": params,
         }
-        probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names])
-        return probabilities.numpy()[..., 0]
+        probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names]).numpy()[..., 0]
+        # A model without modulators has no per-object input: one map serves every object.
+        return np.broadcast_to(probabilities, (num_objects, *probabilities.shape[1:]))

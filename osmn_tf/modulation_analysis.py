@@ -308,7 +308,7 @@ def encode_objects(model, objects, batch_size=16, progress=None):
             frame, mask = obj.load()
             if not np.any(mask):
                 raise ValueError(f"{obj.name}: the object's mask is empty")
-            guides.append(visual_guide(frame, mask))
+            guides.append(visual_guide(frame, mask, size=model.config.guide_size))
         guides = np.stack(guides)
         parts.append(visual_gammas(model, guides))
         thumbnails.extend(guide_thumbnail(g) for g in guides)

@@ -18,6 +18,7 @@ from PIL import Image
 
 from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, write_mask
 from osmn_tf.inference import object_ids_of
+from osmn_tf.prefetch import BackgroundWriter, prefetch
 
 
 @dataclasses.dataclass
@@ -104,20 +105,26 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
         save_scores: also write `output_dir/<object id>/<name>.npy`, each
             object's probability at the working size (float16).
         on_frame: called as `on_frame(frame, labels)` after each frame (progress, overlays).
+    Frames are read and preprocessed ahead, and masks written behind, in
+    threads that overlap the network (`osmn_tf.prefetch`).
     Returns:
         the number of frames written.
     """
     palette = DAVIS_PALETTE if palette is None else palette
     count = 0
-    with staged_folder(output_dir) as staging:
+
+    def write(staging, name, result):
+        write_mask(staging / f"{name}.png", result.labels, palette)
+        if save_scores and result.probabilities is not None:
+            for object_id, probability in zip(result.object_ids, result.probabilities):
+                (staging / str(object_id)).mkdir(exist_ok=True)
+                np.save(staging / str(object_id) / f"{name}.npy", probability.astype(np.float16))
+        if on_frame is not None:
+            on_frame(result.frame, result.labels)
+
+    with staged_folder(output_dir) as staging, BackgroundWriter() as writer:
         for name, result in zip(names, segmenter.track(frames, first_mask)):
-            write_mask(staging / f"{name}.png", result.labels, palette)
-            if save_scores and result.probabilities is not None:
-                for object_id, probability in zip(result.object_ids, result.probabilities):
-                    (staging / str(object_id)).mkdir(exist_ok=True)
-                    np.save(staging / str(object_id) / f"{name}.npy", probability.astype(np.float16))
-            if on_frame is not None:
-                on_frame(result.frame, result.labels)
+            writer.submit(lambda name=name, result=result: write(staging, name, result))
             count += 1
     return count
 

@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import osmn_tf
 from osmn_tf.checkpoints import tf1_variable_map, variant_config
-from osmn_tf.layers import BilinearUpsampling, Modulation
+from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast
 
 from conftest import FIDELITY
 
@@ -17,8 +17,9 @@ SMALL = 0.125
 
 def small_inputs(model, batch=2, height=37, width=51, seed=0):
     rng = np.random.default_rng(seed)
+    guide = model.config.guide_size
     values = {
-        "guide_image": rng.normal(0, 50, (batch, 224, 224, 3)),
+        "guide_image": rng.normal(0, 50, (batch, guide, guide, 3)),
         "spatial_guide": rng.uniform(0, 1, (batch, height, width, 1)),
         "image": rng.normal(0, 50, (batch, height, width, 3)),
     }
@@ -121,6 +122,52 @@ def test_bilinear_upsampling_equals_the_originals_diagonal_transposed_conv(facto
     actual = BilinearUpsampling(factor)(x, reference=reference)
     np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-6)
 
+    # The gradient too: the transposed convolution's is a strided convolution.
+    weights = np.random.default_rng(1).normal(size=expected.shape).astype("float32")
+    x = tf.constant(x)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        ours = tf.reduce_sum(BilinearUpsampling(factor)(x, reference=reference) * weights)
+        up = tf.nn.conv2d_transpose(x, kernel, [2, up_h, up_w, channels], strides=factor, padding="VALID")
+        theirs = tf.reduce_sum(up[:, top : top + out_size[0], left : left + out_size[1]] * weights)
+    np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(theirs, x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", [{}, {"mod_early_conv": True}, {"use_visual_modulator": False},
+                                     {"use_spatial_modulator": False}])
+def test_one_frame_shared_by_objects_equals_one_copy_per_object(variant):
+    model = osmn_tf.build_osmn(width=SMALL, guide_size=64, **variant)
+    frame_model = model.frame_model()
+    rng = np.random.default_rng(0)
+    objects = 3
+    values = {"image": rng.normal(0, 50, (1, 37, 51, 3)), "spatial_guide": rng.uniform(0, 1, (objects, 37, 51, 1)),
+              "modulation_params": rng.normal(1, 0.5, (objects, model.num_modulation_params))}
+    shared_inputs = [values[t.name].astype("float32") for t in frame_model.inputs]
+    values["image"] = np.repeat(values["image"], objects, axis=0)
+    copied_inputs = [values[t.name].astype("float32") for t in frame_model.inputs]
+    shared = frame_model(shared_inputs).numpy()
+    copied = frame_model(copied_inputs).numpy()
+    assert shared.shape == copied.shape == (objects, 37, 51, 1)
+    # Not bit-identical: the convolution library blocks a batch of 1 and of 3 differently.
+    np.testing.assert_allclose(shared, copied, rtol=1e-5, atol=1e-6 * np.abs(copied).max())
+    # The shared part ends just before the first modulation.
+    broadcasts = [layer.name for layer in model.segmentation_network.layers if isinstance(layer, ObjectBroadcast)]
+    first = "conv1_1" if variant.get("mod_early_conv") else "conv3_1"
+    expected = [f"{first}_to_objects"] + ([] if variant.get("mod_early_conv") else ["conv2_2_16_to_objects"])
+    assert sorted(broadcasts) == sorted(expected)
+
+
+def test_guide_size_sets_the_visual_modulators_input_and_fc6():
+    model = osmn_tf.build_osmn(width=SMALL, guide_size=64)
+    assert tuple(model.inputs[0].shape) == (None, 64, 64, 3)
+    assert tuple(model.visual_modulator.get_layer("fc6").kernel.shape[:2]) == (2, 2)
+    assert model.predict(small_inputs(model), verbose=0).shape == (2, 37, 51, 1)
+    clone = osmn_tf.OSMN.from_config(model.get_config())
+    assert clone.config.guide_size == 64
+    for bad in (0, 48, 100, 64.5):
+        with pytest.raises(ValueError, match="guide_size must be a multiple of 32"):
+            osmn_tf.OSMNConfig(guide_size=bad)
+
 
 def test_modulation_scales_per_channel_and_shifts_per_pixel():
     rng = np.random.default_rng(0)
@@ -135,7 +182,8 @@ def test_modulation_scales_per_channel_and_shifts_per_pixel():
 
 
 @pytest.mark.parametrize(
-    "layer", [Modulation(scale_offset=3, bias_offset=5, name="m"), BilinearUpsampling(8, name="up")]
+    "layer", [Modulation(scale_offset=3, bias_offset=5, name="m"), BilinearUpsampling(8, name="up"),
+              ObjectBroadcast(name="b")]
 )
 def test_custom_layers_round_trip_their_config(layer):
     config = layer.get_config()

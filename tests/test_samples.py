@@ -362,6 +362,13 @@ def test_davis_items_and_batches(synthetic_root):
     assert any(a[key].shape != c[key].shape or not np.array_equal(a[key], c[key]) for key in KEYS)
 
 
+def test_guide_size_sets_the_visual_guides_side(synthetic_root):
+    source = DavisTrainSource(synthetic_root, image_size=(64, 48), guide_size=64)
+    assert source.batch(0, 2, seed=1)["guide_image"].shape == (2, 64, 64, 3)
+    with pytest.raises(ValueError, match="guide_size"):
+        DavisTrainSource(synthetic_root, image_size=(64, 48), guide_size=50)
+
+
 def test_davis_sample_frame_label_and_spatial_guide(synthetic_root):
     source = DavisTrainSource(synthetic_root, image_size=(64, 48))
     dataset = source.dataset

@@ -303,3 +303,42 @@ def test_tool_online_finetune_flag(tmp_path, small_weights):
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out2", "--online-finetune", "-1")
     assert code != 0
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_masks_agree_with_the_originals_on_the_fidelity_sequence(tmp_path, tf1_checkpoint, precision):
+    expected = np.load(SOLO / "expected.npz")
+    result = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", tf1_checkpoint("full"),
+         "--davis-root", str(SOLO / "davis"), "--year", "2017", "--split", "val",
+         "--output", str(tmp_path / "out"), "--precision", precision],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    for k in range(1, 6):
+        agreement = np.mean(read_mask(tmp_path / f"out/solo/{k:05d}.png") == expected[f"solo/{k:05d}/labels"])
+        assert agreement >= 0.995, (precision, k, agreement)
+
+
+def test_xla_gives_the_masks_of_the_plain_graph(small_model):
+    frames, first = synthetic_video()
+    plain = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
+    compiled = list(VideoSegmenter(small_model, working_size=WORKING, jit_compile=True).track(frames, first))
+    for a, b in zip(plain[1:], compiled[1:]):
+        np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-5)
+        assert np.mean(a.labels == b.labels) >= 0.999
+
+
+def test_frames_are_read_in_a_thread_and_a_failing_frame_is_reported_at_its_index(small_model):
+    frames, first = synthetic_video()
+
+    def reader():
+        yield from frames[:3]
+        raise OSError("frame 3 is unreadable")
+
+    segmenter = VideoSegmenter(small_model, working_size=WORKING)
+    results = segmenter.track(reader(), first)
+    assert len([next(results) for _ in range(3)]) == 3
+    with pytest.raises(OSError, match="frame 3 is unreadable"):
+        next(results)

@@ -44,7 +44,8 @@ def synthetic_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def source(synthetic_root):
-    return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0, 0.75))
+    # 64: TrainConfig's (the demo's) guide size.
+    return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0, 0.75), guide_size=64)
 
 
 def tiny_config(synthetic_root, **changes):
@@ -273,6 +274,7 @@ def test_presets_are_the_releases_stages():
     assert (coco.learning_rates, coco.lr_boundaries, coco.steps, coco.batch_size) == ((1e-5, 1e-6), (200_000,),
                                                                                       300_000, 8)
     assert coco.width == 1.0 and coco.image_size == (400, 400) and not coco.fix_bn
+    assert coco.guide_size == davis.guide_size == 224
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
 
 

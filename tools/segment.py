@@ -35,6 +35,10 @@ def parse_args(argv=None):
     parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
     parser.add_argument("--finetune-lr", type=float, default=1e-5, help="Adam learning rate of --online-finetune")
+    speed = parser.add_argument_group("speed")
+    speed.add_argument("--precision", default="float32", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                       help="compute precision (mixed: float32 weights, 16-bit compute; for GPUs)")
+    speed.add_argument("--xla", action="store_true", help="compile the per-frame network with XLA")
     args = parser.parse_args(argv)
     if bool(args.davis_root) == bool(args.frames):
         parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
@@ -93,7 +97,10 @@ def run(args):
         from osmn_tf.training.finetune import OnlineFinetuning
 
         adapt = OnlineFinetuning(args.online_finetune, learning_rate=args.finetune_lr)
-    segmenter = VideoSegmenter(load_model(args.weights), working_size=args.working_size, adapt=adapt)
+    from osmn_tf.precision import with_precision
+
+    model = with_precision(load_model(args.weights), args.precision)
+    segmenter = VideoSegmenter(model, working_size=args.working_size, adapt=adapt, jit_compile=args.xla)
     if args.davis_root:
         bars = {}
 

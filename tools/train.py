@@ -48,6 +48,8 @@ def parse_args(argv=None):
     model.add_argument("--no-visual-modulator", action="store_true")
     model.add_argument("--no-spatial-modulator", action="store_true")
     model.add_argument("--mod-early-conv", action="store_true", help="also modulate conv1_1 .. conv2_2")
+    model.add_argument("--guide-size", type=int,
+                       help="side of the visual guide, a multiple of 32 (224 = the paper; the demo uses 64)")
     model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
     model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5), "
                                       "a TF1 OSMN checkpoint prefix, or a .keras model")
@@ -69,6 +71,9 @@ def parse_args(argv=None):
     run.add_argument("--strategy", default="auto", choices=["auto", "one_device", "mirrored", "multi_worker"])
     run.add_argument("--cpu-replicas", type=int, default=1,
                      help="split the CPU into N logical devices (MirroredStrategy without GPUs)")
+    run.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
+                     help="compute precision (mixed: float32 weights, 16-bit compute; for GPUs)")
+    run.add_argument("--xla", action="store_true", default=None, help="compile each step with XLA")
     run.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     run.add_argument("--quiet", action="store_true", help="periodic lines instead of a progress bar")
     args = parser.parse_args(argv)
@@ -83,12 +88,13 @@ def make_config(args):
 
     flags = {
         "dataset": args.dataset, "data_root": args.data_root, "image_size": args.image_size,
-        "scales": args.scales, "width": args.width, "dropout_rate": args.dropout, "init": args.init, "steps": args.steps,
+        "scales": args.scales, "width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
+        "init": args.init, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "seed": args.seed, "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
         "image_every": args.image_every, "validate_every": args.validate_every,
-        "synthetic_sequences": args.synthetic_sequences,
+        "synthetic_sequences": args.synthetic_sequences, "precision": args.precision, "jit_compile": args.xla,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:

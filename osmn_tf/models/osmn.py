@@ -18,7 +18,8 @@ class OSMN(keras.Model):
 
     Args: the fields of `OSMNConfig`.
 
-    Inputs, in order: `guide_image` `[N, 224, 224, 3]` (if the visual modulator
+    Inputs, in order: `guide_image` `[N, S, S, 3]` (S = `guide_size`, 224 by
+    default; if the visual modulator
     is used), `spatial_guide` `[N, H, W, 1]` (if the spatial modulator is used),
     `image` `[N, H, W, 3]`. Output: `logits` `[N, H, W, 1]`.
     """
@@ -30,6 +31,7 @@ class OSMN(keras.Model):
         mod_early_conv=False,
         width=1.0,
         dropout_rate=0.5,
+        guide_size=GUIDE_SIZE,
         batch_norm_momentum=0.99,
         batch_norm_epsilon=1e-3,
         synchronized_batch_norm=False,
@@ -42,6 +44,7 @@ class OSMN(keras.Model):
             mod_early_conv=mod_early_conv,
             width=width,
             dropout_rate=dropout_rate,
+            guide_size=guide_size,
             batch_norm_momentum=batch_norm_momentum,
             batch_norm_epsilon=batch_norm_epsilon,
             synchronized_batch_norm=synchronized_batch_norm,
@@ -50,7 +53,8 @@ class OSMN(keras.Model):
         visual_modulator = None
         if use_visual_modulator:
             visual_modulator = VisualModulator(
-                width=width, mod_early_conv=mod_early_conv, dropout_rate=dropout_rate, name="visual_modulator"
+                width=width, mod_early_conv=mod_early_conv, dropout_rate=dropout_rate,
+                guide_size=config.guide_size, name="visual_modulator",
             )
         spatial_modulator = None
         if use_spatial_modulator:
@@ -74,7 +78,7 @@ class OSMN(keras.Model):
         inputs = []
         seg_inputs = [keras.Input((None, None, 3), name="image")]
         if visual_modulator is not None:
-            guide_image = keras.Input((GUIDE_SIZE, GUIDE_SIZE, 3), name="guide_image")
+            guide_image = keras.Input((config.guide_size, config.guide_size, 3), name="guide_image")
             inputs.append(guide_image)
             seg_inputs.append(visual_modulator(guide_image))
         if spatial_modulator is not None:

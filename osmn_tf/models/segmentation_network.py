@@ -2,7 +2,7 @@
 import keras
 
 from osmn_tf.config import modulated_layers, scaled
-from osmn_tf.layers import BilinearUpsampling, Modulation
+from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast
 from osmn_tf.models.spatial_modulator import spatial_bias_blocks
 from osmn_tf.models.vgg import max_pool, small_init, vgg_blocks, vgg_conv
 
@@ -21,13 +21,20 @@ class SegmentationNetwork(keras.Model):
     the frame's size with fixed bilinear kernels, concatenated and fused by a
     1x1 convolution into one logit per pixel.
 
+    Everything before the first modulation (with `mod_early_conv` off:
+    conv1_1 .. conv3_1's convolution and the conv2_2 side output) depends on
+    the frame alone. Given one image `[1, H, W, 3]` and K objects' modulation
+    inputs, the network computes that part once and broadcasts it to the K
+    objects (`ObjectBroadcast`); given K copies of the image it is the plain
+    per-example network. Both give the same logits.
+
     Args:
         width: multiplier on the VGG16 channel counts.
         use_visual_modulator: take per-channel scales (input `modulation_params`).
         use_spatial_modulator: take per-pixel biases (one input per modulated block).
         mod_early_conv: modulate conv1_1 .. conv2_2 too.
 
-    Inputs, in order: `image` `[N, H, W, 3]` (BGR minus mean, any H and W);
+    Inputs, in order: `image` `[N, H, W, 3]` or `[1, H, W, 3]` (BGR minus mean, any H and W);
     `modulation_params` `[N, P]` if `use_visual_modulator`; the spatial
     modulator's bias maps, one per modulated block, if `use_spatial_modulator`.
     Output: `logits` `[N, H, W, 1]`, float32.
@@ -59,17 +66,25 @@ class SegmentationNetwork(keras.Model):
             scale_offsets[name] = offset
             offset += scaled(channels, width)
 
+        # The objects' batch: any modulation input (none: the image's own batch).
+        objects = scales if scales is not None else next(iter(bias_maps.values()), None)
         x = image
-        block_outputs = {}
+        shared = objects is not None  # x still depends on the frame alone
+        block_outputs, shared_blocks = {}, set()
         for block, num_convs, filters in vgg_blocks(width):
             for i in range(1, num_convs + 1):
                 name = f"conv{block}_{i}"
                 x = vgg_conv(filters, name)(x)
-                if name in scale_offsets and (scales is not None or bias_maps):
+                if name in scale_offsets and objects is not None:
+                    if shared:
+                        x = ObjectBroadcast(name=f"{name}_to_objects")(x, reference=objects)
+                        shared = False
                     x = Modulation(scale_offsets[name], (i - 1) * filters, name=f"{name}_modulation")(
                         x, scales=scales, biases=bias_maps.get(block)
                     )
             block_outputs[block] = x
+            if shared:
+                shared_blocks.add(block)
             if block < 5:
                 x = max_pool(f"pool{block}")(x)
 
@@ -78,7 +93,10 @@ class SegmentationNetwork(keras.Model):
             side = keras.layers.Conv2D(
                 SIDE_CHANNELS, 3, padding="same", kernel_initializer=small_init(), name=f"{conv_name}_16"
             )(block_outputs[block])
-            sides.append(BilinearUpsampling(factor, name=f"score-multi{block}-up")(side, reference=image))
+            side = BilinearUpsampling(factor, name=f"score-multi{block}-up")(side, reference=image)
+            if block in shared_blocks:
+                side = ObjectBroadcast(name=f"{conv_name}_16_to_objects")(side, reference=objects)
+            sides.append(side)
         hypercolumn = keras.layers.Concatenate(name="hypercolumn")(sides)
         logits = keras.layers.Conv2D(1, 1, kernel_initializer=small_init(), dtype="float32", name="upscore-fuse")(
             hypercolumn

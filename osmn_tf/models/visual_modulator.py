@@ -1,7 +1,7 @@
 """The visual modulator (paper section 3.1, SPEC 4.1)."""
 import keras
 
-from osmn_tf.config import GUIDE_SIZE, VGG16_FC_CHANNELS, num_modulation_params, scaled
+from osmn_tf.config import GUIDE_SIZE, GUIDE_STRIDE, VGG16_FC_CHANNELS, check_guide_size, num_modulation_params, scaled
 from osmn_tf.models.vgg import max_pool, vgg_blocks, vgg_conv
 
 
@@ -17,22 +17,25 @@ class VisualModulator(keras.Model):
         width: multiplier on the VGG16 channel counts and fc6/fc7.
         mod_early_conv: also produce scales for conv1_1 .. conv2_2.
         dropout_rate: dropout after fc6 and fc7, in training only.
+        guide_size: side of the square guide image (fc6's kernel is a 32nd of it).
 
-    Input: `guide_image` `[N, 224, 224, 3]`, the object's masked crop (BGR minus mean).
+    Input: `guide_image` `[N, S, S, 3]` (S = `guide_size`, 224 in the paper),
+    the object's masked crop (BGR minus mean).
     Output: `modulation_params` `[N, P]`, P = 3840 (4224 with `mod_early_conv`) at width 1.
     """
 
-    def __init__(self, width=1.0, mod_early_conv=False, dropout_rate=0.5, **kwargs):
+    def __init__(self, width=1.0, mod_early_conv=False, dropout_rate=0.5, guide_size=GUIDE_SIZE, **kwargs):
+        guide_size = check_guide_size(guide_size, "guide_size")
         # === Functional Model ===
-        guide_image = keras.Input((GUIDE_SIZE, GUIDE_SIZE, 3), name="guide_image")
+        guide_image = keras.Input((guide_size, guide_size, 3), name="guide_image")
         x = guide_image
         for block, num_convs, filters in vgg_blocks(width):
             for i in range(1, num_convs + 1):
                 x = vgg_conv(filters, f"conv{block}_{i}")(x)
             x = max_pool(f"pool{block}")(x)
         fc_channels = scaled(VGG16_FC_CHANNELS, width)
-        # fc6/fc7 as convolutions, as in TF-slim's VGG16 (a 7x7 VALID conv on pool5).
-        x = keras.layers.Conv2D(fc_channels, 7, padding="valid", activation="relu", name="fc6")(x)
+        # fc6/fc7 as convolutions, as in TF-slim's VGG16 (a 7x7 VALID conv on pool5 at 224).
+        x = keras.layers.Conv2D(fc_channels, guide_size // GUIDE_STRIDE, padding="valid", activation="relu", name="fc6")(x)
         x = keras.layers.Dropout(dropout_rate, name="dropout6")(x)
         x = keras.layers.Conv2D(fc_channels, 1, activation="relu", name="fc7")(x)
         x = keras.layers.Dropout(dropout_rate, name="dropout7")(x)
@@ -40,13 +43,14 @@ class VisualModulator(keras.Model):
         x = keras.layers.Conv2D(
             num_params, 1, kernel_initializer="zeros", bias_initializer="ones", dtype="float32", name="fc8"
         )(x)
-        params = keras.layers.Reshape((num_params,), name="modulation_params")(x)
+        params = keras.layers.Reshape((num_params,), dtype="float32", name="modulation_params")(x)
         super().__init__(inputs=guide_image, outputs=params, **kwargs)
 
         # === Config ===
         self.width = width
         self.mod_early_conv = mod_early_conv
         self.dropout_rate = dropout_rate
+        self.guide_size = guide_size
         self.num_params = num_params
 
     def get_config(self):
@@ -56,6 +60,7 @@ class VisualModulator(keras.Model):
             "width": self.width,
             "mod_early_conv": self.mod_early_conv,
             "dropout_rate": self.dropout_rate,
+            "guide_size": self.guide_size,
         }
 
     @classmethod

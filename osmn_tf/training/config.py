@@ -2,6 +2,9 @@
 import dataclasses
 import json
 
+from osmn_tf.config import GUIDE_SIZE, check_guide_size
+from osmn_tf.precision import check_precision
+
 DATASETS = ("synthetic", "coco", "davis")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 
@@ -26,7 +29,7 @@ class TrainConfig:
             optimizer steps (`len(learning_rates) == len(lr_boundaries) + 1`).
         weight_decay: L2 rate on every trainable conv kernel (SPEC 4.4).
         width, use_visual_modulator, use_spatial_modulator, mod_early_conv,
-        dropout_rate: the model (`OSMNConfig`).
+        dropout_rate, guide_size: the model (`OSMNConfig`).
         fix_bn: BatchNorm keeps its moving statistics (SPEC 7, stage 2).
         fix_seg: only the modulators train (`--fix_seg`).
         init: where weights start: None (random, the modulators' own
@@ -38,6 +41,9 @@ class TrainConfig:
         synthetic_sequences: `(train, val)` sequences of the synthetic set.
         eval_working_size: `(W, H)` the final DAVIS-style evaluation runs at
             (None: no evaluation after training).
+        precision: `float32`, `mixed_float16` (with loss scaling) or
+            `mixed_bfloat16` (`osmn_tf.precision`).
+        jit_compile: compile each replica's step with XLA.
     """
 
     dataset: str = "synthetic"
@@ -46,15 +52,17 @@ class TrainConfig:
     scales: tuple = (1.0,)
     batch_size: int = 8
     accumulation: int = 1
-    steps: int = 500
-    learning_rates: tuple = (3e-4,)
-    lr_boundaries: tuple = ()
+    steps: int = 1200
+    learning_rates: tuple = (1e-3, 3e-4)
+    lr_boundaries: tuple = (800,)
     weight_decay: float = 2e-4
     width: float = 0.125
     use_visual_modulator: bool = True
     use_spatial_modulator: bool = True
     mod_early_conv: bool = False
     dropout_rate: float = 0.5
+    # The demo's small guides (the paper's 224 costs half of a CPU step); the release presets set 224.
+    guide_size: int = 64
     fix_bn: bool = False
     fix_seg: bool = False
     init: str = None
@@ -66,6 +74,8 @@ class TrainConfig:
     validation_batches: int = 4
     synthetic_sequences: tuple = (200, 12)
     eval_working_size: tuple = (160, 96)
+    precision: str = "float32"
+    jit_compile: bool = False
 
     def __post_init__(self):
         for name in ("image_size", "scales", "learning_rates", "lr_boundaries", "synthetic_sequences"):
@@ -87,6 +97,8 @@ class TrainConfig:
             raise ValueError(f"lr_boundaries must increase, got {list(self.lr_boundaries)}")
         if len(self.image_size) != 2 or min(self.image_size) < 16:
             raise ValueError(f"image_size must be (W, H) of at least 16 pixels, got {self.image_size!r}")
+        check_guide_size(self.guide_size, "guide_size")
+        check_precision(self.precision)
         if self.fix_seg and not (self.use_visual_modulator or self.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")
 
@@ -94,7 +106,7 @@ class TrainConfig:
         """The fields of `OSMNConfig` this run sets."""
         return {"width": self.width, "use_visual_modulator": self.use_visual_modulator,
                 "use_spatial_modulator": self.use_spatial_modulator, "mod_early_conv": self.mod_early_conv,
-                "dropout_rate": self.dropout_rate}
+                "dropout_rate": self.dropout_rate, "guide_size": self.guide_size}
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -104,15 +116,17 @@ class TrainConfig:
 
 
 PRESETS = {
-    # The embedded demo: CPU-sized, no download, about 13 minutes on 2 cores.
+    # The embedded demo: CPU-sized, no download, under 15 minutes on 2 cores.
     "demo": {},
     # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.
     "coco": dict(dataset="coco", image_size=(400, 400), scales=(0.8, 1.0, 1.2), batch_size=8, steps=300_000,
-                 learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), width=1.0, checkpoint_every=2000,
+                 learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), width=1.0, guide_size=GUIDE_SIZE,
+                 checkpoint_every=2000,
                  log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
     # Stage 2 of the release: DAVIS 2017 train from the stage 1 model, BatchNorm frozen.
     "davis": dict(dataset="davis", image_size=(854, 480), scales=(0.5, 0.8, 1.0), batch_size=4, steps=50_000,
-                  learning_rates=(1e-6,), lr_boundaries=(), width=1.0, fix_bn=True, checkpoint_every=2000,
+                  learning_rates=(1e-6,), lr_boundaries=(), width=1.0, guide_size=GUIDE_SIZE, fix_bn=True,
+                  checkpoint_every=2000,
                   log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
 }
 """`--stage NAME`: the fields a preset sets on top of `TrainConfig`'s defaults."""

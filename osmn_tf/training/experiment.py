@@ -40,7 +40,7 @@ def make_sources(config, model_dir, on_sequence=None):
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
-                              image_size=size, scales=scales)
+                              image_size=size, scales=scales, guide_size=config.guide_size)
 
         train = coco("train")
         has_val = (root / "annotations" / "instances_val2017.json").is_file()
@@ -49,9 +49,11 @@ def make_sources(config, model_dir, on_sequence=None):
         root = prepare_synthetic(config, model_dir, on_sequence)
     else:
         root = pathlib.Path(config.data_root)
-    train = DavisTrainSource(root, split="train", image_size=size, scales=scales)
+    train = DavisTrainSource(root, split="train", image_size=size, scales=scales, guide_size=config.guide_size)
     has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()
-    return train, (DavisTrainSource(root, split="val", image_size=size, scales=scales) if has_val else None)
+    if not has_val:
+        return train, None
+    return train, DavisTrainSource(root, split="val", image_size=size, scales=scales, guide_size=config.guide_size)
 
 
 def write_first_mask_baseline(dataset, output_dir):

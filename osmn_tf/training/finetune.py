@@ -38,7 +38,8 @@ class OnlineFinetuning:
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
         tuned = model.__class__.from_config(model.get_config())
         tuned.set_weights(model.get_weights())
-        source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size)
+        source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
+                                  guide_size=model.config.guide_size)
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)
         variables = tuned.trainable_variables
 

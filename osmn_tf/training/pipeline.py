@@ -11,8 +11,6 @@ device would read, so replicas and one device train on the same samples.
 """
 import tensorflow as tf
 
-from osmn_tf.config import GUIDE_SIZE
-
 KEYS = ("guide_image", "spatial_guide", "image", "label")
 _CHANNELS = {"guide_image": 3, "spatial_guide": 1, "image": 3, "label": 1}
 
@@ -25,10 +23,8 @@ def model_inputs(model, batch):
 def _set_shapes(tensors, batch_size):
     batch = {}
     for key, tensor in zip(KEYS, tensors):
-        if key == "guide_image":
-            tensor.set_shape([batch_size, GUIDE_SIZE, GUIDE_SIZE, 3])
-        else:
-            tensor.set_shape([batch_size, None, None, _CHANNELS[key]])
+        # Sizes vary: per-batch scales, and the source's guide_size.
+        tensor.set_shape([batch_size, None, None, _CHANNELS[key]])
         batch[key] = tensor
     return batch
 

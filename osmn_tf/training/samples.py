@@ -12,7 +12,8 @@ Two sources share one contract, so that one `tf.data` pipeline reads either:
 The contract::
 
     source.batch(batch_index, batch_size, seed) -> {
-        "guide_image":   float32 [B, 224, 224, 3]  BGR minus the mean, 0 off the object
+        "guide_image":   float32 [B, S, S, 3]      BGR minus the mean, 0 off the object
+                                                   (S = the source's guide_size, 224 by default)
         "spatial_guide": float32 [B, H, W, 1]      in [0, 1]
         "image":         float32 [B, H, W, 3]      BGR minus the mean
         "label":         float32 [B, H, W, 1]      0 or 1
@@ -40,6 +41,7 @@ import warnings
 
 import numpy as np
 
+from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.davis import DavisDataset, atomic_output
 from osmn_tf.frames import _check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.guides import (
@@ -117,6 +119,7 @@ class _Source:
 
     image_size = (0, 0)
     scales = (1.0,)
+    guide_size = GUIDE_SIZE
 
     def __len__(self):
         return self._num_items
@@ -196,12 +199,13 @@ class CocoSource(_Source):
         spatial_perturb: `SpatialGuidePerturbation` (the release's by default);
             None turns it off (the paper's "no perturbation" ablation).
         flip: the shared horizontal flip of image and label, p = 0.5.
+        guide_size: side of the visual guides (the model's `guide_size`).
     """
 
     def __init__(self, annotation_file, image_dir, image_size=(400, 400), scales=(0.8, 1.0, 1.2),
                  min_area_fraction=COCO_MIN_AREA_FRACTION, random_crop_ratio=0.0, bbox_sup=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), flip=True):
+                 spatial_perturb=SpatialGuidePerturbation(), flip=True, guide_size=GUIDE_SIZE):
         if coco_mask is None:
             raise ImportError("CocoSource needs pycocotools: pip install pycocotools")
         self.annotation_file = pathlib.Path(annotation_file)
@@ -223,6 +227,7 @@ class CocoSource(_Source):
         self.visual_augment = visual_augment
         self.spatial_perturb = spatial_perturb
         self.flip = bool(flip)
+        self.guide_size = check_guide_size(guide_size, "guide_size")
 
         folder = pathlib.Path(cache_dir) if cache_dir is not None else self.annotation_file.parent
         self.cache_file = folder / (f"{self.annotation_file.name}.osmn-objects-"
@@ -342,11 +347,12 @@ class CocoSource(_Source):
             raise ValueError(f"{path} is {rgb.shape[1]}x{rgb.shape[0]} (W x H) but "
                              f"{self.annotation_file} says {mask.shape[1]}x{mask.shape[0]}")
         return object_sample(rgb, mask, rng, size, self.visual_augment, self.spatial_perturb,
-                             bbox_sup=self.bbox_sup, random_crop_ratio=self.random_crop_ratio, flip=self.flip)
+                             bbox_sup=self.bbox_sup, random_crop_ratio=self.random_crop_ratio, flip=self.flip,
+                             guide_size=self.guide_size)
 
 
 def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_sup=False, random_crop_ratio=0.0,
-                  flip=True):
+                  flip=True, guide_size=GUIDE_SIZE):
     """A sample made from one image and its object's mask (stage 1, and online fine-tuning).
 
     The visual guide is the object's crop of `rgb` (with `visual_augment`);
@@ -356,7 +362,7 @@ def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_su
     Every random draw comes from `rng`, in that order.
     """
     guide = visual_guide(rgb, mask, augment=visual_augment, rng=rng if visual_augment is not None else None,
-                         bbox_sup=bbox_sup)
+                         bbox_sup=bbox_sup, size=guide_size)
     if random_crop_ratio > 0:
         # One side, drawn uniformly, moves in by U(0, ratio) of the extent.
         ratio = rng.uniform() * random_crop_ratio
@@ -392,10 +398,11 @@ class FirstFrameSource(_Source):
         frame: `uint8` RGB `[H, W, 3]`.
         first_mask: `uint8` `[H, W]` object ids (0 = background).
         image_size: `(W, H)` of the samples (the segmenter's working size).
+        guide_size: side of the visual guides (the model's `guide_size`).
     """
 
     def __init__(self, frame, first_mask, image_size, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation()):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
         if frame.shape[:2] != first_mask.shape:
             raise ValueError(f"the first mask is {first_mask.shape} but the frame {frame.shape[:2]}")
         self.frame, self.first_mask = frame, first_mask
@@ -403,6 +410,7 @@ class FirstFrameSource(_Source):
         self.image_size = _check_size(image_size, "image_size")
         _check_augmentations(visual_augment, spatial_perturb)
         self.visual_augment, self.spatial_perturb = visual_augment, spatial_perturb
+        self.guide_size = check_guide_size(guide_size, "guide_size")
         self._num_items = len(self.object_ids)
 
     def __repr__(self):
@@ -410,7 +418,8 @@ class FirstFrameSource(_Source):
 
     def sample(self, item, rng, size):
         mask = (self.first_mask == self.object_ids[item]).astype(np.uint8)
-        return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb)
+        return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb,
+                             guide_size=self.guide_size)
 
 
 # ----------------------------------------------------------------------------
@@ -465,14 +474,14 @@ class DavisTrainSource(_Source):
             visible frame). False (default): every t >= 1 with t - 1.
         cache_dir: folder of the index; None puts it in `root`. An unwritable
             folder only warns.
-        visual_augment, spatial_perturb: as `CocoSource`.
+        visual_augment, spatial_perturb, guide_size: as `CocoSource`.
     """
 
     def __init__(self, root, year=2017, split="train", image_size=(854, 480), scales=(0.5, 0.8, 1.0),
                  bbox_sup=False, resolution="480p", label_valid_ratio=DAVIS_LABEL_VALID_RATIO,
                  bbox_valid_ratio=DAVIS_BBOX_VALID_RATIO, random_guide=True, skip_blank_frames=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation()):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
         self.dataset = DavisDataset(root, year=year, split=split, resolution=resolution)
         self.image_size = _check_size(image_size, "image_size")
         self.scales = _check_scales(scales)
@@ -484,6 +493,7 @@ class DavisTrainSource(_Source):
         _check_augmentations(visual_augment, spatial_perturb)
         self.visual_augment = visual_augment
         self.spatial_perturb = spatial_perturb
+        self.guide_size = check_guide_size(guide_size, "guide_size")
         folder = pathlib.Path(cache_dir) if cache_dir is not None else self.dataset.root
         self.cache_file = folder / f".osmn-davis-index-{self.dataset.year}-{split}-{resolution}.json"
 
@@ -606,7 +616,7 @@ class DavisTrainSource(_Source):
         guide_mask = self.dataset.read_annotation(guide_annotation) == object_id
         guide = visual_guide(load_rgb(guide_frame), guide_mask, augment=self.visual_augment,
                              rng=rng if self.visual_augment is not None else None,
-                             bbox_sup=self.bbox_sup)
+                             bbox_sup=self.bbox_sup, size=self.guide_size)
         reference = self.dataset.read_annotation(self._paths(seq, prev)[1]) == object_id
         frame_path, annotation_path = self._paths(seq, t)
         label = resize_mask(self.dataset.read_annotation(annotation_path) == object_id, size)

@@ -21,6 +21,7 @@ import tensorflow as tf
 from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
+from osmn_tf.precision import dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
@@ -86,7 +87,8 @@ class Trainer:
 
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
-            self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
+            with dtype_policy(config.precision):
+                self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
             if config.init:
                 initialise_weights(self.model, config.init)
             if config.fix_bn and self.model.spatial_modulator is not None:
@@ -103,6 +105,9 @@ class Trainer:
                 config.learning_rates[0]
             # TF1's Adam epsilon (1e-8), as the original used.
             self.optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+            if config.precision == "mixed_float16":
+                # float16 gradients underflow without a dynamic loss scale.
+                self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
             self.optimizer.build(self.variables)
             self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer)
         # Only the chief keeps checkpoints in model_dir; other workers must still
@@ -123,6 +128,8 @@ class Trainer:
                 self.model, batch, self.config.weight_decay, self.num_replicas,
                 lambda values: context.all_reduce(tf.distribute.ReduceOp.SUM, values))
             loss = main + decay
+            if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+                loss = self.optimizer.scale_loss(loss)
         gradients = tape.gradient(loss, self.variables)
         if previous is not None:
             gradients = [g + p for g, p in zip(gradients, previous)]
@@ -134,13 +141,16 @@ class Trainer:
     def _build_train_step(self):
         accumulation = self.config.accumulation
         strategy = self.strategy
+        replica_gradients = self._replica_gradients
+        if self.config.jit_compile:
+            replica_gradients = tf.function(replica_gradients, jit_compile=True)
 
         @tf.function
         def train_step(iterator):
             gradients, main_sum, decay_sum = None, 0.0, 0.0
             for _ in range(accumulation):
                 args = (next(iterator),) if gradients is None else (next(iterator), gradients)
-                gradients, main, decay = strategy.run(self._replica_gradients, args=args)
+                gradients, main, decay = strategy.run(replica_gradients, args=args)
                 main_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, main, axis=None)
                 decay_sum += strategy.reduce(tf.distribute.ReduceOp.SUM, decay, axis=None)
             strategy.run(self._apply, args=(gradients,))

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Benchmark OSMN inference: modulation cost, FLOP/s, objects sharing work, I/O overlap, memory, fine-tuning.
+
+    python tools/benchmark.py --output benchmark/          # the full run (full model, 854x480; ~20 min on 2 cores)
+    python tools/benchmark.py --quick --output /tmp/bench  # smoke run of every measurement
+
+Writes OUTPUT/benchmark.json and OUTPUT/benchmark.png and prints a table.
+"""
+import argparse
+import os
+import sys
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", required=True, help="folder for benchmark.json and benchmark.png")
+    parser.add_argument("--quick", action="store_true", help="tiny model and frames: checks that everything runs")
+    parser.add_argument("--width", type=float, help="model width (default 1.0, the paper's)")
+    parser.add_argument("--frame-size", help="WxH (default 854x480)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per measurement (default 3)")
+    parser.add_argument("--stream-frames", type=int, help="frames of the memory/retracing stream (default 1000)")
+    parser.add_argument("--no-xla", action="store_true", help="skip the XLA timing")
+    args = parser.parse_args(argv)
+    from osmn_tf.frames import parse_size
+
+    if args.frame_size:
+        try:
+            args.frame_size = parse_size(args.frame_size)
+        except ValueError as e:
+            parser.error(f"--frame-size: {e}")
+    for name in ("repeats", "stream_frames"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import dataclasses
+
+    from osmn_tf.benchmark import BenchmarkConfig, run_benchmark
+    from osmn_tf.benchmark_report import format_table, plot, write_json
+
+    config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
+    changes = {"width": args.width, "frame_size": args.frame_size, "repeats": args.repeats,
+               "stream_frames": args.stream_frames}
+    config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    if args.no_xla:
+        config = dataclasses.replace(config, xla=False)
+    try:
+        os.makedirs(args.output, exist_ok=True)
+    except OSError as e:
+        sys.exit(f"error: --output {args.output}: {e}")
+    results = run_benchmark(config, log=lambda line: print(line, flush=True))
+    print(format_table(results))
+    write_json(results, os.path.join(args.output, "benchmark.json"))
+    plot(results, os.path.join(args.output, "benchmark.png"))
+    print(f"wrote {args.output}/benchmark.json and benchmark.png")
+
+
+if __name__ == "__main__":
+    main()
