@@ -18,7 +18,7 @@ from PIL import Image
 
 from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, write_mask
 from osmn_tf.inference import object_ids_of
-from osmn_tf.prefetch import BackgroundWriter, prefetch
+from osmn_tf.prefetch import BackgroundWriter
 
 
 @dataclasses.dataclass
