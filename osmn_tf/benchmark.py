@@ -22,7 +22,6 @@ from osmn_tf.frames import preprocess_frame
 from osmn_tf.guides import spatial_guide
 from osmn_tf.inference import VideoSegmenter
 from osmn_tf.models import build_osmn
-from osmn_tf.precision import with_precision
 from osmn_tf.segment_jobs import peak_memory_mb, segment_to_folder
 
 
@@ -46,7 +45,7 @@ class BenchmarkConfig:
 
     width: float = 1.0
     frame_size: tuple = (854, 480)
-    repeats: int = 3
+    repeats: int = 5
     max_objects: int = 3
     io_frames: int = 8
     stream_frames: int = 1000
@@ -124,7 +123,7 @@ class _Frames:
 
 
 def _segmenter_step(segmenter, frames):
-    return lambda: segmenter._segment_frame(frames.image, frames.masks, frames.params)
+    return lambda: segmenter.segment_frame(frames.image, frames.masks, frames.params)
 
 
 def _random_model(width, seed, **variant):
@@ -184,8 +183,8 @@ def run_benchmark(config=BenchmarkConfig(), log=print):
         frames = _Frames(model, size, count, rng)
         times = interleaved({"shared": _segmenter_step(osmn, frames),
                              "per_object": _segmenter_step(per_object, frames)}, repeats)
-        shared_p = osmn._segment_frame(frames.image, frames.masks, frames.params)
-        copied_p = per_object._segment_frame(frames.image, frames.masks, frames.params)
+        shared_p = osmn.segment_frame(frames.image, frames.masks, frames.params)
+        copied_p = per_object.segment_frame(frames.image, frames.masks, frames.params)
         objects[count] = {**times, "masks_identical": bool(np.array_equal(shared_p > 0.5, copied_p > 0.5)),
                           "max_probability_difference": float(np.abs(shared_p - copied_p).max())}
     results["objects"] = objects
@@ -240,15 +239,15 @@ def run_benchmark(config=BenchmarkConfig(), log=print):
     # --- 7. precision and XLA --------------------------------------------------------------
     variants = {"float32": osmn}
     for precision in config.precisions:
-        variants[precision] = VideoSegmenter(with_precision(model, precision), size)
+        variants[precision] = VideoSegmenter(model, size, precision=precision)
     if config.xla:
         variants["xla"] = VideoSegmenter(model, size, jit_compile=True)
     log(f"timing {', '.join(variants)}...")
-    reference = osmn._segment_frame(one.image, one.masks, one.params) > 0.5
+    reference = osmn.segment_frame(one.image, one.masks, one.params) > 0.5
     results["precision"] = {}
     for name, segmenter in variants.items():
         seconds = median_seconds(_segmenter_step(segmenter, one), repeats)
-        masks = segmenter._segment_frame(one.image, one.masks, one.params) > 0.5
+        masks = segmenter.segment_frame(one.image, one.masks, one.params) > 0.5
         results["precision"][name] = {"seconds": seconds, "mask_agreement": float(np.mean(masks == reference))}
     results["targets"] = targets(results)
     return results

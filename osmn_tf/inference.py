@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.precision import check_precision, with_precision
 from osmn_tf.prefetch import prefetch
 
 # Background's fixed score in the multi-object merge: an object wins a pixel
@@ -87,12 +88,19 @@ class VideoSegmenter:
             the work in those layers).
         jit_compile: compile the per-frame function with XLA (one compilation
             per frame size and object count).
+        precision: compute precision of the per-frame network
+            (`osmn_tf.precision.PRECISIONS`). The visual modulator, which runs
+            once per object, and online fine-tuning keep `model`'s own
+            precision: a 16-bit visual modulator would cost no time worth
+            saving but adds a third of the masks' disagreement with float32.
     """
 
-    def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False):
+    def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
+                 precision="float32"):
         self.model = model
         self.share_frame_features = bool(share_frame_features)
         self.jit_compile = bool(jit_compile)
+        self.precision = check_precision(precision)
         self.working_size = tuple(int(v) for v in working_size)
         if len(self.working_size) != 2 or min(self.working_size) < 1:
             raise ValueError(f"working_size must be (W, H) with positive values, got {working_size!r}")
@@ -102,7 +110,7 @@ class VideoSegmenter:
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
         self._model = model
-        frame_model = self._frame_model = model.frame_model()
+        frame_model = self._frame_model = with_precision(model, self.precision).frame_model()
         self._input_names = [t.name for t in frame_model.inputs]
 
         # Plain Python (no AutoGraph needed): named functions, not lambdas, which AutoGraph warns about.
@@ -157,7 +165,7 @@ class VideoSegmenter:
                 previous = np.stack([working_mask == i for i in object_ids])
                 yield FrameResult(frame, first_mask.astype(np.uint8), None, object_ids)
                 continue
-            probabilities = self._segment_frame(image, previous, params)
+            probabilities = self.segment_frame(image, previous, params)
             previous = probabilities > 0.5
             labels = merge_probabilities(probabilities, object_ids)
             if labels.shape != frame.shape[:2]:
@@ -175,7 +183,14 @@ class VideoSegmenter:
         for result in self.track(frames, first_mask):
             yield result.labels
 
-    def _segment_frame(self, image, previous_masks, params):
+    def segment_frame(self, image, previous_masks, params):
+        """Each object's foreground probabilities `[K, h, w]` on one frame.
+
+        Args:
+            image: the frame as `osmn_tf.frames.preprocess_frame` returns it.
+            previous_masks: bool `[K, h, w]`, each object's mask on the previous frame.
+            params: `encode_objects`'s parameters (None without a visual modulator).
+        """
         num_objects = len(previous_masks)
         inputs = {
             "image": image[np.newaxis] if self.share_frame_features else np.repeat(image[np.newaxis], num_objects, 0),

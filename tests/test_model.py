@@ -8,7 +8,7 @@ import tensorflow as tf
 
 import osmn_tf
 from osmn_tf.checkpoints import tf1_variable_map, variant_config
-from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast
+from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast, SideOutputFusion
 
 from conftest import FIDELITY
 
@@ -133,6 +133,55 @@ def test_bilinear_upsampling_equals_the_originals_diagonal_transposed_conv(facto
     np.testing.assert_allclose(tape.gradient(ours, x), tape.gradient(theirs, x), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("mod_early_conv", [False, True])
+def test_spatial_modulator_folds_batch_norm_at_inference_and_keeps_it_in_training(mod_early_conv):
+    from osmn_tf.models.spatial_modulator import SpatialModulator
+
+    modulator = SpatialModulator(width=SMALL, mod_early_conv=mod_early_conv)
+    rng = np.random.default_rng(0)
+    for weight in modulator.weights:
+        values = rng.uniform(0.2, 2.0, weight.shape) if "variance" in weight.path else rng.normal(0, 0.5, weight.shape)
+        weight.assign(values.astype("float32"))
+    guide = rng.uniform(0, 1, (2, 37, 51, 1)).astype("float32")
+    # The unfolded computation, layer by layer: pooling, conv, BatchNorm on its moving statistics, ReLU.
+    x, pooled = guide, {1: guide}
+    for d in range(1, modulator.blocks[-1]):
+        pooled[d + 1] = x = modulator.get_layer(f"pool{d}")(x)
+    expected = [tf.nn.relu(modulator.get_layer(f"conv{b}_bn")(modulator.get_layer(f"conv{b}")(pooled[b]), training=False))
+                for b in modulator.blocks]
+    folded = modulator(guide, training=False)
+    assert len(folded) == len(expected) == (5 if mod_early_conv else 3)
+    for ours, theirs in zip(folded, expected):
+        assert ours.shape == theirs.shape and np.abs(theirs).max() > 0.1
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    # Training normalises with the batch's statistics (not folded): different maps.
+    trained = modulator(guide, training=True)
+    assert np.abs(trained[0] - expected[0]).max() > 0.1
+
+
+def test_side_output_fusion_equals_a_1x1_conv_on_the_up_sampled_hypercolumn():
+    # The original's order: up-sample every side output, concatenate, 1x1 convolution.
+    rng = np.random.default_rng(0)
+    factors, sizes = (2, 4, 8, 16), ((19, 26), (10, 13), (5, 7), (3, 4))
+    sides = [tf.constant(rng.normal(size=(3, *size, 16)).astype("float32")) for size in sizes]
+    reference = np.zeros((3, 37, 51, 1), "float32")
+    fusion = SideOutputFusion(factors)
+    fusion(sides, reference=reference)
+    fusion.kernel.assign(rng.normal(size=(1, 1, 64, 1)).astype("float32"))
+    fusion.bias.assign([0.25])
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(sides)
+        ours = fusion(sides, reference=reference)
+        hypercolumn = tf.concat([BilinearUpsampling(f)(s, reference=reference) for f, s in zip(factors, sides)], -1)
+        theirs = tf.nn.conv2d(hypercolumn, fusion.kernel, 1, "VALID") + fusion.bias
+    assert ours.shape == (3, 37, 51, 1)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
+    for g_ours, g_theirs in zip(tape.gradient(ours, sides + [fusion.kernel]), tape.gradient(theirs, sides + [fusion.kernel])):
+        np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="expects 4 side outputs, got 3"):
+        SideOutputFusion(factors)(sides[:3], reference=reference)
+
+
 @pytest.mark.parametrize("variant", [{}, {"mod_early_conv": True}, {"use_visual_modulator": False},
                                      {"use_spatial_modulator": False}])
 def test_one_frame_shared_by_objects_equals_one_copy_per_object(variant):
@@ -183,7 +232,7 @@ def test_modulation_scales_per_channel_and_shifts_per_pixel():
 
 @pytest.mark.parametrize(
     "layer", [Modulation(scale_offset=3, bias_offset=5, name="m"), BilinearUpsampling(8, name="up"),
-              ObjectBroadcast(name="b")]
+              ObjectBroadcast(name="b"), SideOutputFusion([2, 4], kernel_initializer="zeros", name="fuse")]
 )
 def test_custom_layers_round_trip_their_config(layer):
     config = layer.get_config()

@@ -18,7 +18,7 @@ def parse_args(argv=None):
     parser.add_argument("--quick", action="store_true", help="tiny model and frames: checks that everything runs")
     parser.add_argument("--width", type=float, help="model width (default 1.0, the paper's)")
     parser.add_argument("--frame-size", help="WxH (default 854x480)")
-    parser.add_argument("--repeats", type=int, help="timed repeats per measurement (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed repeats per measurement (default 5)")
     parser.add_argument("--stream-frames", type=int, help="frames of the memory/retracing stream (default 1000)")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA timing")
     args = parser.parse_args(argv)

@@ -37,7 +37,8 @@ def parse_args(argv=None):
     parser.add_argument("--finetune-lr", type=float, default=1e-5, help="Adam learning rate of --online-finetune")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--precision", default="float32", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                       help="compute precision (mixed: float32 weights, 16-bit compute; for GPUs)")
+                       help="compute precision of the per-frame network (mixed: float32 weights, 16-bit compute; "
+                            "for GPUs); the visual modulator stays float32")
     speed.add_argument("--xla", action="store_true", help="compile the per-frame network with XLA")
     args = parser.parse_args(argv)
     if bool(args.davis_root) == bool(args.frames):
@@ -97,10 +98,8 @@ def run(args):
         from osmn_tf.training.finetune import OnlineFinetuning
 
         adapt = OnlineFinetuning(args.online_finetune, learning_rate=args.finetune_lr)
-    from osmn_tf.precision import with_precision
-
-    model = with_precision(load_model(args.weights), args.precision)
-    segmenter = VideoSegmenter(model, working_size=args.working_size, adapt=adapt, jit_compile=args.xla)
+    segmenter = VideoSegmenter(load_model(args.weights), working_size=args.working_size, adapt=adapt,
+                               jit_compile=args.xla, precision=args.precision)
     if args.davis_root:
         bars = {}
 

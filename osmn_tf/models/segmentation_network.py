@@ -2,7 +2,7 @@
 import keras
 
 from osmn_tf.config import modulated_layers, scaled
-from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast
+from osmn_tf.layers import Modulation, ObjectBroadcast, SideOutputFusion
 from osmn_tf.models.spatial_modulator import spatial_bias_blocks
 from osmn_tf.models.vgg import max_pool, small_init, vgg_blocks, vgg_conv
 
@@ -18,8 +18,9 @@ class SegmentationNetwork(keras.Model):
     VGG16 conv1..conv5 (pools between blocks, none after conv5); each
     modulated convolution is followed by a `Modulation` layer. Four side
     outputs (3x3 convs to 16 channels on conv2_2 .. conv5_3) are up-sampled to
-    the frame's size with fixed bilinear kernels, concatenated and fused by a
-    1x1 convolution into one logit per pixel.
+    the frame's size with fixed bilinear kernels, concatenated (the
+    hypercolumn) and fused by a 1x1 convolution into one logit per pixel
+    (`SideOutputFusion`, which projects before up-sampling: same result).
 
     Everything before the first modulation (with `mod_early_conv` off:
     conv1_1 .. conv3_1's convolution and the conv2_2 side output) depends on
@@ -89,18 +90,17 @@ class SegmentationNetwork(keras.Model):
                 x = max_pool(f"pool{block}")(x)
 
         sides = []
-        for block, conv_name, factor in SIDE_OUTPUTS:
+        for block, conv_name, _ in SIDE_OUTPUTS:
             side = keras.layers.Conv2D(
                 SIDE_CHANNELS, 3, padding="same", kernel_initializer=small_init(), name=f"{conv_name}_16"
             )(block_outputs[block])
-            side = BilinearUpsampling(factor, name=f"score-multi{block}-up")(side, reference=image)
             if block in shared_blocks:
                 side = ObjectBroadcast(name=f"{conv_name}_16_to_objects")(side, reference=objects)
             sides.append(side)
-        hypercolumn = keras.layers.Concatenate(name="hypercolumn")(sides)
-        logits = keras.layers.Conv2D(1, 1, kernel_initializer=small_init(), dtype="float32", name="upscore-fuse")(
-            hypercolumn
-        )
+        logits = SideOutputFusion(
+            [factor for _, _, factor in SIDE_OUTPUTS], kernel_initializer=small_init(), dtype="float32",
+            name="upscore-fuse",
+        )(sides, reference=image)
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
         # === Config ===

@@ -1,5 +1,6 @@
 """The spatial modulator (paper section 3.2, SPEC 4.2)."""
 import keras
+import tensorflow as tf
 
 from osmn_tf.config import VGG16_BLOCKS, scaled
 from osmn_tf.models.vgg import small_init
@@ -83,6 +84,33 @@ class SpatialModulator(keras.Model):
             "batch_norm_epsilon": self.batch_norm_epsilon,
             "synchronized_batch_norm": self.synchronized_batch_norm,
         }
+
+    def call(self, inputs, training=None, mask=None):
+        if training:
+            return super().call(inputs, training=training, mask=mask)
+        return self._folded_call(inputs)
+
+    def _folded_call(self, spatial_guide):
+        """Inference with each BatchNorm folded into its convolution: the same maps, one pass each.
+
+        BatchNorm on moving statistics is a per-channel affine map, so
+        `relu(bn(conv(g)))` is `relu(conv'(g) + b')`, which oneDNN runs as one
+        fused kernel; Keras' BatchNorm would add two more passes over these
+        large maps (half of the spatial modulator's time on a CPU frame).
+        """
+        outputs = []
+        x = tf.cast(spatial_guide, self.compute_dtype)
+        pooled = {1: x}
+        for d in range(1, self.blocks[-1]):
+            pooled[d + 1] = x = self.get_layer(f"pool{d}")(x)
+        for block in self.blocks:
+            conv, bn = self.get_layer(f"conv{block}"), self.get_layer(f"conv{block}_bn")
+            scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + bn.epsilon)
+            kernel = tf.cast(conv.kernel * scale, conv.compute_dtype)
+            bias = tf.cast(bn.beta - bn.moving_mean * scale, conv.compute_dtype)
+            y = tf.nn.conv2d(tf.cast(pooled[block], conv.compute_dtype), kernel, strides=1, padding="VALID")
+            outputs.append(tf.nn.relu(tf.nn.bias_add(y, bias)))
+        return outputs
 
     @classmethod
     def from_config(cls, config):

@@ -52,9 +52,9 @@ class TrainConfig:
     scales: tuple = (1.0,)
     batch_size: int = 8
     accumulation: int = 1
-    steps: int = 1200
+    steps: int = 4000
     learning_rates: tuple = (1e-3, 3e-4)
-    lr_boundaries: tuple = (800,)
+    lr_boundaries: tuple = (2700,)
     weight_decay: float = 2e-4
     width: float = 0.125
     use_visual_modulator: bool = True
