@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from conftest import REPO
 from osmn_tf.config import modulated_layers
+from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig, preset
@@ -105,12 +106,12 @@ def test_weight_decay_covers_every_trainable_conv_kernel_and_nothing_else():
     def walk(layer):
         for sub in getattr(layer, "layers", []):
             walk(sub)
-        if isinstance(layer, keras.layers.Conv2D) and layer.trainable:
+        if isinstance(layer, (keras.layers.Conv2D, SideOutputFusion)) and layer.trainable:
             kernels.append(np.asarray(layer.kernel, np.float64))
 
     walk(model)
     # VGG16 convs of the FCN and the visual modulator (13 each), fc6-fc8, 4 side
-    # outputs, the fuse conv, the spatial modulator's 3 convs.
+    # outputs, the 1x1 fusion (SideOutputFusion), the spatial modulator's 3 convs.
     assert len(kernels) == 13 + 13 + 3 + 4 + 1 + 3
     expected = 2e-4 * sum((k ** 2).sum() for k in kernels) / 2
     np.testing.assert_allclose(float(weight_decay(model, 2e-4)), expected, rtol=1e-5)
