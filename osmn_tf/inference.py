@@ -92,7 +92,7 @@ class VideoSegmenter:
             (`osmn_tf.precision.PRECISIONS`). The visual modulator, which runs
             once per object, and online fine-tuning keep `model`'s own
             precision: a 16-bit visual modulator would cost no time worth
-            saving but adds a third of the masks' disagreement with float32.
+            saving but adds about a third of the masks' disagreement with float32.
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,

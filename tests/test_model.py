@@ -147,8 +147,10 @@ def test_spatial_modulator_folds_batch_norm_at_inference_and_keeps_it_in_trainin
     x, pooled = guide, {1: guide}
     for d in range(1, modulator.blocks[-1]):
         pooled[d + 1] = x = modulator.get_layer(f"pool{d}")(x)
-    expected = [tf.nn.relu(modulator.get_layer(f"conv{b}_bn")(modulator.get_layer(f"conv{b}")(pooled[b]), training=False))
-                for b in modulator.blocks]
+    expected = []
+    for b in modulator.blocks:
+        bn, conv = modulator.get_layer(f"conv{b}_bn"), modulator.get_layer(f"conv{b}")
+        expected.append(tf.nn.relu(bn(conv(pooled[b]), training=False)))
     folded = modulator(guide, training=False)
     assert len(folded) == len(expected) == (5 if mod_early_conv else 3)
     for ours, theirs in zip(folded, expected):
@@ -176,7 +178,8 @@ def test_side_output_fusion_equals_a_1x1_conv_on_the_up_sampled_hypercolumn():
         theirs = tf.nn.conv2d(hypercolumn, fusion.kernel, 1, "VALID") + fusion.bias
     assert ours.shape == (3, 37, 51, 1)
     np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
-    for g_ours, g_theirs in zip(tape.gradient(ours, sides + [fusion.kernel]), tape.gradient(theirs, sides + [fusion.kernel])):
+    sources = sides + [fusion.kernel]
+    for g_ours, g_theirs in zip(tape.gradient(ours, sources), tape.gradient(theirs, sources)):
         np.testing.assert_allclose(g_ours, g_theirs, rtol=1e-4, atol=1e-4)
     with pytest.raises(ValueError, match="expects 4 side outputs, got 3"):
         SideOutputFusion(factors)(sides[:3], reference=reference)

@@ -16,8 +16,8 @@ class SideOutputFusion(keras.layers.Layer):
     layer projects each side output to one channel at its own resolution
     first, then up-samples that channel. Same logits up to round-off, same
     weights (`kernel` `[1, 1, sum C_i, 1]`, `bias` `[1]`, in the
-    concatenation's channel order), and the full-size hypercolumn, 16 times
-    wider than the logits, is never built.
+    concatenation's channel order), and the hypercolumn (64 channels at the
+    frame's size) is never built.
 
     Args:
         factors: each side output's stride (its up-sampling factor), in order.
@@ -38,7 +38,8 @@ class SideOutputFusion(keras.layers.Layer):
         if len(inputs_shape) != len(self.factors):
             raise ValueError(f"SideOutputFusion expects {len(self.factors)} side outputs, got {len(inputs_shape)}")
         self.channels = [int(shape[-1]) for shape in inputs_shape]
-        self.kernel = self.add_weight(shape=(1, 1, sum(self.channels), 1), initializer=self.kernel_initializer, name="kernel")
+        self.kernel = self.add_weight(shape=(1, 1, sum(self.channels), 1), initializer=self.kernel_initializer,
+                                      name="kernel")
         self.bias = self.add_weight(shape=(1,), initializer="zeros", name="bias")
 
     def call(self, inputs, reference):

@@ -96,7 +96,7 @@ class SpatialModulator(keras.Model):
         BatchNorm on moving statistics is a per-channel affine map, so
         `relu(bn(conv(g)))` is `relu(conv'(g) + b')`, which oneDNN runs as one
         fused kernel; Keras' BatchNorm would add two more passes over these
-        large maps (half of the spatial modulator's time on a CPU frame).
+        large maps (two thirds of the spatial modulator's time on a CPU frame).
         """
         outputs = []
         x = tf.cast(spatial_guide, self.compute_dtype)
