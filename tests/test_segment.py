@@ -316,19 +316,17 @@ def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_c
     frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted((SOLO / "davis/JPEGImages/480p/solo").iterdir())]
     first = read_mask(SOLO / "davis/Annotations/480p/solo/00000.png")
     params = mixed.encode_objects(frames[0], first, [1])
-    previous = None
+    previous = first[np.newaxis] == 1  # the fixture's frames are at the working size already
     # Every frame from float32's previous mask, so that only the arithmetic
     # differs: run freely, a flipped pixel moves the next spatial guide, and
     # this fixture's random weights leave many pixels near 0.5 (README).
-    for k, result in enumerate(reference.track(frames, first)):
-        if k:
-            probabilities = mixed.segment_frame(preprocess_frame(frames[k], mixed.working_size), previous, params)
-            agreement = np.mean((probabilities > 0.5) == (result.probabilities > 0.5))
-            assert agreement >= 0.995, (precision, k, agreement)
-            previous = result.probabilities > 0.5
-        else:
-            previous = first[np.newaxis] == 1  # the fixture's frames are at the working size already
-    assert k == 5
+    results = list(reference.track(frames, first))
+    assert len(results) == 6
+    for k, result in enumerate(results[1:], start=1):
+        probabilities = mixed.segment_frame(preprocess_frame(frames[k], mixed.working_size), previous, params)
+        agreement = np.mean((probabilities > 0.5) == (result.probabilities > 0.5))
+        assert agreement >= 0.995, (precision, k, agreement)
+        previous = result.probabilities > 0.5
 
 
 def test_tool_precision_and_xla_flags(tmp_path, small_weights):

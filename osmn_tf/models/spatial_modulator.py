@@ -108,7 +108,7 @@ class SpatialModulator(keras.Model):
             scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + bn.epsilon)
             kernel = tf.cast(conv.kernel * scale, conv.compute_dtype)
             bias = tf.cast(bn.beta - bn.moving_mean * scale, conv.compute_dtype)
-            y = tf.nn.conv2d(tf.cast(pooled[block], conv.compute_dtype), kernel, strides=1, padding="VALID")
+            y = tf.nn.conv2d(pooled[block], kernel, strides=1, padding="VALID")
             outputs.append(tf.nn.relu(tf.nn.bias_add(y, bias)))
         return outputs
 
