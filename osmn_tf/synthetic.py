@@ -17,6 +17,10 @@ The sequences are made so that both of OSMN's modulators matter:
   the place where an earlier (non-twin) object is at some middle frame, so the
   two overlap and one occludes the other; the previous frame's location alone
   then cannot say which object is meant, the visual modulator's appearance can.
+* *Riders*: with probability `rider_prob` an object rides on an earlier
+  object of another look, like a person on a horse: smaller, in front of it,
+  moving and scaling with it. Both spatial guides then sit at the same place
+  and only appearance says which of the two is meant.
 * Objects travel several object sizes over a sequence (by default about 2 to 4
   diameters in 24 frames) and change scale, so copying the first frame's mask
   scores poorly.
@@ -78,6 +82,11 @@ class SyntheticConfig:
         twin_prob: probability that a sequence has a pair of identical objects.
         meet_prob: probability that an object (after the first) is sent through
             an earlier object's position at a middle frame.
+        rider_prob: probability that an object (after the first, not a
+            twin) rides on an earlier object of another look instead: its
+            centre keeps a small offset (up to a quarter of the host's radius)
+            from the host's, its radius is 0.4 to 0.65 of the host's, it
+            scales with the host and is drawn in front of it.
         background_pan: the background moves by up to this many pixels per frame
             along each axis.
         min_visible_fraction: in every frame, every object shows at least this
@@ -100,6 +109,7 @@ class SyntheticConfig:
     max_rotation: float = 3.0
     twin_prob: float = 0.6
     meet_prob: float = 0.6
+    rider_prob: float = 0.0
     background_pan: float = 0.6
     min_visible_fraction: float = 0.3
     min_first_visible_fraction: float = 0.7
@@ -131,7 +141,7 @@ class SyntheticConfig:
             if not 0 < low <= high <= upper:
                 raise ValueError(f"SyntheticConfig.{name} must be (low, high) with 0 < low <= high <= {upper}, "
                                  f"got {getattr(self, name)!r}")
-        for name in ("twin_prob", "meet_prob", "min_visible_fraction", "min_first_visible_fraction",
+        for name in ("twin_prob", "meet_prob", "rider_prob", "min_visible_fraction", "min_first_visible_fraction",
                      "min_area_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SyntheticConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -184,6 +194,7 @@ class SyntheticObject:
         appearance_id: objects with the same id are twins (same `appearance`).
         appearance: an `Appearance`.
         centres: `(T, 2)` float centre `(x, y)` in pixels, per frame.
+        host_id: the object it rides on (`SyntheticConfig.rider_prob`), 0 for none.
     """
 
     object_id: int
@@ -191,6 +202,7 @@ class SyntheticObject:
     appearance_id: int
     appearance: Appearance
     centres: np.ndarray
+    host_id: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,11 +437,23 @@ def _draw_scene(rng, config, index, num_objects):
         # The twin copies the look of a random object before it.
         twin_at = int(rng.integers(1, num_objects))
         look_of.insert(twin_at, look_of[int(rng.integers(twin_at))])
-    centres = []
+    centres, hosts = [], {}  # hosts: rider index -> host index
     for k in range(num_objects):
         look = looks[look_of[k]]
         partners = [j for j in range(k) if look_of[j] != look_of[k]]
-        if partners and rng.random() < config.meet_prob:
+        # A host carries one rider and rides on nothing; twins keep their shared look.
+        free = [j for j in partners if j not in hosts and j not in hosts.values()]
+        # Drawn only when riders are on, so that rider_prob 0 renders what generator version 1 always did.
+        if config.rider_prob > 0 and free and look_of.count(look_of[k]) == 1 and rng.random() < config.rider_prob:
+            j = free[int(rng.integers(len(free)))]
+            host = looks[look_of[j]]
+            looks[look_of[k]] = dataclasses.replace(look, radius=host.radius * rng.uniform(0.4, 0.65),
+                                                    scales=host.scales)
+            direction = rng.uniform(0, 2 * math.pi)
+            offset = rng.uniform(0, 0.25) * host.radius * np.array([math.cos(direction), math.sin(direction)])
+            centres.append(centres[j] + offset)
+            hosts[k] = j
+        elif partners and rng.random() < config.meet_prob:
             j = partners[int(rng.integers(len(partners)))]
             meet_time = rng.uniform(0.25, 0.75) * (config.num_frames - 1)
             frame = int(round(meet_time))
@@ -446,9 +470,12 @@ def _draw_scene(rng, config, index, num_objects):
         else:
             centres.append(_trajectory(rng, config, look.radius))
     depths = rng.permutation(num_objects)
+    for k, j in hosts.items():  # riders in front of their hosts (pairs are disjoint)
+        if depths[k] < depths[j]:
+            depths[k], depths[j] = depths[j], depths[k]
     objects = tuple(
         SyntheticObject(object_id=k + 1, depth=int(depths[k]), appearance_id=look_of[k],
-                        appearance=looks[look_of[k]], centres=centres[k])
+                        appearance=looks[look_of[k]], centres=centres[k], host_id=hosts[k] + 1 if k in hosts else 0)
         for k in range(num_objects))
     return SyntheticScene(config=config, index=index, objects=objects, background=_sample_background(rng, config))
 
@@ -685,6 +712,13 @@ def _write_jpeg(path, rgb):
         Image.fromarray(rgb).save(handle, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
 
 
+def _config_or_none(values):
+    try:
+        return SyntheticConfig.from_dict(values)
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_root_config(root, config, overwrite):
     """Records `config` in `root`, or refuses a root written with another config."""
     record = {"generator_version": GENERATOR_VERSION, "config": config.to_dict()}
@@ -694,7 +728,10 @@ def _check_root_config(root, config, overwrite):
             existing = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise OSError(f"cannot read {path}: {error}") from error
-        if existing != record:
+        # Fields added since (at their defaults) do not make an older record differ.
+        same = (isinstance(existing, dict) and existing.get("generator_version") == GENERATOR_VERSION
+                and _config_or_none(existing.get("config")) == config)
+        if not same:
             raise ValueError(
                 f"{root} holds synthetic data made with another config or generator version "
                 f"({path}); use another root or overwrite=True")

@@ -1,6 +1,7 @@
 """The synthetic video dataset: determinism, exact masks, motion, DAVIS layout and CLI."""
 import dataclasses
 import importlib.util
+import json
 import os
 import pathlib
 import subprocess
@@ -57,7 +58,7 @@ def test_config_round_trips_and_validates():
     assert SyntheticConfig.from_dict(CONFIG.to_dict()) == CONFIG
     assert SyntheticConfig(image_size=[64, 48]).image_size == (64, 48)
     for bad in ({"image_size": (8, 48)}, {"num_frames": 1}, {"min_objects": 3, "max_objects": 2},
-                {"object_radius": (0.3, 0.1)}, {"twin_prob": 1.5}, {"speed": (0, 0.1)}):
+                {"object_radius": (0.3, 0.1)}, {"twin_prob": 1.5}, {"rider_prob": -0.1}, {"speed": (0, 0.1)}):
         with pytest.raises(ValueError):
             SyntheticConfig(**bad)
 
@@ -124,6 +125,24 @@ def test_twins_look_identical_and_others_do_not(val_scenes):
         for i in range(len(colours)):
             for j in range(i + 1, len(colours)):
                 assert not np.allclose(colours[i], colours[j])
+
+
+def test_riders_move_with_their_host_in_front_of_it(val_scenes):
+    assert not any(obj.host_id for scene, _, _ in val_scenes for obj in scene.objects)  # off by default
+    config = dataclasses.replace(CONFIG, rider_prob=0.3)
+    scenes = [synthetic.sample_scene(config, index) for index in range(VAL, VAL + 12)]
+    riders = [(scene, obj) for scene in scenes for obj in scene.objects if obj.host_id]
+    assert len(riders) >= 2  # 0.3 per eligible object of 12 scenes (3 here)
+    for scene, rider in riders:
+        host = next(obj for obj in scene.objects if obj.object_id == rider.host_id)
+        assert host.host_id == 0 and rider.appearance_id != host.appearance_id
+        assert sum(obj.host_id == host.object_id for obj in scene.objects) == 1
+        offsets = rider.centres - host.centres
+        np.testing.assert_allclose(offsets, offsets[:1].repeat(len(offsets), 0))
+        assert np.linalg.norm(offsets[0]) <= 0.25 * host.appearance.radius
+        assert 0.4 <= rider.appearance.radius / host.appearance.radius <= 0.65
+        np.testing.assert_array_equal(rider.appearance.scales, host.appearance.scales)
+        assert rider.depth > host.depth
 
 
 def test_objects_meet_and_occlude(val_scenes):
@@ -199,6 +218,16 @@ def test_write_davis_is_readable_and_resumes(tmp_path):
     # Another config is refused.
     with pytest.raises(ValueError, match="another config"):
         synthetic.write_davis(tmp_path, dataclasses.replace(SMALL, seed=4), 1, split="train")
+    with pytest.raises(ValueError, match="another config"):
+        synthetic.write_davis(tmp_path, dataclasses.replace(SMALL, rider_prob=0.2), 1, split="train")
+    # A record written before rider_prob existed (no such key) is the same config: rider_prob 0 draws as before.
+    record_file = tmp_path / synthetic.CONFIG_FILE
+    record = json.loads(record_file.read_text())
+    del record["config"]["rider_prob"]
+    record_file.write_text(json.dumps(record))
+    calls.clear()
+    synthetic.write_davis(tmp_path, SMALL, 2, split="train", on_sequence=lambda *a: calls.append(a))
+    assert calls == [("synth-train-0000", False), ("synth-train-0001", False)]
 
 
 def test_generation_is_fast():
@@ -224,9 +253,10 @@ def test_cli_writes_dataset_and_preview(tmp_path):
     result = subprocess.run(
         [sys.executable, str(REPO / "tools" / "make_synthetic_davis.py"), "--output", str(root), "--train", "2",
          "--val", "1", "--size", "64x48", "--frames", "5", "--seed", "3", "--preview", str(preview),
-         "--preview-columns", "4", "--preview-zoom", "1", "--quiet"],
+         "--preview-columns", "4", "--preview-zoom", "1", "--rider-prob", "0.5", "--quiet"],
         capture_output=True, text=True, env=env, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert json.loads((root / synthetic.CONFIG_FILE).read_text())["config"]["rider_prob"] == 0.5
     assert len(DavisDataset(root, year=2017, split="train").sequences) == 2
     assert DavisDataset(root, year=2017, split="val").sequences == ["synth-val-0000"]
     with Image.open(preview) as image:

@@ -22,10 +22,11 @@ from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig, preset
+from osmn_tf.training.experiment import make_sources
 from osmn_tf.training.losses import class_balanced_sigmoid_cross_entropy, weight_decay
 from osmn_tf.training.pipeline import batch_dataset
 from osmn_tf.training.samples import DavisTrainSource
-from osmn_tf.training.trainer import Trainer
+from osmn_tf.training.trainer import GUIDE_PIXEL_SCALE, Trainer
 
 SIZE = (64, 48)
 TRAIN = [sys.executable, str(REPO / "tools" / "train.py")]
@@ -205,12 +206,17 @@ def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(syntheti
     assert any(not np.array_equal(a, b) for a, b in zip(visual_before, trainer.model.visual_modulator.get_weights()))
 
 
-def test_accumulation_adds_the_micro_batches_gradients(synthetic_root, source, tmp_path):
-    lr = 1e-3
+def test_accumulation_adds_the_micro_batches_gradients_and_the_visual_modulator_lr_is_multiplied(
+        synthetic_root, source, tmp_path):
+    lr, multiplier = 1e-3, 0.25
     config = tiny_config(synthetic_root, steps=1, accumulation=2, learning_rates=(lr,), dropout_rate=0.0,
-                         weight_decay=0.0)
+                         weight_decay=0.0, visual_modulator_lr_multiplier=multiplier)
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "a", log=None)
     reference = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "b", log=None)
+    # fc8 starts at 0, which leaves the visual modulator's VGG16 without gradient in step 1.
+    fc8 = np.random.default_rng(0).normal(0, 0.01, trainer.model.visual_modulator.get_layer("fc8").kernel.shape)
+    for model in (trainer.model, reference.model):
+        model.visual_modulator.get_layer("fc8").kernel.assign(fc8)
     before = [np.asarray(v).copy() for v in trainer.variables]
     for a, b in zip(before, reference.variables):
         np.testing.assert_array_equal(a, np.asarray(b))  # same seed, same start
@@ -222,15 +228,49 @@ def test_accumulation_adds_the_micro_batches_gradients(synthetic_root, source, t
         gradients, _, _ = reference._replica_gradients(batch, gradients)
     # Adam's first step (bias-corrected, TF1's "epsilon hat" form, as Keras):
     # lr * g / (|g| + eps / sqrt(1 - beta2)), eps = 1e-8, beta2 = 0.999.
-    checked = 0
+    visual_modulator = trainer.model.visual_modulator
+    multiplied = {id(v) for v in visual_modulator.trainable_variables} - {
+        id(v) for v in visual_modulator.get_layer("fc8").trainable_variables}
+    checked, checked_multiplied = 0, 0
     for variable, start, gradient in zip(trainer.variables, before, gradients):
         g = np.asarray(gradient, np.float64)
         clear = np.abs(g) > 1e-6
-        expected = -lr * g / (np.abs(g) + 1e-8 / np.sqrt(1 - 0.999))
+        rate = lr * multiplier if id(variable) in multiplied else lr
+        checked_multiplied += int(clear.sum()) if id(variable) in multiplied else 0
+        expected = -rate * g / (np.abs(g) + 1e-8 / np.sqrt(1 - 0.999))
         step = np.asarray(variable, np.float64) - start
         np.testing.assert_allclose(step[clear], expected[clear], rtol=2e-3, atol=1e-9, err_msg=variable.path)
         checked += int(clear.sum())
-    assert checked > 1000
+    assert checked > 1000 and checked_multiplied > 1000
+
+
+def test_he_initialisation_gives_the_visual_modulator_features_of_order_one(synthetic_root, source, tmp_path):
+    batch = source.batch(0, 4, seed=0)
+
+    def fc7(trainer):
+        visual_modulator = trainer.model.visual_modulator
+        probe = keras.Model(visual_modulator.inputs, visual_modulator.get_layer("fc7").output)
+        return np.asarray(probe({"guide_image": batch["guide_image"]}, training=False))
+
+    he = Trainer(tiny_config(synthetic_root, visual_modulator_init="he"), source, tf.distribute.get_strategy(),
+                 tmp_path / "he", log=None)
+    glorot = Trainer(tiny_config(synthetic_root, visual_modulator_init="keras"), source,
+                     tf.distribute.get_strategy(), tmp_path / "glorot", log=None)
+    layers = {layer.name: layer for layer in he.model.visual_modulator.layers}
+    for name in ("conv1_1", "conv3_2", "conv5_3", "fc6", "fc7"):
+        kernel = np.asarray(layers[name].kernel)
+        fan_in = np.prod(kernel.shape[:-1])
+        expected = np.sqrt(2 / fan_in) / (GUIDE_PIXEL_SCALE if name == "conv1_1" else 1)
+        assert abs(kernel.std() / expected - 1) < 0.15, name  # truncated normal: std 0.88..1 of nominal
+    # One random stream: same-shaped layers differ.
+    assert not np.array_equal(np.asarray(layers["conv5_2"].kernel), np.asarray(layers["conv5_3"].kernel))
+    assert not np.asarray(layers["fc8"].kernel).any() and np.all(np.asarray(layers["fc8"].bias) == 1)
+    # The segmentation network keeps Keras' initialisation.
+    for a, b in zip(he.model.segmentation_network.get_weights(), glorot.model.segmentation_network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    he_mean, glorot_mean = fc7(he).mean(), fc7(glorot).mean()
+    print(f"\nfc7 mean activation: he {he_mean:.3g}, keras {glorot_mean:.3g}")
+    assert 0.05 < he_mean < 5 and glorot_mean < 0.05
 
 
 # ----------------------------------------------------------------------------
@@ -270,6 +310,20 @@ def test_tool_reports_bad_input_clearly(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+def test_tool_passes_the_spatial_guide_options_to_the_sources(tmp_path):
+    model_dir = tmp_path / "run"
+    result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "1", "--sg-center-perturb-ratio", "0.5",
+                                    "--sg-std-perturb-ratio", "0.3"])
+    assert result.returncode == 0, result.stderr
+    config = TrainConfig(**json.loads((model_dir / "train_config.json").read_text()))
+    assert (config.sg_center_perturb_ratio, config.sg_std_perturb_ratio) == (0.5, 0.3)
+    train, validation = make_sources(config, model_dir)
+    for source in (train, validation):
+        assert (source.spatial_perturb.center_ratio, source.spatial_perturb.scale_ratio) == (0.5, 0.3)
+    result = run_tool(TINY_FLAGS + ["--model-dir", str(tmp_path / "bad"), "--sg-std-perturb-ratio", "-1"])
+    assert result.returncode != 0 and "sg_std_perturb_ratio must be >= 0, got -1.0" in result.stderr
+
+
 def test_presets_are_the_releases_stages():
     coco, davis = preset("coco", data_root="x"), preset("davis", data_root="x")
     assert (coco.learning_rates, coco.lr_boundaries, coco.steps, coco.batch_size) == ((1e-5, 1e-6), (200_000,),
@@ -277,6 +331,9 @@ def test_presets_are_the_releases_stages():
     assert coco.width == 1.0 and coco.image_size == (400, 400) and not coco.fix_bn
     assert coco.guide_size == davis.guide_size == 224
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
+    for stage in (coco, davis):  # the demo's departures from the original stay in the demo
+        assert (stage.visual_modulator_init, stage.visual_modulator_lr_multiplier) == ("keras", 1.0)
+        assert (stage.sg_center_perturb_ratio, stage.sg_std_perturb_ratio) == (0.2, 0.4)
 
 
 # ----------------------------------------------------------------------------

@@ -37,6 +37,9 @@ def parse_args(argv=None):
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default 24)")
     parser.add_argument("--min-objects", type=int, default=None, help="fewest objects per sequence (default 2)")
     parser.add_argument("--max-objects", type=int, default=None, help="most objects per sequence (default 4)")
+    for name, default in (("twin", 0.6), ("meet", 0.6), ("rider", 0.0)):
+        parser.add_argument(f"--{name}-prob", type=float, default=None,
+                            help=f"SyntheticConfig.{name}_prob (default {default})")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--overwrite", action="store_true",
                         help="rewrite every sequence (needed when OUTPUT holds another config)")
@@ -72,6 +75,9 @@ def make_config(args):
         changes["image_size"] = args.size
     if args.frames is not None:
         changes["num_frames"] = args.frames
+    for name in ("twin_prob", "meet_prob", "rider_prob"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
     if args.min_objects is not None:
         changes["min_objects"] = args.min_objects
     if args.max_objects is not None:

@@ -43,6 +43,10 @@ def parse_args(argv=None):
     data.add_argument("--scales", type=float, nargs="+", help="one drawn per batch, times --image-size")
     data.add_argument("--synthetic-sequences", type=int, nargs=2, metavar=("TRAIN", "VAL"),
                       help="sequences of the synthetic set")
+    data.add_argument("--sg-center-perturb-ratio", type=float,
+                      help="spatial guide centre jitter in training, in units of its scale (0.2)")
+    data.add_argument("--sg-std-perturb-ratio", type=float,
+                      help="spatial guide scale jitter in training: times U(1/(1+r), 1+r) (0.4)")
     model = parser.add_argument_group("model")
     model.add_argument("--width", type=float, help="VGG16 channel multiplier (1.0 = the paper)")
     model.add_argument("--no-visual-modulator", action="store_true")
@@ -60,6 +64,11 @@ def parse_args(argv=None):
     optim.add_argument("--lr", type=float, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
     optim.add_argument("--lr-boundaries", type=int, nargs="*", help="steps where the next --lr starts")
     optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
+    optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
+                       help="how the visual modulator starts when --init does not set it (keras; he: "
+                            "for training it from random weights, see README)")
+    optim.add_argument("--visual-modulator-lr-multiplier", type=float,
+                       help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 (1)")
     optim.add_argument("--fix-bn", action="store_true", default=None, help="freeze BatchNorm statistics")
     optim.add_argument("--fix-seg", action="store_true", help="train only the modulators")
     optim.add_argument("--seed", type=int, help="seed of the data stream and the initial weights")
@@ -88,10 +97,13 @@ def make_config(args):
 
     flags = {
         "dataset": args.dataset, "data_root": args.data_root, "image_size": args.image_size,
-        "scales": args.scales, "width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
-        "init": args.init, "steps": args.steps,
+        "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
+        "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "width": args.width, "dropout_rate": args.dropout,
+        "guide_size": args.guide_size, "init": args.init, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
+        "visual_modulator_init": args.visual_modulator_init,
+        "visual_modulator_lr_multiplier": args.visual_modulator_lr_multiplier,
         "seed": args.seed, "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
         "image_every": args.image_every, "validate_every": args.validate_every,
         "synthetic_sequences": args.synthetic_sequences, "precision": args.precision, "jit_compile": args.xla,

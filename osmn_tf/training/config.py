@@ -3,10 +3,12 @@ import dataclasses
 import json
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
+from osmn_tf.guides import SpatialGuidePerturbation
 from osmn_tf.precision import check_precision
 
 DATASETS = ("synthetic", "coco", "davis")
 STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
+VISUAL_MODULATOR_INITS = ("keras", "he")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,6 +22,10 @@ class TrainConfig:
             written, default `<model_dir>/data`).
         image_size: `(W, H)` of training frames at scale 1.
         scales: one drawn per batch, multiplying `image_size` (SPEC 7).
+        sg_center_perturb_ratio, sg_std_perturb_ratio: how far the spatial
+            guide's centre and scale are perturbed in training, in units of its
+            scale (`osmn_tf.guides.SpatialGuidePerturbation`; the release's
+            0.2 and 0.4 by default).
         batch_size: the global batch, split over replicas.
         accumulation: micro-batches of `batch_size` whose gradients are added
             before each optimizer step (the loss sums over the batch, so
@@ -30,6 +36,15 @@ class TrainConfig:
         weight_decay: L2 rate on every trainable conv kernel (SPEC 4.4).
         width, use_visual_modulator, use_spatial_modulator, mod_early_conv,
         dropout_rate, guide_size: the model (`OSMNConfig`).
+        visual_modulator_init: how the visual modulator's VGG16 and fc6/fc7
+            start when `init` does not load them: `keras` (Keras' Glorot
+            uniform) or `he` (`trainer.he_initialise_visual_modulator`: He
+            normal, with conv1_1 scaled to the guide's pixel values, so that
+            its features are of order 1 as a trained VGG16's are). Not in the
+            original, which always started from ImageNet weights.
+        visual_modulator_lr_multiplier: the learning rate of the visual
+            modulator's VGG16 and fc6/fc7 is the schedule's times this (fc8
+            and everything else: times 1). 1 = the original.
         fix_bn: BatchNorm keeps its moving statistics (SPEC 7, stage 2).
         fix_seg: only the modulators train (`--fix_seg`).
         init: where weights start: None (random, the modulators' own
@@ -50,6 +65,8 @@ class TrainConfig:
     data_root: str = None
     image_size: tuple = (160, 96)
     scales: tuple = (1.0,)
+    sg_center_perturb_ratio: float = 0.2
+    sg_std_perturb_ratio: float = 0.4
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -63,6 +80,8 @@ class TrainConfig:
     dropout_rate: float = 0.5
     # The demo's small guides (the paper's 224 costs half of a CPU step); the release presets set 224.
     guide_size: int = 64
+    visual_modulator_init: str = "keras"
+    visual_modulator_lr_multiplier: float = 1.0
     fix_bn: bool = False
     fix_seg: bool = False
     init: str = None
@@ -98,6 +117,15 @@ class TrainConfig:
         if len(self.image_size) != 2 or min(self.image_size) < 16:
             raise ValueError(f"image_size must be (W, H) of at least 16 pixels, got {self.image_size!r}")
         check_guide_size(self.guide_size, "guide_size")
+        for name in ("sg_center_perturb_ratio", "sg_std_perturb_ratio"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if self.visual_modulator_init not in VISUAL_MODULATOR_INITS:
+            raise ValueError(f"visual_modulator_init must be one of {VISUAL_MODULATOR_INITS}, "
+                             f"got {self.visual_modulator_init!r}")
+        if not self.visual_modulator_lr_multiplier >= 0:
+            raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
+                             f"{self.visual_modulator_lr_multiplier!r}")
         check_precision(self.precision)
         if self.fix_seg and not (self.use_visual_modulator or self.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")
@@ -107,6 +135,11 @@ class TrainConfig:
         return {"width": self.width, "use_visual_modulator": self.use_visual_modulator,
                 "use_spatial_modulator": self.use_spatial_modulator, "mod_early_conv": self.mod_early_conv,
                 "dropout_rate": self.dropout_rate, "guide_size": self.guide_size}
+
+    def spatial_perturbation(self):
+        """The training sources' `SpatialGuidePerturbation`."""
+        return SpatialGuidePerturbation(center_ratio=self.sg_center_perturb_ratio,
+                                        scale_ratio=self.sg_std_perturb_ratio)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

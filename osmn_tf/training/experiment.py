@@ -35,12 +35,14 @@ def make_sources(config, model_dir, on_sequence=None):
     the training one (same augmentations) from held-out data.
     """
     size, scales = config.image_size, config.scales
+    perturb = config.spatial_perturbation()
     if config.dataset == "coco":
         root = pathlib.Path(config.data_root)
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
-                              image_size=size, scales=scales, guide_size=config.guide_size)
+                              image_size=size, scales=scales, guide_size=config.guide_size,
+                              spatial_perturb=perturb)
 
         train = coco("train")
         has_val = (root / "annotations" / "instances_val2017.json").is_file()
@@ -49,11 +51,16 @@ def make_sources(config, model_dir, on_sequence=None):
         root = prepare_synthetic(config, model_dir, on_sequence)
     else:
         root = pathlib.Path(config.data_root)
-    train = DavisTrainSource(root, split="train", image_size=size, scales=scales, guide_size=config.guide_size)
+
+    def davis(split):
+        return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.guide_size,
+                                spatial_perturb=perturb)
+
+    train = davis("train")
     has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()
     if not has_val:
         return train, None
-    return train, DavisTrainSource(root, split="val", image_size=size, scales=scales, guide_size=config.guide_size)
+    return train, davis("val")
 
 
 def write_first_mask_baseline(dataset, output_dir):

@@ -24,6 +24,7 @@ from osmn_tf.models.osmn import build_osmn
 from osmn_tf.precision import dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
+from osmn_tf.training.optimizer import MultipliedAdam
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
 from osmn_tf.training.summaries import TrainingSummaries
 
@@ -49,6 +50,41 @@ def initialise_weights(model, path):
         model.set_weights(source.get_weights())
     else:
         load_tf1_checkpoint(model, text)
+
+
+GUIDE_PIXEL_SCALE = 60.0
+"""About the standard deviation of a visual guide's values (BGR minus the ImageNet mean, background 0)."""
+
+
+def he_initialise_visual_modulator(model, seed=0):
+    """Draws the visual modulator's VGG16 and fc6/fc7 kernels He-normal; fc8 and biases are kept.
+
+    He initialisation keeps the scale of ReLU activations from layer to
+    layer; dividing conv1_1 by `GUIDE_PIXEL_SCALE` makes that scale about 1,
+    as in an ImageNet-trained VGG16. Keras' default (Glorot uniform) shrinks
+    them instead (fc7 about 0.02 at width 0.125), and fc8, starting at 0,
+    then needs far larger weights before the scales differ between objects.
+    """
+    visual_modulator = model.visual_modulator
+    if visual_modulator is None:
+        return
+    # One generator for all layers: a fixed int seed would give same-shaped layers the same kernel.
+    initializer = keras.initializers.HeNormal(seed=keras.random.SeedGenerator(seed))
+    for layer in visual_modulator.layers:
+        if isinstance(layer, keras.layers.Conv2D) and layer.name != "fc8":
+            kernel = initializer(layer.kernel.shape)
+            if layer.name == "conv1_1":
+                kernel = kernel / GUIDE_PIXEL_SCALE
+            layer.kernel.assign(kernel)
+
+
+def learning_rate_multiplier(model, visual_modulator_multiplier):
+    """`multiplier(variable)` for `MultipliedAdam`: the visual modulator's VGG16 and fc6/fc7 get the given one."""
+    if model.visual_modulator is None or visual_modulator_multiplier == 1.0:
+        return None
+    fc8 = {id(v) for v in model.visual_modulator.get_layer("fc8").trainable_variables}
+    scaled = {id(v) for v in model.visual_modulator.trainable_variables} - fc8
+    return lambda variable: visual_modulator_multiplier if id(variable) in scaled else 1.0
 
 
 def mean_iou(probabilities, labels):
@@ -89,6 +125,8 @@ class Trainer:
         with strategy.scope():
             with dtype_policy(config.precision):
                 self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
+            if config.visual_modulator_init == "he":
+                he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
                 initialise_weights(self.model, config.init)
             if config.fix_bn and self.model.spatial_modulator is not None:
@@ -104,7 +142,9 @@ class Trainer:
                 list(config.lr_boundaries), list(config.learning_rates)) if config.lr_boundaries else \
                 config.learning_rates[0]
             # TF1's Adam epsilon (1e-8), as the original used.
-            self.optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
+            self.optimizer = MultipliedAdam(
+                learning_rate_multiplier(self.model, config.visual_modulator_lr_multiplier),
+                learning_rate=schedule, beta_1=0.9, beta_2=0.999, epsilon=1e-8)
             if config.precision == "mixed_float16":
                 # float16 gradients underflow without a dynamic loss scale.
                 self.optimizer = keras.optimizers.LossScaleOptimizer(self.optimizer)
