@@ -340,13 +340,17 @@ def test_presets_are_the_releases_stages():
 # tf.distribute on CPU
 # ----------------------------------------------------------------------------
 def test_two_replicas_train_exactly_like_one_device(tmp_path):
-    """MirroredStrategy over 2 logical CPUs: same losses and weights as one device with the same global batch."""
+    """MirroredStrategy over 2 logical CPUs: same losses and weights as one device with the same global batch.
+
+    With a learning-rate multiplier, whose per-variable lookup must hold for mirrored variables too.
+    """
     runs = {}
     for name, extra in (("one", ["--strategy", "one_device"]),
                         ("two", ["--strategy", "mirrored", "--cpu-replicas", "2"])):
         model_dir = tmp_path / name
         result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "3", "--log-every", "1",
-                                        "--dropout", "0", "--lr", "1e-5"] + extra)
+                                        "--dropout", "0", "--lr", "1e-5", "--visual-modulator-init", "he",
+                                        "--visual-modulator-lr-multiplier", "0.5"] + extra)
         assert result.returncode == 0, result.stderr
         runs[name] = model_dir
     assert "MirroredStrategy with 2 replica(s)" in result.stdout
