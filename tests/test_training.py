@@ -261,7 +261,7 @@ def test_he_initialisation_gives_the_visual_modulator_features_of_order_one(synt
         kernel = np.asarray(layers[name].kernel)
         fan_in = np.prod(kernel.shape[:-1])
         expected = np.sqrt(2 / fan_in) / (GUIDE_PIXEL_SCALE if name == "conv1_1" else 1)
-        assert abs(kernel.std() / expected - 1) < 0.15, name  # truncated normal: std 0.88..1 of nominal
+        assert abs(kernel.std() / expected - 1) < 0.15, name
     # One random stream: same-shaped layers differ.
     assert not np.array_equal(np.asarray(layers["conv5_2"].kernel), np.asarray(layers["conv5_3"].kernel))
     assert not np.asarray(layers["fc8"].kernel).any() and np.all(np.asarray(layers["fc8"].bias) == 1)
@@ -331,7 +331,7 @@ def test_presets_are_the_releases_stages():
     assert coco.width == 1.0 and coco.image_size == (400, 400) and not coco.fix_bn
     assert coco.guide_size == davis.guide_size == 224
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
-    for stage in (coco, davis):  # the demo's departures from the original stay in the demo
+    for stage in (coco, davis):  # options not in the release stay off in its stages
         assert (stage.visual_modulator_init, stage.visual_modulator_lr_multiplier) == ("keras", 1.0)
         assert (stage.sg_center_perturb_ratio, stage.sg_std_perturb_ratio) == (0.2, 0.4)
 
