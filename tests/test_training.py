@@ -32,7 +32,7 @@ SIZE = (64, 48)
 TRAIN = [sys.executable, str(REPO / "tools" / "train.py")]
 # A run of the tool that takes seconds: tiny frames, tiny network, no evaluation.
 TINY_FLAGS = ["--image-size", "64x48", "--width", "0.125", "--batch-size", "2", "--synthetic-sequences", "3", "2",
-              "--quiet", "--no-eval"]
+              "--visual-modulator-pretrain-steps", "2", "--quiet", "--no-eval"]
 
 
 @pytest.fixture(scope="module")
@@ -295,6 +295,7 @@ def test_tool_resumes_after_sigkill(tmp_path):
     result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", str(latest + 1)])
     assert result.returncode == 0, result.stderr
     assert f"resumed from step {latest}" in result.stderr
+    assert "pretrained" not in result.stderr  # the checkpoint holds the pretrained visual modulator
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{latest + 1}")
     assert not list(model_dir.glob(".partial*"))
 
@@ -315,6 +316,8 @@ def test_tool_passes_the_spatial_guide_options_to_the_sources(tmp_path):
     result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "1", "--sg-center-perturb-ratio", "0.5",
                                     "--sg-std-perturb-ratio", "0.3"])
     assert result.returncode == 0, result.stderr
+    # TINY_FLAGS pretrain the visual modulator for 2 steps; --quiet reports it in lines.
+    assert "pretrain step 2/2" in result.stderr and "pretrained the visual modulator for 2 steps" in result.stderr
     config = TrainConfig(**json.loads((model_dir / "train_config.json").read_text()))
     assert (config.sg_center_perturb_ratio, config.sg_std_perturb_ratio) == (0.5, 0.3)
     train, validation = make_sources(config, model_dir)
@@ -333,6 +336,7 @@ def test_presets_are_the_releases_stages():
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
     for stage in (coco, davis):  # options not in the release stay off in its stages
         assert (stage.visual_modulator_init, stage.visual_modulator_lr_multiplier) == ("keras", 1.0)
+        assert stage.visual_modulator_pretrain_steps == 0
         assert (stage.sg_center_perturb_ratio, stage.sg_std_perturb_ratio) == (0.2, 0.4)
 
 

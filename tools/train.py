@@ -67,6 +67,9 @@ def parse_args(argv=None):
     optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
                        help="how the visual modulator starts when --init does not set it (keras; he: "
                             "for training it from random weights, see README)")
+    optim.add_argument("--visual-modulator-pretrain-steps", type=int,
+                       help="before training, teach the visual modulator for N steps to tell the training "
+                            "objects apart (0; skipped with --init; see README)")
     optim.add_argument("--visual-modulator-lr-multiplier", type=float,
                        help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 (1)")
     optim.add_argument("--fix-bn", action="store_true", default=None, help="freeze BatchNorm statistics")
@@ -104,6 +107,7 @@ def make_config(args):
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,
         "visual_modulator_lr_multiplier": args.visual_modulator_lr_multiplier,
+        "visual_modulator_pretrain_steps": args.visual_modulator_pretrain_steps,
         "seed": args.seed, "checkpoint_every": args.checkpoint_every, "log_every": args.log_every,
         "image_every": args.image_every, "validate_every": args.validate_every,
         "synthetic_sequences": args.synthetic_sequences, "precision": args.precision, "jit_compile": args.xla,

@@ -42,6 +42,13 @@ class TrainConfig:
             normal, with conv1_1 scaled to the guide's pixel values, so that
             its features are of order 1 as a trained VGG16's are). Not in the
             original, which always started from ImageNet weights.
+        visual_modulator_pretrain_steps: before the first step, train the
+            visual modulator's VGG16 and fc6/fc7 for this many steps to tell
+            the training objects apart from their visual guides
+            (`osmn_tf.training.pretrain`; DAVIS-layout data only): for
+            training from random weights, a stand-in for the ImageNet
+            weights the release starts from. Skipped with `init`. 0 = the
+            original.
         visual_modulator_lr_multiplier: the learning rate of the visual
             modulator's VGG16 and fc6/fc7 is the schedule's times this (fc8
             and everything else: times 1). 1 = the original.
@@ -81,6 +88,7 @@ class TrainConfig:
     # The demo's small guides (the paper's 224 costs half of a CPU step); the release presets set 224.
     guide_size: int = 64
     visual_modulator_init: str = "keras"
+    visual_modulator_pretrain_steps: int = 0
     visual_modulator_lr_multiplier: float = 1.0
     fix_bn: bool = False
     fix_seg: bool = False
@@ -123,6 +131,12 @@ class TrainConfig:
         if self.visual_modulator_init not in VISUAL_MODULATOR_INITS:
             raise ValueError(f"visual_modulator_init must be one of {VISUAL_MODULATOR_INITS}, "
                              f"got {self.visual_modulator_init!r}")
+        if int(self.visual_modulator_pretrain_steps) < 0:
+            raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
+                             f"{self.visual_modulator_pretrain_steps!r}")
+        if self.visual_modulator_pretrain_steps and self.dataset == "coco":
+            raise ValueError("visual_modulator_pretrain_steps needs sequences (--dataset davis or synthetic); "
+                             "set it to 0 for coco (--visual-modulator-pretrain-steps 0)")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")

@@ -21,11 +21,13 @@ import tensorflow as tf
 from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
+from osmn_tf.models.visual_modulator import VisualModulator
 from osmn_tf.precision import dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.optimizer import MultipliedAdam
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
+from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
@@ -252,6 +254,8 @@ class Trainer:
         if start >= config.steps:
             self._print(f"already trained to step {start} of {config.steps}")
             return {}
+        if start == 0:
+            self.pretrain_visual_modulator(progress)
         dataset = distributed_dataset(self.strategy, self.source, config.batch_size, config.seed,
                                       start_batch=start * config.accumulation)
         iterator = iter(dataset)
@@ -296,6 +300,32 @@ class Trainer:
         self.summaries.flush()
         self.save_model()
         return losses
+
+    def pretrain_visual_modulator(self, progress=True):
+        """Runs `osmn_tf.training.pretrain` for `config.visual_modulator_pretrain_steps` on the training objects.
+
+        Only when the visual modulator's weights come from nowhere else
+        (no `init`; `train` calls it before the first step, not on resuming).
+        It trains a copy built outside the strategy, so the same code serves
+        every strategy; each worker computes the same copy from the same seed.
+        """
+        config = self.config
+        steps = config.visual_modulator_pretrain_steps
+        modulator = self.model.visual_modulator
+        if not steps or modulator is None or config.init:
+            return None
+        copy = VisualModulator(width=modulator.width, mod_early_conv=modulator.mod_early_conv,
+                               dropout_rate=modulator.dropout_rate, guide_size=modulator.guide_size)
+        copy.set_weights(modulator.get_weights())
+        start = time.perf_counter()
+        guides, labels, held_out = object_guides(self.source, seed=config.seed)
+        accuracy = pretrain_visual_modulator(copy, guides, labels, held_out, steps, seed=config.seed,
+                                             progress=progress and self.chief, log=self._print)
+        modulator.set_weights(copy.get_weights())
+        self._print(f"pretrained the visual modulator for {steps} steps to tell {labels.max() + 1} objects apart "
+                    f"({len(labels)} guides): held-out accuracy {accuracy:.2f}, "
+                    f"{(time.perf_counter() - start) / 60:.1f} min")
+        return accuracy
 
     def _progress_bar(self, start, progress):
         if not (progress and self.chief):
