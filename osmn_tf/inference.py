@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
-from osmn_tf.precision import check_precision, with_precision
+from osmn_tf.precision import check_precision
 from osmn_tf.prefetch import prefetch
 
 # Background's fixed score in the multi-object merge: an object wins a pixel
@@ -110,7 +110,7 @@ class VideoSegmenter:
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
         self._model = model
-        frame_model = self._frame_model = with_precision(model, self.precision).frame_model()
+        frame_model = self._frame_model = model.frame_model(self.precision)
         self._input_names = [t.name for t in frame_model.inputs]
 
         # Plain Python (no AutoGraph needed): named functions, not lambdas, which AutoGraph warns about.

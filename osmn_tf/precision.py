@@ -28,14 +28,3 @@ def dtype_policy(precision):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
-
-
-def with_precision(model, precision):
-    """`model` rebuilt under `precision` with the same weights (`model` itself if it already is)."""
-    check_precision(precision)
-    if model.dtype_policy.name == precision:
-        return model
-    with dtype_policy(precision):
-        clone = model.__class__.from_config(model.get_config())
-    clone.set_weights(model.get_weights())
-    return clone

@@ -93,6 +93,34 @@ def test_frame_model_with_precomputed_params_equals_whole_model():
     assert model.frame_model() is frame
 
 
+def test_frame_model_under_another_precision_copies_only_the_per_frame_part():
+    import gc
+
+    from osmn_tf.models.visual_modulator import VisualModulator
+
+    model = osmn_tf.build_osmn(width=SMALL)
+    guide, spatial_guide, image = small_inputs(model)
+    params = model.get_layer("visual_modulator")(guide, training=False).numpy()
+    reference = np.asarray(model.frame_model()([image, spatial_guide, params]))
+
+    def visual_modulators():
+        gc.collect()
+        return sum(isinstance(o, VisualModulator) for o in gc.get_objects())
+
+    before = visual_modulators()
+    mixed = model.frame_model("mixed_bfloat16")
+    assert mixed is not model.frame_model() and model.frame_model("float32") is model.frame_model()
+    conv = mixed.get_layer("segmentation_network").get_layer("conv3_1")
+    assert conv.compute_dtype == "bfloat16" and conv.variable_dtype == "float32"
+    logits = np.asarray(mixed([image, spatial_guide, params]))
+    assert logits.dtype == np.float32
+    agreement = np.mean((logits > 0) == (reference > 0))
+    print(f"\nbfloat16 / float32 sign agreement of the logits: {agreement:.4f}")
+    assert agreement > 0.99
+    # The visual modulator runs once per object at the model's own precision: no second copy is kept.
+    assert visual_modulators() == before
+
+
 def original_bilinear_kernel(size):
     # SPEC 4.3, written out independently: factor = (k + 1) // 2, centre = factor - 0.5.
     factor = (size + 1) // 2

@@ -5,6 +5,7 @@ from osmn_tf.config import GUIDE_SIZE, OSMNConfig, num_modulation_params
 from osmn_tf.models.segmentation_network import SegmentationNetwork
 from osmn_tf.models.spatial_modulator import SpatialModulator
 from osmn_tf.models.visual_modulator import VisualModulator
+from osmn_tf.precision import dtype_policy
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -103,28 +104,45 @@ class OSMN(keras.Model):
             return 0
         return num_modulation_params(self.config.mod_early_conv, self.config.width)
 
-    def frame_model(self):
-        """The per-frame part as a Keras model sharing this model's weights.
+    def frame_model(self, precision=None):
+        """The per-frame part as a Keras model.
 
         Inputs, in order: `image` `[N, H, W, 3]`, `spatial_guide` `[N, H, W, 1]`,
         `modulation_params` `[N, P]` (inputs of a disabled modulator are left out).
         Output: `logits` `[N, H, W, 1]`.
+
+        With `precision` None or this model's own, it shares this model's
+        weights (and is built once). With another (`osmn_tf.precision`), it is
+        built from copies of the spatial modulator and the segmentation
+        network under that precision, holding their weights as they are now;
+        the visual modulator, not part of it, is not copied.
         """
-        if self._frame_model is None:
-            image = keras.Input((None, None, 3), name="image")
-            inputs, seg_inputs = [image], [image]
-            if self.spatial_modulator is not None:
-                spatial_guide = keras.Input((None, None, 1), name="spatial_guide")
-                inputs.append(spatial_guide)
-            if self.visual_modulator is not None:
-                params = keras.Input((self.num_modulation_params,), name="modulation_params")
-                inputs.append(params)
-                seg_inputs.append(params)
-            if self.spatial_modulator is not None:
-                seg_inputs.extend(self.spatial_modulator(spatial_guide))
-            logits = self.segmentation_network(seg_inputs)
-            self._frame_model = keras.Model(inputs, logits, name="osmn_frame")
-        return self._frame_model
+        if precision is None or precision == self.dtype_policy.name:
+            if self._frame_model is None:
+                self._frame_model = self._compose_frame_model(self.spatial_modulator, self.segmentation_network)
+            return self._frame_model
+        originals = [m for m in (self.spatial_modulator, self.segmentation_network) if m is not None]
+        with dtype_policy(precision):
+            copies = [m.__class__.from_config(m.get_config()) for m in originals]
+        for original, copy in zip(originals, copies):
+            copy.set_weights(original.get_weights())
+        spatial_modulator = copies[0] if self.spatial_modulator is not None else None
+        return self._compose_frame_model(spatial_modulator, copies[-1])
+
+    def _compose_frame_model(self, spatial_modulator, segmentation_network):
+        image = keras.Input((None, None, 3), name="image")
+        inputs, seg_inputs = [image], [image]
+        if spatial_modulator is not None:
+            spatial_guide = keras.Input((None, None, 1), name="spatial_guide")
+            inputs.append(spatial_guide)
+        if self.visual_modulator is not None:
+            params = keras.Input((self.num_modulation_params,), name="modulation_params")
+            inputs.append(params)
+            seg_inputs.append(params)
+        if spatial_modulator is not None:
+            seg_inputs.extend(spatial_modulator(spatial_guide))
+        logits = segmentation_network(seg_inputs)
+        return keras.Model(inputs, logits, name="osmn_frame")
 
     def get_config(self):
         return {"name": self.name, "trainable": self.trainable, **self.config.to_dict()}
