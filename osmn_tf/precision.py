@@ -28,3 +28,19 @@ def dtype_policy(precision):
         yield
     finally:
         keras.config.set_dtype_policy(previous)
+
+
+def copy_model(model, precision=None):
+    """A new `model` (same class, from its config) holding `model`'s current weights.
+
+    Built under `precision`, or under the global dtype policy when None. The
+    copy shares nothing with `model`, so it can also be built outside the
+    distribution strategy `model` lives in.
+    """
+    if precision is None:
+        copy = model.__class__.from_config(model.get_config())
+    else:
+        with dtype_policy(precision):
+            copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    return copy

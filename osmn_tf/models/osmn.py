@@ -5,7 +5,7 @@ from osmn_tf.config import GUIDE_SIZE, OSMNConfig, num_modulation_params
 from osmn_tf.models.segmentation_network import SegmentationNetwork
 from osmn_tf.models.spatial_modulator import SpatialModulator
 from osmn_tf.models.visual_modulator import VisualModulator
-from osmn_tf.precision import dtype_policy
+from osmn_tf.precision import copy_model
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -121,13 +121,10 @@ class OSMN(keras.Model):
             if self._frame_model is None:
                 self._frame_model = self._compose_frame_model(self.spatial_modulator, self.segmentation_network)
             return self._frame_model
-        originals = [m for m in (self.spatial_modulator, self.segmentation_network) if m is not None]
-        with dtype_policy(precision):
-            copies = [m.__class__.from_config(m.get_config()) for m in originals]
-        for original, copy in zip(originals, copies):
-            copy.set_weights(original.get_weights())
-        spatial_modulator = copies[0] if self.spatial_modulator is not None else None
-        return self._compose_frame_model(spatial_modulator, copies[-1])
+        spatial_modulator = None
+        if self.spatial_modulator is not None:
+            spatial_modulator = copy_model(self.spatial_modulator, precision)
+        return self._compose_frame_model(spatial_modulator, copy_model(self.segmentation_network, precision))
 
     def _compose_frame_model(self, spatial_modulator, segmentation_network):
         image = keras.Input((None, None, 3), name="image")

@@ -5,6 +5,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.precision import copy_model
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
 
@@ -36,8 +37,7 @@ class OnlineFinetuning:
 
     def __call__(self, model, frame, first_mask, working_size):
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
-        tuned = model.__class__.from_config(model.get_config())
-        tuned.set_weights(model.get_weights())
+        tuned = copy_model(model)
         source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
                                   guide_size=model.config.guide_size)
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)

@@ -21,8 +21,7 @@ import tensorflow as tf
 from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
-from osmn_tf.models.visual_modulator import VisualModulator
-from osmn_tf.precision import dtype_policy
+from osmn_tf.precision import copy_model, dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.optimizer import MultipliedAdam
@@ -314,9 +313,7 @@ class Trainer:
         modulator = self.model.visual_modulator
         if not steps or modulator is None or config.init:
             return None
-        copy = VisualModulator(width=modulator.width, mod_early_conv=modulator.mod_early_conv,
-                               dropout_rate=modulator.dropout_rate, guide_size=modulator.guide_size)
-        copy.set_weights(modulator.get_weights())
+        copy = copy_model(modulator)
         start = time.perf_counter()
         guides, labels, held_out = object_guides(self.source, seed=config.seed)
         accuracy = pretrain_visual_modulator(copy, guides, labels, held_out, steps, seed=config.seed,
