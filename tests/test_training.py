@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO
+from conftest import REPO, load_tool
 from osmn_tf.config import modulated_layers
 from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
@@ -335,9 +335,24 @@ def test_presets_are_the_releases_stages():
     assert coco.guide_size == davis.guide_size == 224
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
     for stage in (coco, davis):  # options not in the release stay off in its stages
+        assert not stage.mod_early_conv
         assert (stage.visual_modulator_init, stage.visual_modulator_lr_multiplier) == ("keras", 1.0)
         assert stage.visual_modulator_pretrain_steps == 0
         assert (stage.sg_center_perturb_ratio, stage.sg_std_perturb_ratio) == (0.2, 0.4)
+
+
+def test_demo_preset_trains_the_visual_modulator_from_random_weights_and_flags_override_it():
+    tool = load_tool("train")
+    demo = tool.make_config(tool.parse_args([]))
+    assert demo == preset("demo")
+    assert (demo.mod_early_conv, demo.visual_modulator_init, demo.visual_modulator_lr_multiplier) == (True, "he", 0.1)
+    release = tool.make_config(tool.parse_args(["--no-mod-early-conv", "--visual-modulator-init", "keras",
+                                                "--visual-modulator-lr-multiplier", "1"]))
+    assert (release.mod_early_conv, release.visual_modulator_init, release.visual_modulator_lr_multiplier) == (
+        False, "keras", 1.0)
+    assert tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--mod-early-conv"])).mod_early_conv
+    ablation = tool.make_config(tool.parse_args(["--no-visual-modulator"]))
+    assert not ablation.use_visual_modulator and ablation.mod_early_conv  # the demo's ablation keeps the rest
 
 
 # ----------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def parse_args(argv=None):
     model.add_argument("--width", type=float, help="VGG16 channel multiplier (1.0 = the paper)")
     model.add_argument("--no-visual-modulator", action="store_true")
     model.add_argument("--no-spatial-modulator", action="store_true")
-    model.add_argument("--mod-early-conv", action="store_true", help="also modulate conv1_1 .. conv2_2")
+    model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
+                       help="also modulate conv1_1 .. conv2_2 (on in the demo, off in the release's stages)")
     model.add_argument("--guide-size", type=int,
                        help="side of the visual guide, a multiple of 32 (224 = the paper; the demo uses 64)")
     model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
@@ -65,13 +66,14 @@ def parse_args(argv=None):
     optim.add_argument("--lr-boundaries", type=int, nargs="*", help="steps where the next --lr starts")
     optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
     optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
-                       help="how the visual modulator starts when --init does not set it (keras; he: "
-                            "for training it from random weights, see README)")
+                       help="how the visual modulator starts when --init does not set it (the demo: he, "
+                            "for training it from random weights; the release's stages: keras; see README)")
     optim.add_argument("--visual-modulator-pretrain-steps", type=int,
                        help="before training, teach the visual modulator for N steps to tell the training "
                             "objects apart (0; skipped with --init; see README)")
     optim.add_argument("--visual-modulator-lr-multiplier", type=float,
-                       help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 (1)")
+                       help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 "
+                            "(the demo: 0.1; the release's stages: 1)")
     optim.add_argument("--fix-bn", action="store_true", default=None, help="freeze BatchNorm statistics")
     optim.add_argument("--fix-seg", action="store_true", help="train only the modulators")
     optim.add_argument("--seed", type=int, help="seed of the data stream and the initial weights")
@@ -102,7 +104,8 @@ def make_config(args):
         "dataset": args.dataset, "data_root": args.data_root, "image_size": args.image_size,
         "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
         "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "width": args.width, "dropout_rate": args.dropout,
-        "guide_size": args.guide_size, "init": args.init, "steps": args.steps,
+        "guide_size": args.guide_size, "mod_early_conv": args.mod_early_conv, "init": args.init,
+        "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,
@@ -119,8 +122,6 @@ def make_config(args):
         overrides["use_visual_modulator"] = False
     if args.no_spatial_modulator:
         overrides["use_spatial_modulator"] = False
-    if args.mod_early_conv:
-        overrides["mod_early_conv"] = True
     if args.fix_seg:
         overrides["fix_seg"] = True
     if args.image_size:
