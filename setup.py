@@ -32,5 +32,8 @@ setup(
     extras_require={
         "test": _requirements("requirements-test.txt"),
         "export": _requirements("requirements-export.txt"),
+        # The CUDA libraries TensorFlow's GPU kernels load (Linux).
+        "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
+    license="Apache-2.0",
 )

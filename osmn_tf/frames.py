@@ -49,13 +49,14 @@ def load_rgb(path):
 
 
 def parse_size(text):
-    """`"854x480"` -> `(854, 480)`: a `(W, H)` size as command lines write it."""
+    """`"854x480"` -> `(854, 480)`, `"96"` -> `(96, 96)`: a `(W, H)` size as command lines write it."""
+    parts = str(text).strip().lower().split("x")
     try:
-        width, height = (int(v) for v in str(text).lower().split("x"))
+        width, height = (int(v) for v in (parts * 2 if len(parts) == 1 else parts))
     except ValueError:
         width = height = 0
     if width < 1 or height < 1:
-        raise ValueError(f"expected WxH with positive integers, e.g. 854x480, got {text!r}")
+        raise ValueError(f"expected WxH or one side for a square, positive integers (e.g. 854x480 or 96), got {text!r}")
     return width, height
 
 

@@ -1,39 +1,33 @@
-"""Shared test fixtures and helpers: where `../shared` lives, running tools in-process, small models and videos."""
+"""Shared test fixtures and helpers: the test data, running tools in-process, small models and videos."""
 import importlib.util
 import pathlib
+import sys
 
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-FIDELITY = SHARED / "fidelity"
+# The original's numbers and real masks the tests check against (see `data/README.md`).
+DATA = REPO / "tests" / "data"
 
 
 @pytest.fixture(scope="session")
-def shared_dir():
-    if not SHARED.is_dir():
-        pytest.fail(f"{SHARED} is missing: the fidelity data must sit beside the repository")
-    return SHARED
-
-
-@pytest.fixture(scope="session")
-def fidelity_frame(shared_dir):
-    """The original's inputs and intermediates on one frame (`fidelity/README.md`), keyed without prefix."""
+def fidelity_frame():
+    """The original's inputs and intermediates on one frame (`data/README.md`), keyed without prefix."""
     import numpy as np
 
-    with np.load(FIDELITY / "osmn_full_chelsea_97x131.npz") as data:
+    with np.load(DATA / "osmn_full_chelsea_97x131.npz") as data:
         return {key.split("/", 1)[1]: data[key] for key in data.files}
 
 
 @pytest.fixture(scope="session")
-def tf1_checkpoint(tmp_path_factory, shared_dir):
+def tf1_checkpoint(tmp_path_factory):
     """Returns a function variant -> prefix of a checkpoint with the original's names.
 
-    Each variant is written once per test session by the fixture script in
-    `../shared/fidelity` (about 660 MB and 15 s each) into a temporary folder.
+    Each variant is written once per test session by `tf1_checkpoint.py` (about
+    660 MB and 15 s each) into a temporary folder, in a subprocess so that its
+    memory is returned at once.
     """
     import subprocess
-    import sys
 
     prefixes = {}
 
@@ -41,7 +35,7 @@ def tf1_checkpoint(tmp_path_factory, shared_dir):
         if variant not in prefixes:
             prefix = tmp_path_factory.mktemp(f"tf1_{variant}") / "osmn.ckpt"
             subprocess.run(
-                [sys.executable, str(FIDELITY / "make_tf1_checkpoint.py"), str(prefix), "--variant", variant],
+                [sys.executable, str(REPO / "tests" / "tf1_checkpoint.py"), str(prefix), "--variant", variant],
                 check=True,
                 capture_output=True,
             )
@@ -56,7 +50,9 @@ def pytest_configure(config):
 
 
 def load_tool(name):
-    """`tools/<name>.py` as a module."""
+    """`tools/<name>.py` as a module (with `tools/` importable, as when the script runs)."""
+    if str(REPO / "tools") not in sys.path:
+        sys.path.insert(0, str(REPO / "tools"))
     spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

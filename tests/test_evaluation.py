@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DATA
 from osmn_tf import davis, evaluation
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -93,8 +94,8 @@ def load(path):
 # Fixtures: the shifted-masks case in DAVIS layout
 # ----------------------------------------------------------------------------
 @pytest.fixture(scope="session")
-def masks_dir(shared_dir):
-    folder = shared_dir / "data" / "davis2017_osvos_masks"
+def masks_dir():
+    folder = DATA / "davis2017_osvos_masks"
     if not folder.is_dir():
         pytest.fail(f"{folder} is missing")
     return folder

@@ -22,8 +22,11 @@ SEGMENTATION_PROBES = {
 }
 
 
-def relative_error(actual, expected):
-    return float(np.max(np.abs(np.asarray(actual) - expected)) / np.max(np.abs(expected)))
+def relative_error(actual, expected, what=""):
+    """max |actual - expected| / max |expected|, printed so that `pytest -rP` reports the measured values."""
+    error = float(np.max(np.abs(np.asarray(actual) - expected)) / np.max(np.abs(expected)))
+    print(f"relative error {what}: {error:.1e}")
+    return error
 
 
 @pytest.fixture(scope="module")
@@ -34,14 +37,14 @@ def full_model(tf1_checkpoint):
 def test_visual_modulator_matches_original(full_model, fidelity_frame):
     params = full_model.get_layer("visual_modulator")(fidelity_frame["guide_image"], training=False)
     assert params.shape == (1, 3840)
-    assert relative_error(params, fidelity_frame["visual_params"]) <= TOLERANCE
+    assert relative_error(params, fidelity_frame["visual_params"], "visual parameters") <= TOLERANCE
 
 
 def test_spatial_modulator_matches_original(full_model, fidelity_frame):
     biases = full_model.get_layer("spatial_modulator")(fidelity_frame["spatial_guide"], training=False)
     for key, actual in zip(["sp_conv3", "sp_conv4", "sp_conv5"], biases):
         assert actual.shape == fidelity_frame[key].shape, key
-        assert relative_error(actual, fidelity_frame[key]) <= TOLERANCE, key
+        assert relative_error(actual, fidelity_frame[key], key) <= TOLERANCE, key
 
 
 @pytest.mark.parametrize("key", [*SEGMENTATION_PROBES, "logits"])
@@ -53,13 +56,13 @@ def test_segmentation_network_matches_original_in_every_block(full_model, fideli
     f = fidelity_frame
     actual = probe([f["image"], f["visual_params"], f["sp_conv3"], f["sp_conv4"], f["sp_conv5"]])
     assert actual.shape == f[key].shape
-    assert relative_error(actual, f[key]) <= TOLERANCE
+    assert relative_error(actual, f[key], f"{key} (original's modulator outputs)") <= TOLERANCE
 
 
 def test_whole_model_and_frame_model_match_original_logits(full_model, fidelity_frame):
     f = fidelity_frame
     logits = full_model([f["guide_image"], f["spatial_guide"], f["image"]])
-    assert relative_error(logits, f["logits"]) <= TOLERANCE
+    assert relative_error(logits, f["logits"], "logits (whole model)") <= TOLERANCE
     # The per-frame part with precomputed visual parameters gives the same answer.
     frame_logits = full_model.frame_model()([f["image"], f["spatial_guide"], f["visual_params"]])
-    assert relative_error(frame_logits, f["logits"]) <= TOLERANCE
+    assert relative_error(frame_logits, f["logits"], "logits (frame model)") <= TOLERANCE

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import DATA
 from osmn_tf import frames, guides
 from osmn_tf.frames import MEAN_BGR
 from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation
@@ -13,8 +14,8 @@ FRAME_SIZE = (131, 97)  # (W, H) the fixture's frame was resized to
 
 
 @pytest.fixture(scope="module")
-def chelsea(shared_dir):
-    path = shared_dir / "fidelity" / "osmn_full_chelsea_97x131.npz"
+def chelsea():
+    path = DATA / "osmn_full_chelsea_97x131.npz"
     with np.load(path) as data:
         return {key.split("/", 1)[1]: data[key] for key in data.files if key.startswith("chelsea_97x131/")}
 

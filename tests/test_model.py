@@ -10,7 +10,7 @@ import osmn_tf
 from osmn_tf.checkpoints import tf1_variable_map, variant_config
 from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast, SideOutputFusion
 
-from conftest import FIDELITY
+from conftest import DATA
 
 SMALL = 0.125
 
@@ -29,7 +29,7 @@ def small_inputs(model, batch=2, height=37, width=51, seed=0):
 @pytest.mark.large
 @pytest.mark.parametrize("variant", ["full", "no_spatial", "no_visual", "mod_early_conv"])
 def test_variants_have_exactly_the_original_variables(variant):
-    with open(FIDELITY / "tf1_variables.json") as f:
+    with open(DATA / "tf1_variables.json") as f:
         manifest = json.load(f)[variant]
     # The original's graph also holds the fixed up-sampling kernels and the step,
     # which this port does not keep as variables.

@@ -10,9 +10,9 @@ from osmn_tf import inference
 from osmn_tf.davis import DAVIS_PALETTE, read_mask, write_mask
 from osmn_tf.inference import VideoSegmenter
 
-from conftest import FIDELITY, REPO, run_tool, small_osmn, synthetic_video
+from conftest import DATA, REPO, run_tool, small_osmn, synthetic_video
 
-SOLO = FIDELITY / "sequence_solo"
+SOLO = DATA / "sequence_solo"
 WORKING = (64, 48)
 
 
@@ -120,10 +120,12 @@ def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_p
     for k in range(1, 6):
         labels, palette = read_mask(tmp_path / f"out/solo/{k:05d}.png", return_palette=True)
         agreement = np.mean(labels == expected[f"solo/{k:05d}/labels"])
-        assert agreement >= 0.999, (k, agreement)
         np.testing.assert_array_equal(palette, DAVIS_PALETTE)
         prob = np.load(tmp_path / f"out/solo/1/{k:05d}.npy").astype(np.float32)
-        assert np.abs(prob - expected[f"solo/1/{k:05d}/prob"].astype(np.float32)).max() < 2e-3
+        difference = np.abs(prob - expected[f"solo/1/{k:05d}/prob"].astype(np.float32)).max()
+        print(f"frame {k}: labels agree on {agreement:.6%}, probabilities within {difference:.1e}")  # for -rP
+        assert agreement >= 0.999, (k, agreement)
+        assert difference < 2e-3
 
 
 def write_frames(folder, frames, suffix=".jpg"):
@@ -325,6 +327,7 @@ def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_c
     for k, result in enumerate(results[1:], start=1):
         probabilities = mixed.segment_frame(preprocess_frame(frames[k], mixed.working_size), previous, params)
         agreement = np.mean((probabilities > 0.5) == (result.probabilities > 0.5))
+        print(f"{precision} frame {k}: masks agree with float32 on {agreement:.4%}")  # for -rP
         assert agreement >= 0.995, (precision, k, agreement)
         previous = result.probabilities > 0.5
 

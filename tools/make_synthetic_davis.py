@@ -17,13 +17,7 @@ import sys
 
 import numpy as np
 
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 160x96, got {text!r}") from None
-    return width, height
+import cli_args
 
 
 def parse_args(argv=None):
@@ -33,7 +27,7 @@ def parse_args(argv=None):
     parser.add_argument("--val", type=int, default=0, help="number of validation sequences")
     parser.add_argument("--year", type=int, default=2017, choices=[2016, 2017],
                         help="ImageSets/<year>/ to list the splits in")
-    parser.add_argument("--size", type=parse_size, default=None, help="frame size WxH (default 160x96)")
+    parser.add_argument("--size", type=cli_args.size, default=None, help="frame size WxH (default 160x96)")
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default 24)")
     parser.add_argument("--min-objects", type=int, default=None, help="fewest objects per sequence (default 2)")
     parser.add_argument("--max-objects", type=int, default=None, help="most objects per sequence (default 4)")

@@ -20,13 +20,7 @@ import os
 import sys
 import time
 
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WxH, e.g. 400x400, got {text!r}") from None
-    return width, height
+import cli_args
 
 
 def parse_args(argv=None):
@@ -39,7 +33,7 @@ def parse_args(argv=None):
     data.add_argument("--dataset", choices=["synthetic", "coco", "davis"])
     data.add_argument("--data-root", help="COCO or DAVIS folder; synthetic: where it is written "
                                           "(default MODEL_DIR/data)")
-    data.add_argument("--image-size", type=parse_size, help="training frame size WxH at scale 1")
+    data.add_argument("--image-size", type=cli_args.size, help="training frame size WxH at scale 1")
     data.add_argument("--scales", type=float, nargs="+", help="one drawn per batch, times --image-size")
     data.add_argument("--synthetic-sequences", type=int, nargs=2, metavar=("TRAIN", "VAL"),
                       help="sequences of the synthetic set")

@@ -20,20 +20,12 @@ import os
 import pathlib
 import sys
 
+import cli_args
+
 try:
     import osmn_tf  # noqa: F401  (installed with `pip install -e .`)
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-
-def parse_size(text):
-    try:
-        width, height = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must be WxH, e.g. 160x96, got {text!r}") from None
-    if width < 16 or height < 16:
-        raise argparse.ArgumentTypeError(f"size must be at least 16x16, got {text!r}")
-    return width, height
 
 
 def parse_args(argv=None):
@@ -57,7 +49,8 @@ def parse_args(argv=None):
     davis.add_argument("--split", default="val")
     synthetic = parser.add_argument_group("the embedded synthetic set")
     synthetic.add_argument("--synthetic", type=int, metavar="N", help="objects of N synthetic validation sequences")
-    synthetic.add_argument("--synthetic-size", type=parse_size, default=(160, 96), metavar="WxH",
+    synthetic.add_argument("--synthetic-size", type=lambda text: cli_args.size(text, minimum=16), default=(160, 96),
+                           metavar="WxH",
                            help="frame size of the synthetic sequences (default 160x96)")
     synthetic.add_argument("--synthetic-class", choices=["texture", "shape"], default="texture",
                            help="what a synthetic object's class is (default texture)")

@@ -1,0 +1,48 @@
+"""The package as a user meets it: its public names, its size arguments, and a repository that stands alone."""
+import argparse
+import pytest
+
+import osmn_tf
+from conftest import REPO, load_tool
+from osmn_tf.frames import parse_size
+
+
+def test_public_names_resolve_and_include_the_video_segmenter():
+    assert "VideoSegmenter" in osmn_tf.__all__
+    from osmn_tf.inference import VideoSegmenter
+
+    assert osmn_tf.VideoSegmenter is VideoSegmenter
+    for name in osmn_tf.__all__:
+        assert getattr(osmn_tf, name) is not None, name
+
+
+@pytest.mark.parametrize("text, size", [("854x480", (854, 480)), ("96", (96, 96)), (" 160X96 ", (160, 96))])
+def test_sizes_are_wxh_or_one_side_of_a_square(text, size):
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("text", ["0", "96x0", "-5", "axb", "1x2x3", ""])
+def test_bad_sizes_are_refused_with_the_value(text):
+    with pytest.raises(ValueError, match="expected WxH"):
+        parse_size(text)
+
+
+def test_tools_share_the_size_argument():
+    cli_args = load_tool("cli_args")
+    assert cli_args.size("64") == (64, 64)
+    with pytest.raises(argparse.ArgumentTypeError, match="at least 16x16"):
+        cli_args.size("8", minimum=16)
+    args = load_tool("train").parse_args(["--image-size", "96"])
+    assert args.image_size == (96, 96)
+
+
+def test_nothing_in_the_repository_reads_outside_it():
+    # A clone has nothing beside it; the name is assembled so this file does not match itself.
+    outside = ".." + "/shared"
+    texts = {".py", ".md", ".txt", ".cfg", ".toml", ".ini", ".json", ".cff", ".yml", ".yaml", ""}
+    offenders = [
+        str(path.relative_to(REPO)) for path in REPO.rglob("*")
+        if path.is_file() and path.suffix in texts and not {".git", "__pycache__"} & set(path.parts)
+        and ".egg-info" not in str(path) and outside in path.read_text(errors="ignore")
+    ]
+    assert offenders == []

@@ -1,0 +1,106 @@
+"""Writes TF1 checkpoints with the original OSMN's variable names and deterministic values.
+
+The names, shapes and dtypes are the original inference graph's
+(`tests/data/tf1_variables.json`, one list per variant). Every value is drawn
+from NumPy's legacy `RandomState` seeded with the CRC32 of the variable's name
+(xor the seed), then scaled so that activations stay of order one through
+VGG16, which is what the fidelity fixtures in `tests/data` were computed from:
+
+| variable | value (n is the standard-normal draw) |
+| --- | --- |
+| integers (`global_step`) | 12345 |
+| Adam slots (`.../Adam`, `.../Adam_1`) | 0.01 n |
+| `*-up/weights` (fixed bilinear kernels) | 0.1 n: random on purpose, the original overwrites them |
+| visual modulator `fc8` | biases 1 + 0.05 n, weights 0.3 n / sqrt(fan-in channels): scales near 1 +- 0.5 |
+| other `weights` | He: n sqrt(2 / fan-in); `conv1_1` also x 0.01 for mean-subtracted pixels |
+| `upscore-fuse/biases` | -1.5: a mix of foreground and background |
+| other `biases` | 0.05 n |
+| BatchNorm | gamma 1 + 0.2 n, beta and moving mean 0.2 n, moving variance exp(0.3 n) |
+
+Like a real training checkpoint it also holds Adam slots for the trainable
+variables of `upscore-fuse` and the spatial modulator, and the Adam beta powers,
+which a loader must skip.
+
+Usage: python tests/tf1_checkpoint.py OUT_PREFIX [--variant full] [--seed 0]
+(about 660 MB for `full`).
+"""
+import argparse
+import json
+import pathlib
+import zlib
+
+import numpy as np
+
+MANIFEST = pathlib.Path(__file__).resolve().parent / "data" / "tf1_variables.json"
+VARIANTS = ("full", "no_spatial", "no_visual", "mod_early_conv")
+ADAM_STEPS = 100
+
+
+def variable_value(name, shape, dtype, seed=0):
+    """The deterministic value of one variable, as the table in the module docstring says."""
+    if dtype.startswith("int"):
+        return np.array(12345, dtype=dtype)
+    rng = np.random.RandomState((zlib.crc32(name.encode()) ^ seed) & 0x7FFFFFFF)
+    n = rng.standard_normal(shape).astype(np.float32)
+    leaf = name.rsplit("/", 1)[-1]
+    if leaf in ("Adam", "Adam_1"):
+        value = 0.01 * n
+    elif name.endswith("-up/weights"):
+        value = 0.1 * n
+    elif "modulator/fc8/" in name:
+        value = 1.0 + 0.05 * n if leaf == "biases" else 0.3 * n / np.sqrt(shape[2])
+    elif leaf == "weights":
+        pixel_scale = 0.01 if name.endswith("conv1/conv1_1/weights") else 1.0
+        value = n * np.sqrt(2.0 / np.prod(shape[:-1])) * pixel_scale
+    elif name.endswith("upscore-fuse/biases"):
+        value = np.full_like(n, -1.5)
+    elif leaf == "biases":
+        value = 0.05 * n
+    elif leaf == "gamma":
+        value = 1.0 + 0.2 * n
+    elif leaf in ("beta", "moving_mean"):
+        value = 0.2 * n
+    elif leaf == "moving_variance":
+        value = np.exp(0.3 * n)
+    else:
+        raise ValueError(f"no value rule for variable {name!r}")
+    return np.asarray(value, dtype=dtype)
+
+
+def checkpoint_values(variant="full", seed=0, manifest=MANIFEST):
+    """{name: array} of everything the checkpoint holds, optimizer state included."""
+    variables = json.loads(pathlib.Path(manifest).read_text())[variant]
+    values = {v["name"]: variable_value(v["name"], v["shape"], v["dtype"], seed) for v in variables}
+    for v in variables:
+        if v["trainable"] and ("upscore-fuse" in v["name"] or "modulator_sp" in v["name"]):
+            for slot in ("Adam", "Adam_1"):
+                name = f"{v['name']}/{slot}"
+                values[name] = variable_value(name, v["shape"], "float32", seed)
+    values["beta1_power"] = np.array(0.9**ADAM_STEPS, np.float32)
+    values["beta2_power"] = np.array(0.999**ADAM_STEPS, np.float32)
+    return values
+
+
+def write_tf1_checkpoint(prefix, variant="full", seed=0):
+    """Writes `prefix.index` and `prefix.data-00000-of-00001` as a TF1 `Saver` would; returns the prefix."""
+    import tensorflow as tf
+
+    values = checkpoint_values(variant, seed)
+    names = sorted(values)
+    pathlib.Path(prefix).parent.mkdir(parents=True, exist_ok=True)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(values[name]) for name in names])
+    return str(prefix)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("prefix", help="output checkpoint prefix, e.g. /tmp/osmn/osmn.ckpt")
+    parser.add_argument("--variant", default="full", choices=VARIANTS)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    print("wrote", write_tf1_checkpoint(args.prefix, args.variant, args.seed))
+
+
+if __name__ == "__main__":
+    main()
