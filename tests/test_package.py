@@ -46,3 +46,14 @@ def test_nothing_in_the_repository_reads_outside_it():
         and ".egg-info" not in str(path) and outside in path.read_text(errors="ignore")
     ]
     assert offenders == []
+
+
+def test_ci_runs_exactly_the_readmes_test_command():
+    readme = (REPO / "README.md").read_text().splitlines()
+    commands = [line.strip() for line in readme if "python -m pytest" in line and "pip install" in line]
+    assert len(commands) == 1, commands
+    assert commands[0] in (REPO / ".ci" / "run").read_text().splitlines()
+
+
+def test_readme_stays_short():
+    assert len((REPO / "README.md").read_text().splitlines()) <= 200
