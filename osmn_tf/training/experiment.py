@@ -42,7 +42,8 @@ def make_sources(config, model_dir, on_sequence=None):
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.guide_size,
-                              spatial_perturb=perturb)
+                              spatial_perturb=perturb, bbox_sup=config.bbox_sup,
+                              random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
         has_val = (root / "annotations" / "instances_val2017.json").is_file()
@@ -54,7 +55,8 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.guide_size,
-                                spatial_perturb=perturb)
+                                spatial_perturb=perturb, bbox_sup=config.bbox_sup, random_guide=config.random_guide,
+                                skip_blank_frames=config.skip_blank_frames)
 
     train = davis("train")
     has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()
