@@ -35,7 +35,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from osmn_tf.davis import DavisDataset, atomic_output, read_mask
+from osmn_tf.davis import DavisDataset, atomic_output, read_mask, write_mask
+from osmn_tf.segment_jobs import staged_folder
 
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 PER_SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
@@ -56,6 +57,13 @@ def region_similarity(gt, pred):
     if union == 0:
         return 1.0
     return np.count_nonzero(gt & pred) / union
+
+
+def mean_iou(probabilities, labels, threshold=0.5):
+    """Mean over a batch's samples of J (`region_similarity`) between `probabilities` and `labels`, both thresholded."""
+    pred = np.asarray(probabilities) > threshold
+    gt = np.asarray(labels) > threshold
+    return float(np.mean([region_similarity(g, p) for g, p in zip(gt, pred)]))
 
 
 def seg2bmap(seg):
@@ -338,6 +346,42 @@ def evaluate_miou(davis_root, results_dir, split="val", year=2017, sequences=Non
     if not per_object:
         raise ValueError("no object to evaluate")
     return MiouResults(per_object, float(np.mean(list(per_object.values()))))
+
+
+# ----------------------------------------------------------------------------
+# The copy-the-first-mask baseline
+# ----------------------------------------------------------------------------
+def copy_first_mask_baseline(masks, measure=region_similarity):
+    """The "copy frame 0's mask to every frame" baseline of one sequence: `{object_id: mean score}`.
+
+    `masks` are the sequence's `[H, W]` object ids. Each object of `masks[0]`
+    is scored with `measure(gt, pred)` (J by default, or `boundary_measure`)
+    between its mask in each frame 1..T-2 (the frames DAVIS scores; frame 1
+    alone for two frames) and its first-frame mask, and the scores averaged.
+    """
+    first = masks[0]
+    frames = masks[1:-1] if len(masks) > 2 else masks[1:]
+    result = {}
+    for object_id in (int(i) for i in np.unique(first) if i != 0):
+        reference = first == object_id
+        scores = [measure(mask == object_id, reference) for mask in frames]
+        result[object_id] = float(np.mean(scores)) if scores else 1.0
+    return result
+
+
+def write_first_mask_baseline(dataset, output_dir):
+    """The copy-the-first-mask baseline of a `DavisDataset`, as result folders `evaluate_davis` reads.
+
+    Sequences already written are kept: the baseline of a sequence never changes.
+    """
+    for sequence in dataset.sequences:
+        target = pathlib.Path(output_dir) / sequence
+        if target.is_dir():
+            continue
+        first = dataset.read_annotation(dataset.annotation_paths(sequence)[0])
+        with staged_folder(target) as staging:
+            for path in dataset.frame_paths(sequence):
+                write_mask(staging / f"{path.stem}.png", first)
 
 
 # ----------------------------------------------------------------------------

@@ -60,7 +60,7 @@ def parse_size(text):
     return width, height
 
 
-def _check_size(size, name="size"):
+def check_size(size, name="size"):
     """`size` as a `(W, H)` tuple of positive ints, or a ValueError naming it."""
     try:
         width, height = (int(v) for v in size)
@@ -115,7 +115,7 @@ def resize_frame(rgb, size):
         `uint8` array `[size[1], size[0], 3]`.
     """
     rgb = _check_uint8_rgb(rgb)
-    width, height = _check_size(size)
+    width, height = check_size(size)
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
 
 
@@ -132,7 +132,7 @@ def resize_mask(mask, size):
         array `[size[1], size[0]]` of `mask`'s dtype.
     """
     mask = _check_mask(mask)
-    width, height = _check_size(size)
+    width, height = check_size(size)
     dtype = mask.dtype
     # PIL has no mode for every numpy dtype: go through one that holds the values
     # exactly. Nearest neighbour only copies pixels, so this changes no value.

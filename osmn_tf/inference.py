@@ -139,7 +139,16 @@ class VideoSegmenter:
             return None
         size = self._model.config.guide_size
         guides = np.stack([visual_guide(frame, first_mask == i, size=size) for i in object_ids])
+        return self.encode_guides(guides)
+
+    def encode_guides(self, guides):
+        """The visual modulator's parameters `[K, P]` for visual guides `float32 [K, S, S, 3]` (`visual_guide`)."""
         return self._encode(guides).numpy()
+
+    @property
+    def frame_traces(self):
+        """How often the per-frame function was traced: 1 for every frame size and object count."""
+        return int(self._probabilities.experimental_get_tracing_count())
 
     def track(self, frames, first_mask):
         """Yields a `FrameResult` per frame; see `segment`."""

@@ -73,7 +73,11 @@ def test_trainer_pretrains_only_a_fresh_run_and_only_the_visual_modulators_featu
     fresh = Trainer(tiny(source), source, strategy, tmp_path / "weights", log=None)
     before = fresh.model.get_weights()
     segmentation = fresh.model.segmentation_network.get_weights()
-    assert 0 <= fresh.pretrain_visual_modulator(progress=False) <= 1
+    accuracy = fresh.pretrain_visual_modulator(progress=False)
+    # The share of the held-out guides classified right: a whole number of them.
+    held_out = object_guides(source, seed=0)[2]
+    assert held_out.sum() > 0 and 0 <= accuracy <= 1
+    assert abs(accuracy * held_out.sum() - round(accuracy * held_out.sum())) < 1e-9
     changed = [not np.array_equal(a, b) for a, b in zip(before, fresh.model.get_weights())]
     assert any(changed)
     for a, b in zip(segmentation, fresh.model.segmentation_network.get_weights()):

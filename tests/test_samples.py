@@ -170,7 +170,7 @@ def test_coco_cache_avoids_rescan(coco_dir, monkeypatch):
     def no_coco(*args, **kwargs):
         raise AssertionError("COCO annotations were scanned again")
 
-    monkeypatch.setattr(samples, "COCO", no_coco)
+    monkeypatch.setattr(samples.coco, "COCO", no_coco)
     second = coco_source(coco_dir)
     assert second.object_ids == KEPT_IDS
     np.testing.assert_array_equal(second.batch(2, 3, seed=5)["label"], first.batch(2, 3, seed=5)["label"])

@@ -24,7 +24,7 @@ from osmn_tf.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig, preset
 from osmn_tf.training.experiment import make_sources
 from osmn_tf.training.losses import class_balanced_sigmoid_cross_entropy, weight_decay
-from osmn_tf.training.pipeline import batch_dataset
+from osmn_tf.training.pipeline import batch_dataset, model_inputs
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import GUIDE_PIXEL_SCALE, Trainer
 
@@ -170,7 +170,13 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
     for tag in ("loss/total", "learning_rate", "steps_per_second", "validation/J", "samples"):
         assert tag in tags, tag
     np.testing.assert_allclose(float(tags["learning_rate"][-1][1]), 1e-4, rtol=1e-6)
-    assert 0 <= float(tags["validation/J"][-1][1]) <= 1
+    # Validation J at the last step: the mean IoU of the final model's masks on the validation batch.
+    batch = source.batch(0, 2, seed=1)  # validation_batches=1 of batch_size 2, seed + 1
+    logits = trainer.model(model_inputs(trainer.model, batch), training=False).numpy()
+    pred, gt = logits > 0, batch["label"] > 0.5
+    union = (pred | gt).sum(axis=(1, 2, 3))
+    ious = np.where(union == 0, 1.0, (pred & gt).sum(axis=(1, 2, 3)) / np.maximum(union, 1))
+    np.testing.assert_allclose(float(tags["validation/J"][-1][1]), ious.mean(), rtol=1e-6)
     layers = [name for name, _ in modulated_layers(False)]
     assert layers[0] == "conv3_1" and layers[-1] == "conv5_3" and len(layers) == 9
     for layer in layers:
@@ -204,6 +210,11 @@ def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(syntheti
         if w.path in (bn.moving_mean.path, bn.moving_variance.path):
             np.testing.assert_array_equal(spatial_after[w.path], before)
     assert any(not np.array_equal(a, b) for a, b in zip(visual_before, trainer.model.visual_modulator.get_weights()))
+    # The spatial modulator trains too: its scale and shift convolutions move.
+    trainable = {w.path for w in trainer.model.spatial_modulator.trainable_weights}
+    moved = [w.path for w, before in zip(trainer.model.spatial_modulator.weights, spatial_before)
+             if w.path in trainable and not np.array_equal(spatial_after[w.path], before)]
+    assert any("kernel" in path for path in moved), moved
 
 
 def test_accumulation_adds_the_micro_batches_gradients_and_the_visual_modulator_lr_is_multiplied(
@@ -311,20 +322,45 @@ def test_tool_reports_bad_input_clearly(tmp_path):
     assert "Traceback" not in result.stderr
 
 
-def test_tool_passes_the_spatial_guide_options_to_the_sources(tmp_path):
+def test_tool_passes_the_sample_options_to_the_sources(tmp_path):
     model_dir = tmp_path / "run"
     result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "1", "--sg-center-perturb-ratio", "0.5",
-                                    "--sg-std-perturb-ratio", "0.3"])
+                                    "--sg-std-perturb-ratio", "0.3", "--bbox-sup", "--no-random-guide",
+                                    "--skip-blank-frames"])
     assert result.returncode == 0, result.stderr
     # TINY_FLAGS pretrain the visual modulator for 2 steps; --quiet reports it in lines.
     assert "pretrain step 2/2" in result.stderr and "pretrained the visual modulator for 2 steps" in result.stderr
     config = TrainConfig(**json.loads((model_dir / "train_config.json").read_text()))
     assert (config.sg_center_perturb_ratio, config.sg_std_perturb_ratio) == (0.5, 0.3)
+    assert (config.bbox_sup, config.random_guide, config.skip_blank_frames) == (True, False, True)
     train, validation = make_sources(config, model_dir)
     for source in (train, validation):
         assert (source.spatial_perturb.center_ratio, source.spatial_perturb.scale_ratio) == (0.5, 0.3)
+        assert (source.bbox_sup, source.random_guide, source.skip_blank_frames) == (True, False, True)
+        # Without random guides every object's visual guide is its first visible frame (frame 0 here).
+        name, object_id, _, _ = source.item(0)
+        assert source.valid_frames(name, object_id) == [0]
+    # The defaults are the release's: masked guides from random valid frames, every frame trained on.
+    defaults = make_sources(TrainConfig(**{**json.loads((model_dir / "train_config.json").read_text()),
+                                          "bbox_sup": False, "random_guide": True, "skip_blank_frames": False}),
+                            model_dir)[0]
+    assert (defaults.bbox_sup, defaults.random_guide, defaults.skip_blank_frames) == (False, True, False)
+    tool = load_tool("train")
+    crop = tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--random-crop-ratio", "0.1"]))
+    assert crop.random_crop_ratio == 0.1 and tool.make_config(tool.parse_args([])).random_crop_ratio == 0.0
     result = run_tool(TINY_FLAGS + ["--model-dir", str(tmp_path / "bad"), "--sg-std-perturb-ratio", "-1"])
     assert result.returncode != 0 and "sg_std_perturb_ratio must be >= 0, got -1.0" in result.stderr
+
+
+def test_coco_source_gets_the_crop_ratio_and_bbox_sup(tmp_path, monkeypatch):
+    from osmn_tf.training import experiment
+
+    made = {}
+    monkeypatch.setattr(experiment, "CocoSource", lambda *args, **kwargs: made.setdefault("kwargs", kwargs))
+    config = TrainConfig(dataset="coco", data_root=str(tmp_path), random_crop_ratio=0.25, bbox_sup=True,
+                         visual_modulator_pretrain_steps=0)
+    make_sources(config, tmp_path)
+    assert made["kwargs"]["random_crop_ratio"] == 0.25 and made["kwargs"]["bbox_sup"] is True
 
 
 def test_presets_are_the_releases_stages():

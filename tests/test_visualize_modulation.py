@@ -42,6 +42,9 @@ def check_figures(folder, expected=FIGURES):
         with Image.open(path) as image:
             assert image.format == "PNG"
             width, height = image.size
+            grey = np.asarray(image.convert("L"))
+        # Something is drawn: axes, bars and labels give many grey levels and dark pixels on white.
+        assert len(np.unique(grey)) > 20 and np.mean(grey < 128) > 0.005, name
         assert 600 <= width <= 3000 and 400 <= height <= 3000, (name, image.size)
     assert not [p.name for p in folder.iterdir() if p.name.endswith(".tmp")], "a temporary file was left behind"
 
@@ -119,6 +122,36 @@ def test_layer_histograms_for_every_layout(tmp_path):
             assert image.size[0] > 600
     stds = analysis.gamma_std_per_layer({"conv3_1": np.array([[1.0, 2.0], [3.0, 2.0]])})
     np.testing.assert_allclose(stds["conv3_1"], [1.0, 0.0])
+
+
+def test_figures_are_drawn_from_the_modulators_own_numbers():
+    """Figs. 5/6 read the visual modulator's output and Fig. 7 the spatial modulator's kernel, layer by layer."""
+    model = small_model()
+    objects = analysis.synthetic_objects(1, image_size=(64, 48))
+    encoded = analysis.encode_objects(model, objects, batch_size=2)
+    guides = np.stack([analysis.encoding.visual_guide(*o.load(), size=model.config.guide_size) for o in objects])
+    params = np.asarray(model.visual_modulator(guides, training=False))
+    # Width 0.125: conv3_x have 32 channels, conv4_x and conv5_x 64, in network order.
+    assert params.shape == (len(objects), 3 * 32 + 6 * 64)
+    np.testing.assert_allclose(encoded.gammas["conv3_1"], params[:, 0:32], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encoded.gammas["conv4_2"], params[:, 96 + 64:96 + 128], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encoded.gammas["conv5_3"], params[:, 96 + 320:96 + 384], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(encoded.vectors, params, rtol=1e-5, atol=1e-6)
+    stds = analysis.gamma_std_per_layer(encoded.gammas)
+    np.testing.assert_allclose(stds["conv4_2"], params[:, 160:224].astype(np.float64).std(axis=0), rtol=1e-5)
+    assert stds["conv4_2"].max() > 0  # the objects' scales differ
+    # Fig. 7: the spatial modulator's conv4 kernel weighs the guide into conv4_1..conv4_3's 3 x 64 channels.
+    from osmn_tf.training.summaries import spatial_scales
+
+    scales = spatial_scales(model)
+    kernel = np.abs(np.asarray(model.spatial_modulator.get_layer("conv4").kernel)).reshape(-1)
+    assert kernel.shape == (192,)
+    np.testing.assert_array_equal(scales["conv4_2"], kernel[64:128])
+    assert sorted(scales) == sorted(f"conv{b}_{i}" for b in (3, 4, 5) for i in (1, 2, 3))
+    # The Fig. 6 histogram of conv4_2 counts each of its 64 channels once.
+    figure = analysis.plot_visual_gamma_std(encoded.gammas)
+    heights = [sum(bar.get_height() for bar in axis.patches) for axis in figure.axes if axis.patches]
+    assert heights and all(h == 32 or h == 64 for h in heights) and sorted(heights).count(64) == 6
 
 
 def test_davis_objects_take_classes_from_davis_semantics(davis_root):

@@ -40,8 +40,7 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import dataclasses
 
-    from osmn_tf.benchmark import BenchmarkConfig, run_benchmark
-    from osmn_tf.benchmark_report import format_table, plot, write_json
+    from osmn_tf.benchmarks import BenchmarkConfig, format_table, plot, run_benchmark, write_json
 
     config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
     changes = {"width": args.width, "frame_size": args.frame_size, "repeats": args.repeats,

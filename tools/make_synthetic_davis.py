@@ -92,7 +92,8 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
     from PIL import Image
 
     from osmn_tf.davis import atomic_output
-    from osmn_tf.synthetic import generate_sequence, overlay_labels, split_first_index
+    from osmn_tf.synthetic import generate_sequence, split_first_index
+    from osmn_tf.visualize import overlay_labels
 
     frames, masks = generate_sequence(config, split_first_index(split) + number)
     if path.lower().endswith(".gif"):
@@ -116,18 +117,14 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
 
 def print_baseline(config, count, progress):
     """Prints the copy-first-mask J and F means over `count` validation sequences."""
-    from osmn_tf.evaluation import boundary_measure, region_similarity
-    from osmn_tf.synthetic import copy_first_mask_ious, generate_sequence, split_first_index
+    from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
+    from osmn_tf.synthetic import generate_sequence, split_first_index
 
     j_means, f_means = [], []
     for number in progress(range(count), desc="baseline"):
         _, masks = generate_sequence(config, split_first_index("val") + number)
-        first = masks[0]
-        scored = masks[1:-1]
-        for object_id in copy_first_mask_ious(masks):
-            reference = first == object_id
-            j_means.append(np.mean([region_similarity(m == object_id, reference) for m in scored]))
-            f_means.append(np.mean([boundary_measure(m == object_id, reference) for m in scored]))
+        j_means.extend(copy_first_mask_baseline(masks).values())
+        f_means.extend(copy_first_mask_baseline(masks, boundary_measure).values())
     j, f = float(np.mean(j_means)), float(np.mean(f_means))
     print(f"copy-first-mask baseline over {count} val sequences, {len(j_means)} objects: "
           f"J-Mean {j:.3f}  F-Mean {f:.3f}  J&F-Mean {(j + f) / 2:.3f}")
@@ -136,26 +133,9 @@ def print_baseline(config, count, progress):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing osmn_tf starts TensorFlow
+    from tqdm import tqdm
+
     from osmn_tf import synthetic
-
-    try:
-        from tqdm import tqdm
-    except ImportError:  # no progress bar, same behaviour otherwise
-        class tqdm:  # noqa: N801 - stands in for tqdm.tqdm
-            def __init__(self, iterable=None, **kwargs):
-                self.iterable = iterable
-
-            def __iter__(self):
-                return iter(self.iterable)
-
-            def __enter__(self):
-                return self
-
-            def __exit__(self, *exc):
-                return False
-
-            def update(self, n=1):
-                pass
 
     try:
         config = make_config(args)

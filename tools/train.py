@@ -41,6 +41,14 @@ def parse_args(argv=None):
                       help="spatial guide centre jitter in training, in units of its scale (0.2)")
     data.add_argument("--sg-std-perturb-ratio", type=float,
                       help="spatial guide scale jitter in training: times U(1/(1+r), 1+r) (0.4)")
+    data.add_argument("--bbox-sup", action="store_true", default=None,
+                      help="visual guides are the object's box, not masked (the release's --bbox_sup)")
+    data.add_argument("--random-crop-ratio", type=float,
+                      help="COCO: cut one side of each image by up to this fraction before resizing (0 = off)")
+    data.add_argument("--random-guide", action=argparse.BooleanOptionalAction, default=None,
+                      help="DAVIS: the visual guide from a random valid frame (default) or always frame 0")
+    data.add_argument("--skip-blank-frames", action="store_true", default=None,
+                      help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
     model.add_argument("--width", type=float, help="VGG16 channel multiplier (1.0 = the paper)")
     model.add_argument("--no-visual-modulator", action="store_true")
@@ -97,7 +105,9 @@ def make_config(args):
     flags = {
         "dataset": args.dataset, "data_root": args.data_root, "image_size": args.image_size,
         "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
-        "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "width": args.width, "dropout_rate": args.dropout,
+        "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "bbox_sup": args.bbox_sup,
+        "random_crop_ratio": args.random_crop_ratio, "random_guide": args.random_guide,
+        "skip_blank_frames": args.skip_blank_frames, "width": args.width, "dropout_rate": args.dropout,
         "guide_size": args.guide_size, "mod_early_conv": args.mod_early_conv, "init": args.init,
         "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,

@@ -7,7 +7,6 @@ from osmn_tf.guides import SpatialGuidePerturbation
 from osmn_tf.precision import check_precision
 
 DATASETS = ("synthetic", "coco", "davis")
-STRATEGIES = ("auto", "one_device", "mirrored", "multi_worker")
 VISUAL_MODULATOR_INITS = ("keras", "he")
 
 
@@ -76,6 +75,13 @@ class TrainConfig:
     scales: tuple = (1.0,)
     sg_center_perturb_ratio: float = 0.2
     sg_std_perturb_ratio: float = 0.4
+    # The sample sources' options (`osmn_tf.training.samples`): visual guides not masked (`--bbox_sup`);
+    # COCO images cut on one side by up to this fraction; DAVIS visual guides from a random valid frame,
+    # and training only on the frames where the object is visible.
+    bbox_sup: bool = False
+    random_crop_ratio: float = 0.0
+    random_guide: bool = True
+    skip_blank_frames: bool = False
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000

@@ -2,9 +2,9 @@
 import pathlib
 import shutil
 
-from osmn_tf.davis import DavisDataset, write_mask
-from osmn_tf.evaluation import evaluate_davis, write_davis_csvs
-from osmn_tf.segment_jobs import segment_davis, staged_folder
+from osmn_tf.davis import DavisDataset
+from osmn_tf.evaluation import evaluate_davis, write_davis_csvs, write_first_mask_baseline
+from osmn_tf.segment_jobs import segment_davis
 from osmn_tf.training.samples import CocoSource, DavisTrainSource
 
 EVAL_DIR = "eval"
@@ -42,7 +42,8 @@ def make_sources(config, model_dir, on_sequence=None):
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.guide_size,
-                              spatial_perturb=perturb)
+                              spatial_perturb=perturb, bbox_sup=config.bbox_sup,
+                              random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
         has_val = (root / "annotations" / "instances_val2017.json").is_file()
@@ -54,29 +55,14 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.guide_size,
-                                spatial_perturb=perturb)
+                                spatial_perturb=perturb, bbox_sup=config.bbox_sup, random_guide=config.random_guide,
+                                skip_blank_frames=config.skip_blank_frames)
 
     train = davis("train")
     has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()
     if not has_val:
         return train, None
     return train, davis("val")
-
-
-def write_first_mask_baseline(dataset, output_dir):
-    """The "copy frame 0's mask to every frame" baseline, as results the DAVIS evaluation reads.
-
-    Sequences already written are kept: the baseline of a sequence never changes.
-    """
-    for sequence in dataset.sequences:
-        target = pathlib.Path(output_dir) / sequence
-        if target.is_dir():
-            continue
-        annotations = dataset.annotation_paths(sequence)
-        first = dataset.read_annotation(annotations[0])
-        with staged_folder(target) as staging:
-            for path in dataset.frame_paths(sequence):
-                write_mask(staging / f"{path.stem}.png", first)
 
 
 def evaluate_on_split(model, davis_root, output_dir, working_size, split="val", progress=None):

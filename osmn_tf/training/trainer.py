@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
+from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.precision import copy_model, dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
@@ -86,16 +87,6 @@ def learning_rate_multiplier(model, visual_modulator_multiplier):
     fc8 = {id(v) for v in model.visual_modulator.get_layer("fc8").trainable_variables}
     scaled = {id(v) for v in model.visual_modulator.trainable_variables} - fc8
     return lambda variable: visual_modulator_multiplier if id(variable) in scaled else 1.0
-
-
-def mean_iou(probabilities, labels):
-    """Mean over samples of the IoU of `probabilities > 0.5` with `labels > 0.5` (both empty: 1)."""
-    pred = np.asarray(probabilities) > 0.5
-    gt = np.asarray(labels) > 0.5
-    axes = tuple(range(1, pred.ndim))
-    union = np.logical_or(pred, gt).sum(axes)
-    inter = np.logical_and(pred, gt).sum(axes)
-    return float(np.mean(np.where(union == 0, 1.0, inter / np.maximum(union, 1))))
 
 
 class Trainer:

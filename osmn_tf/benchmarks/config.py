@@ -1,0 +1,42 @@
+"""What the benchmark runs: `BenchmarkConfig`."""
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchmarkConfig:
+    """What the benchmark runs; the defaults are the full model at 854 x 480.
+
+    Attributes:
+        width: the model's channel multiplier (1.0 = the paper's network).
+        frame_size: `(W, H)` of the frames.
+        repeats: timed runs per measurement (after one warm-up), interleaved.
+        max_objects: object counts 1 .. max_objects are timed.
+        io_frames: frames of the end-to-end `segment_to_folder` run.
+        stream_frames, stream_size: the long stream that checks memory and
+            retracing (smaller frames, so that 1000 of them take minutes).
+        finetune_steps_timed, finetune_steps, video_frames: the one-shot
+            fine-tuning comparison (paper: 1000 steps, a 70-frame video).
+        precisions, xla: extra per-frame timings (float32 is always timed).
+        matmul_size: side of the square matmul that measures the machine's FLOP/s.
+    """
+
+    width: float = 1.0
+    frame_size: tuple = (854, 480)
+    repeats: int = 5
+    max_objects: int = 3
+    io_frames: int = 8
+    stream_frames: int = 1000
+    stream_size: tuple = (128, 96)
+    finetune_steps_timed: int = 20
+    finetune_steps: int = 1000
+    video_frames: int = 70
+    precisions: tuple = ("mixed_bfloat16", "mixed_float16")
+    xla: bool = True
+    matmul_size: int = 2048
+    seed: int = 0
+
+    @classmethod
+    def quick(cls):
+        """A smoke run of every measurement in well under a minute (numbers not meaningful)."""
+        return cls(width=0.125, frame_size=(160, 96), repeats=2, io_frames=4, stream_frames=20,
+                   stream_size=(64, 48), finetune_steps_timed=2, matmul_size=512)

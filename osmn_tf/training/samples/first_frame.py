@@ -1,0 +1,43 @@
+"""Online fine-tuning samples: the objects of one annotated frame."""
+import numpy as np
+
+from osmn_tf.config import GUIDE_SIZE, check_guide_size
+from osmn_tf.frames import check_size
+from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.training.samples.base import SampleSource, check_augmentations
+from osmn_tf.training.samples.coco import object_sample
+
+
+class FirstFrameSource(SampleSource):
+    """Online fine-tuning samples (paper Table 3): the objects of one annotated frame.
+
+    Items are the objects of `first_mask`; each is made as a stage 1 sample
+    (`object_sample`: augmented visual guide from the frame, perturbed spatial
+    guide from the object's own mask, shared flip) at the working size.
+
+    Args:
+        frame: `uint8` RGB `[H, W, 3]`.
+        first_mask: `uint8` `[H, W]` object ids (0 = background).
+        image_size: `(W, H)` of the samples (the segmenter's working size).
+        guide_size: side of the visual guides (the model's `guide_size`).
+    """
+
+    def __init__(self, frame, first_mask, image_size, visual_augment=VisualGuideAugmentation(),
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
+        if frame.shape[:2] != first_mask.shape:
+            raise ValueError(f"the first mask is {first_mask.shape} but the frame {frame.shape[:2]}")
+        self.frame, self.first_mask = frame, first_mask
+        self.object_ids = [int(i) for i in np.unique(first_mask) if i]
+        self.image_size = check_size(image_size, "image_size")
+        check_augmentations(visual_augment, spatial_perturb)
+        self.visual_augment, self.spatial_perturb = visual_augment, spatial_perturb
+        self.guide_size = check_guide_size(guide_size, "guide_size")
+        self._num_items = len(self.object_ids)
+
+    def __repr__(self):
+        return f"FirstFrameSource({len(self)} objects, image_size={self.image_size})"
+
+    def sample(self, item, rng, size):
+        mask = (self.first_mask == self.object_ids[item]).astype(np.uint8)
+        return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb,
+                             guide_size=self.guide_size)
