@@ -92,6 +92,8 @@ def main(argv=None):
 
 
 def run(args):
+    from tqdm import tqdm
+
     from osmn_tf import outputs, segment_jobs
     from osmn_tf.checkpoints import load_model
     from osmn_tf.davis import DavisDataset
