@@ -299,7 +299,7 @@ def test_tool_online_finetune_flag(tmp_path, small_weights):
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--online-finetune", "2")
     assert code == 0, message
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{t:05d}.png" for t in range(3)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(3)]
     code, message = run_tool_inprocess(
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out2", "--online-finetune", "-1")
@@ -338,7 +338,7 @@ def test_tool_precision_and_xla_flags(tmp_path, small_weights):
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--precision", "mixed_bfloat16", "--xla")
     assert code == 0, message
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{t:05d}.png" for t in range(5)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(5)]
 
 
 def test_xla_gives_the_masks_of_the_plain_graph(small_model):
