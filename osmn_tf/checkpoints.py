@@ -75,7 +75,50 @@ def _reader(prefix):
     try:
         return tf.train.load_checkpoint(prefix)
     except (tf.errors.OpError, ValueError) as e:
-        raise CheckpointError(f"{prefix}: cannot read the checkpoint: {e}") from e
+        raise CheckpointError(f"{prefix}: cannot read the checkpoint: {_first_line(e)}") from e
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def read_tensors(reader, prefix, names):
+    """`{name: value}` read from a checkpoint; a damaged one raises `CheckpointError` naming it."""
+    values = {}
+    for name in names:
+        try:
+            values[name] = reader.get_tensor(name)
+        except Exception as e:  # TF raises IndexError, OpError, ... for truncated or corrupt data files
+            raise CheckpointError(
+                f"{prefix}: damaged checkpoint: cannot read {name} ({type(e).__name__}: {_first_line(e)}); "
+                f"is {prefix}.data-* complete?") from e
+    return values
+
+
+def _detect_width(prefix, shapes):
+    """The width of the segmentation network's VGG16, from the convolutions most of which agree on it.
+
+    One convolution of the wrong size (a damaged or edited checkpoint) is
+    named, rather than mis-detecting the width and listing every layer.
+    """
+    convs = {f"osmn/seg/conv{block}/conv{block}_{i}/weights": channels
+             for block, num_convs, channels in VGG16_BLOCKS for i in range(1, num_convs + 1)}
+    first = shapes["osmn/seg/conv1/conv1_1/weights"]
+    if len(first) != 4 or first[2] != 3:
+        raise CheckpointError(
+            f"{prefix}: osmn/seg/conv1/conv1_1/weights has shape {list(first)}, but the first convolution "
+            f"takes the 3 channels of a BGR frame ([3, 3, 3, C])")
+    present = {name: shapes[name] for name in convs if name in shapes and len(shapes[name]) == 4}
+    candidates = sorted({shape[-1] / convs[name] for name, shape in present.items()})
+    fits = {w: [n for n, shape in present.items() if shape[-1] == max(1, int(convs[n] * w))] for w in candidates}
+    width = max(candidates, key=lambda w: (len(fits[w]), w == first[-1] / 64))
+    wrong = sorted(set(present) - set(fits[width]))
+    if wrong and len(fits[width]) > len(present) // 2:
+        details = ", ".join(f"{n} has {present[n][-1]} output channels (width {width:g} needs "
+                            f"{max(1, int(convs[n] * width))})" for n in wrong)
+        raise CheckpointError(f"{prefix}: the other convolutions are of width {width:g}, but {details}")
+    return width
 
 
 def config_from_tf1_checkpoint(prefix):
@@ -86,7 +129,7 @@ def config_from_tf1_checkpoint(prefix):
         raise CheckpointError(
             f"{prefix}: not an OSMN checkpoint: it has no variable osmn/seg/conv1/conv1_1/weights"
         )
-    width = first_conv[-1] / 64
+    width = _detect_width(prefix, shapes)
     use_visual = any(n.startswith("osmn/modulator/") for n in shapes)
     use_spatial = any(n.startswith("osmn/modulator_sp/") for n in shapes)
     if use_spatial:
@@ -109,7 +152,9 @@ def load_tf1_checkpoint(model, prefix):
     powers) and the fixed up-sampling kernels. Every variable is checked
     before any is assigned: a missing variable, a shape mismatch or a
     variable the model has no place for raises `CheckpointError` listing each
-    problem, and the model is left untouched.
+    problem, and the model is left untouched. A damaged checkpoint (a data
+    file cut short) raises `CheckpointError` naming the prefix and the first
+    variable that does not read.
 
     Returns:
         the sorted list of checkpoint variable names that were loaded.
@@ -136,7 +181,7 @@ def load_tf1_checkpoint(model, prefix):
         raise CheckpointError(
             f"{prefix} does not fit the model ({model.config}){found}:\n  " + "\n  ".join(problems)
         )
-    values = {name: reader.get_tensor(name) for name in expected}
+    values = read_tensors(reader, prefix, sorted(expected))
     for name, variable in expected.items():
         variable.assign(np.asarray(values[name], dtype=variable.dtype))
     return sorted(expected)

@@ -8,7 +8,8 @@ Layout read by `DavisDataset` (the standard DAVIS 2016/2017 release)::
 
 Masks are single-channel PNGs whose pixel values are object ids: 0 is
 background, k is object k, 255 marks "void" pixels in DAVIS 2017
-annotations. They are stored as palette ("P" mode) PNGs in the DAVIS palette
+annotations (`void_as_background` is the one rule for what 255 means, for
+annotations and for a video's first mask alike). They are stored as palette ("P" mode) PNGs in the DAVIS palette
 (`DAVIS_PALETTE`, the PASCAL VOC colour map), so object 1 is drawn dark red,
 object 2 green, and so on. DAVIS 2016 annotations are grey-level images with
 255 for the single object.
@@ -63,6 +64,39 @@ def atomic_output(path, mode="wb", **open_kwargs):
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
         raise
+
+
+def void_as_background(labels, palette=None):
+    """Object ids with DAVIS's void label (255) made background; the rule for every mask read as ids.
+
+    255 is void (not an object) unless the mask says otherwise:
+    * its palette gives 255 a colour of its own (neither DAVIS's void colour,
+      nor black, which is what an unset palette entry reads as): then 255 is
+      an ordinary object id;
+    * it is a binary grey-level mask (no palette, only 0 and 255, the usual
+      way a single object is drawn): then 255 is that object's id.
+
+    Args:
+        labels: `uint8` `[H, W]` object ids.
+        palette: the file's palette as a `(256, 3)` array, or None for a
+            grey-level file.
+
+    Returns:
+        `labels`, or a copy with void pixels set to 0.
+    """
+    labels = np.asarray(labels)
+    void = labels == VOID_LABEL
+    if not void.any():
+        return labels
+    if palette is not None:
+        colour = tuple(int(v) for v in np.asarray(palette)[VOID_LABEL])
+        if colour not in (tuple(int(v) for v in DAVIS_PALETTE[VOID_LABEL]), (0, 0, 0)):
+            return labels
+    elif not (labels[~void] != 0).any():
+        return labels
+    labels = labels.copy()
+    labels[void] = 0
+    return labels
 
 
 def read_mask(path, return_palette=False):
@@ -190,14 +224,13 @@ class DavisDataset:
         """Reads one annotation as object ids.
 
         2016: every non-zero pixel is object 1. 2017: ids as stored, with void
-        pixels (255) set to background, as the official evaluation does.
+        pixels (255) set to background, as the official evaluation does
+        (`void_as_background`).
         """
-        labels = read_mask(path)
+        labels, palette = read_mask(path, return_palette=True)
         if self.year == 2016:
             return (labels > 0).astype(np.uint8)
-        labels = labels.copy()
-        labels[labels == VOID_LABEL] = 0
-        return labels
+        return np.array(void_as_background(labels, palette), dtype=np.uint8)
 
     def num_objects(self, sequence):
         """The number of objects: the largest id in the first annotation (1 for 2016)."""

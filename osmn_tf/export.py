@@ -268,11 +268,15 @@ class _Signatures:
 
     def _check_image(self, image, spatial_guide):
         tf = _tf()
-        checks = [
-            tf.debugging.assert_rank(image, 4, message="image must be [N, H, W, 3]"),
-            _assert_same(_dims(image)[3], 3, "image must have 3 channels (BGR minus the mean)"),
-            tf.debugging.assert_positive(_dims(image)[1:3], message="image must not be empty"),
-        ]
+        # The rank is checked first: the other checks read dimensions a wrong rank does not have.
+        rank = tf.debugging.assert_rank(image, 4, message="image must be [N, H, W, 3] (a batch of images)")
+        with tf.control_dependencies([rank]):
+            checks = [
+                rank,
+                _assert_same(_dims(image)[3], 3, "image must have 3 channels (BGR minus the mean)"),
+                tf.debugging.assert_positive(_dims(image)[:1], message="image must hold at least one image (N > 0)"),
+                tf.debugging.assert_positive(_dims(image)[1:3], message="image must not be empty"),
+            ]
         if spatial_guide is not None:
             checks += [
                 tf.debugging.assert_rank(spatial_guide, 4, message="spatial_guide must be [N, H, W, 1]"),
@@ -292,11 +296,13 @@ class _Signatures:
 
     def _check_frame_and_masks(self, frame, masks):
         tf = _tf()
-        checks = [
-            tf.debugging.assert_rank(frame, 3, message="frame must be one uint8 RGB frame [H, W, 3]"),
-            _assert_same(_dims(frame)[2], 3, "frame must have 3 channels (RGB)"),
-            tf.debugging.assert_positive(_dims(frame)[:2], message="frame must not be empty"),
-        ]
+        rank = tf.debugging.assert_rank(frame, 3, message="frame must be one uint8 RGB frame [H, W, 3]")
+        with tf.control_dependencies([rank]):
+            checks = [
+                rank,
+                _assert_same(_dims(frame)[2], 3, "frame must have 3 channels (RGB)"),
+                tf.debugging.assert_positive(_dims(frame)[:2], message="frame must not be empty"),
+            ]
         if masks is not None:
             checks += [
                 tf.debugging.assert_rank(masks, 3, message="masks must be [N, h, w], one mask per object"),
@@ -343,7 +349,13 @@ class _Signatures:
 
     def encode_guide_raw(self, frame, masks):
         tf = _tf()
-        with tf.control_dependencies(self._check_frame_and_masks(frame, masks)):
+        checks = self._check_frame_and_masks(frame, masks)
+        with tf.control_dependencies(checks):
+            # An all-zero mask has no object to crop: its parameters would describe nothing.
+            checks.append(tf.debugging.assert_positive(
+                tf.reduce_max(tf.cast(masks, tf.int32), axis=[1, 2]),
+                message="every mask must mark its object: a mask of encode_guide_raw is all zero"))
+        with tf.control_dependencies(checks):
             frame = tf.identity(frame)
         return self.encode_guide(visual_guides(frame, masks, self.guide_size))
 

@@ -38,6 +38,23 @@ def object_ids_of(mask):
     return tuple(int(i) for i in np.unique(mask) if i != 0)
 
 
+def checked_first_mask(first_mask):
+    """`first_mask` as `[H, W]` integer object ids (`[H, W, 1]` is accepted); anything else is an error."""
+    first_mask = np.asarray(first_mask)
+    if first_mask.ndim == 3 and first_mask.shape[2] == 1:
+        first_mask = first_mask[:, :, 0]
+    if first_mask.ndim != 2:
+        raise ValueError(f"first_mask must be [H, W] object ids, got shape {first_mask.shape}")
+    if first_mask.dtype == np.bool_:
+        return first_mask.astype(np.uint8)
+    # A float mask is usually probabilities or a normalised image: rounding it would invent objects.
+    if not np.issubdtype(first_mask.dtype, np.integer):
+        raise ValueError(f"first_mask must hold integer object ids (0..255), got dtype {first_mask.dtype}")
+    if first_mask.size and (first_mask.min() < 0 or first_mask.max() > 255):
+        raise ValueError(f"first_mask object ids must lie in 0..255, got {first_mask.min()}..{first_mask.max()}")
+    return first_mask.astype(np.uint8)
+
+
 def video_objects(first_mask):
     """The object ids of a video's first mask; a mask without objects is an error."""
     object_ids = object_ids_of(first_mask)
@@ -152,7 +169,7 @@ class VideoSegmenter:
 
     def track(self, frames, first_mask):
         """Yields a `FrameResult` per frame; see `segment`."""
-        first_mask = np.asarray(first_mask)
+        first_mask = checked_first_mask(first_mask)
         object_ids = video_objects(first_mask)
         params = None
         previous = None
@@ -186,8 +203,12 @@ class VideoSegmenter:
 
         Args:
             frames: an iterable of `uint8` `[H, W, 3]` RGB frames.
-            first_mask: `uint8` `[H, W]` object ids of frame 0 (0 = background).
-                Frame 0's output is `first_mask` itself.
+            first_mask: `uint8` `[H, W]` (or `[H, W, 1]`) integer object ids of
+                frame 0 (0 = background); float masks are refused. Frame 0's
+                output is `first_mask` itself.
+
+        Leaving the loop early stops reading `frames` without waiting for a
+        read in progress (`osmn_tf.prefetch.prefetch`).
         """
         for result in self.track(frames, first_mask):
             yield result.labels

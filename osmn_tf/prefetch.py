@@ -19,7 +19,9 @@ def prefetch(iterable, function=None, depth=2):
 
     At most `depth` results wait in memory. Order is kept; an exception raised
     while making an item is raised here, at that item. Leaving the loop early
-    stops the thread.
+    stops the thread without waiting for it: a read blocked in `iterable`
+    (a camera, a pipe) is abandoned, and when it returns the thread closes
+    `iterable`'s iterator (a generator's `finally` runs) and ends.
     """
     results = queue.Queue(maxsize=depth)
     stop = threading.Event()
@@ -34,28 +36,36 @@ def prefetch(iterable, function=None, depth=2):
         return False
 
     def produce():
+        iterator = iter(iterable)
         try:
-            for item in iterable:
-                if not put(function(item) if function is not None else item):
+            for item in iterator:
+                if stop.is_set() or not put(function(item) if function is not None else item):
                     return
         except BaseException as error:  # handed to the consumer, raised there
             put(_Failure(error))
             return
+        finally:
+            if stop.is_set() and callable(getattr(iterator, "close", None)):
+                iterator.close()
         put(_DONE)
 
     thread = threading.Thread(target=produce, name="osmn-prefetch", daemon=True)
     thread.start()
+    finished = False
     try:
         while True:
             value = results.get()
             if value is _DONE:
+                finished = True
                 return
             if isinstance(value, _Failure):
+                finished = True
                 raise value.error
             yield value
     finally:
         stop.set()
-        thread.join()
+        if finished:
+            thread.join()
 
 
 class BackgroundWriter:

@@ -1,22 +1,24 @@
 """Segmenting whole videos and DAVIS splits into folders of palette PNGs.
 
-Each sequence is written into a hidden temporary folder beside its final one
-and renamed when complete: an interrupted run leaves no half-written sequence,
-and a rerun skips the sequences already there.
+Each sequence is written into a hidden temporary folder beside its final one,
+whose files join the final folder when the sequence is complete, followed by a
+completion marker (`osmn_tf.outputs`): an interrupted run leaves no
+half-written sequence, a rerun skips the sequences that are complete, and
+files in the output folder that the tool did not write are never touched.
 """
 import contextlib
 import dataclasses
 import os
 import pathlib
 import resource
-import secrets
 import shutil
 import time
 
 import numpy as np
 from PIL import Image
 
-from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, write_mask
+from osmn_tf import outputs
+from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, void_as_background, write_mask
 from osmn_tf.inference import object_ids_of
 from osmn_tf.prefetch import BackgroundWriter
 
@@ -43,6 +45,8 @@ def peak_memory_mb():
 def read_first_mask(path):
     """Reads a first-frame mask: `(object ids [H, W] uint8, palette [256, 3] or None)`.
 
+    255 is void and becomes background, as in DAVIS annotations, unless the
+    file says otherwise (`osmn_tf.davis.void_as_background`).
     Raises ValueError naming the file when it holds no object or when an
     object id has no colour in the file's own palette.
     """
@@ -62,9 +66,16 @@ def read_first_mask(path):
         labels = labels.astype(np.uint8)
     elif mode not in ("P", "L"):
         raise ValueError(f"{path}: the first mask must be a palette or grey-level PNG of object ids, not mode {mode}")
+    padded = None
+    if raw_palette is not None:
+        padded = np.zeros((256, 3), np.uint8)
+        padded[:colours] = np.asarray(raw_palette[: colours * 3], np.uint8).reshape(-1, 3)
+    void = bool((labels == 255).any())
+    labels = void_as_background(labels, padded)
     ids = object_ids_of(labels)
     if not ids:
-        raise ValueError(f"{path}: the first mask has no object (every pixel is 0)")
+        detail = "every pixel is 0 or 255, which is void" if void else "every pixel is 0"
+        raise ValueError(f"{path}: the first mask has no object ({detail})")
     palette = None
     if raw_palette is not None:
         missing = [i for i in ids if i >= colours]
@@ -72,8 +83,7 @@ def read_first_mask(path):
             raise ValueError(
                 f"{path}: object id(s) {missing} have no colour in the mask's palette ({colours} colours)"
             )
-        palette = np.zeros((256, 3), np.uint8)
-        palette[:colours] = np.asarray(raw_palette[: colours * 3], np.uint8).reshape(-1, 3)
+        palette = padded
     return labels.astype(np.uint8), palette
 
 
@@ -82,7 +92,8 @@ def staged_folder(final):
     """Yields a temporary folder that becomes `final` when the block succeeds, and vanishes if it fails."""
     final = pathlib.Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.partial-{secrets.token_hex(4)}"
+    outputs.remove_stale(final, "partial")
+    staging = outputs.temporary_name(final, "partial")
     staging.mkdir()
     try:
         yield staging
@@ -105,6 +116,8 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
         save_scores: also write `output_dir/<object id>/<name>.npy`, each
             object's probability at the working size (float16).
         on_frame: called as `on_frame(frame, labels)` after each frame (progress, overlays).
+    Only the files written here replace files of `output_dir` (and those an
+    earlier run listed in its completion marker); other files stay.
     Frames are read and preprocessed ahead, and masks written behind, in
     threads that overlap the network (`osmn_tf.prefetch`).
     Returns:
@@ -122,7 +135,7 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
         if on_frame is not None:
             on_frame(result.frame, result.labels)
 
-    with staged_folder(output_dir) as staging, BackgroundWriter() as writer:
+    with outputs.staged_results(output_dir, save_scores) as staging, BackgroundWriter() as writer:
         for name, result in zip(names, segmenter.track(frames, first_mask)):
             writer.submit(lambda name=name, result=result: write(staging, name, result))
             count += 1
@@ -133,7 +146,8 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
     """Segments every sequence of a `DavisDataset` split into `output_dir/<sequence>/<frame>.png`.
 
     The layout is the one the official DAVIS evaluation reads. Sequences whose
-    folder exists are skipped unless `overwrite`.
+    folder is complete (`osmn_tf.outputs.is_complete`: every frame's mask,
+    and the scores if asked) are skipped unless `overwrite`.
 
     Args:
         progress: optional callable `progress(event, **info)` for progress display.
@@ -146,12 +160,12 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
     stats = SegmentationStats()
     for sequence in dataset.sequences:
         target = output_dir / sequence
-        if target.is_dir() and not overwrite:
+        frame_paths = dataset.frame_paths(sequence)
+        if not overwrite and outputs.is_complete(target, [f"{p.stem}.png" for p in frame_paths], save_scores):
             stats.sequences_skipped += 1
             if progress:
                 progress("skip", sequence=sequence)
             continue
-        frame_paths = dataset.frame_paths(sequence)
         first_annotation = dataset.annotation_paths(sequence)[0]
         first_mask = dataset.read_annotation(first_annotation)
         if not object_ids_of(first_mask):

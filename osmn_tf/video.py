@@ -3,7 +3,6 @@ import contextlib
 import dataclasses
 import os
 import pathlib
-import secrets
 
 import numpy as np
 
@@ -90,9 +89,15 @@ def _first_line(error):
 
 @contextlib.contextmanager
 def temporary_path(path):
-    """A temporary name beside `path` (same suffix) that replaces `path` on success."""
+    """A temporary name beside `path` (same suffix) that replaces `path` on success.
+
+    Leftovers of killed runs (whose process is gone) are removed first.
+    """
+    from osmn_tf.outputs import remove_stale, temporary_name
+
     path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}.tmp{path.suffix}")
+    remove_stale(path, "tmp")
+    tmp = temporary_name(path, "tmp")
     try:
         yield tmp
         os.replace(tmp, path)

@@ -9,6 +9,7 @@ from PIL import Image
 from osmn_tf import inference
 from osmn_tf.davis import DAVIS_PALETTE, read_mask, write_mask
 from osmn_tf.inference import VideoSegmenter
+from osmn_tf.outputs import MARKER
 
 from conftest import DATA, REPO, run_tool, small_osmn, synthetic_video
 
@@ -148,13 +149,13 @@ def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(
         "--output", tmp_path / "out", "--overlay", tmp_path / "overlay.gif", "--working-size", "64x48")
     assert code == 0, message
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"{t:05d}.png" for t in range(5)]
+    assert names == [MARKER] + [f"{t:05d}.png" for t in range(5)]
     labels, written_palette = read_mask(tmp_path / "out/00003.png", return_palette=True)
     assert labels.shape == (60, 80)
     np.testing.assert_array_equal(written_palette[:8], palette)
     overlay = Image.open(tmp_path / "overlay.gif")
     assert overlay.n_frames == 5 and overlay.size == (80, 60)
-    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".")]  # no temporary left
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.name != MARKER]  # no temporary left
 
 
 def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weights):
@@ -187,7 +188,7 @@ def test_dataset_mode_resumes_and_overwrites(tmp_path, small_weights, capsys):
     root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1), "b": synthetic_video(num_frames=3, seed=2)})
     args = ["--weights", small_weights, "--davis-root", root, "--output", tmp_path / "out", "--working-size", "64x48"]
     assert run_tool_inprocess(*args)[0] == 0
-    assert sorted(p.name for p in (tmp_path / "out/b").iterdir()) == ["00000.png", "00001.png", "00002.png"]
+    assert sorted(p.name for p in (tmp_path / "out/b").iterdir()) == [MARKER, "00000.png", "00001.png", "00002.png"]
     stamp = (tmp_path / "out/a/00004.png").stat().st_mtime_ns
     capsys.readouterr()
     assert run_tool_inprocess(*args)[0] == 0
@@ -300,7 +301,7 @@ def test_tool_online_finetune_flag(tmp_path, small_weights):
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--online-finetune", "2")
     assert code == 0, message
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{t:05d}.png" for t in range(3)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(3)]
     code, message = run_tool_inprocess(
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out2", "--online-finetune", "-1")
@@ -340,7 +341,7 @@ def test_tool_precision_and_xla_flags(tmp_path, small_weights):
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--precision", "mixed_bfloat16", "--xla")
     assert code == 0, message
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{t:05d}.png" for t in range(5)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(5)]
 
 
 def test_xla_gives_the_masks_of_the_plain_graph(small_model):

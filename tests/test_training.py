@@ -308,7 +308,7 @@ def test_tool_resumes_after_sigkill(tmp_path):
     assert f"resumed from step {latest}" in result.stderr
     assert "pretrained" not in result.stderr  # the checkpoint holds the pretrained visual modulator
     assert tf.train.latest_checkpoint(str(model_dir)).endswith(f"ckpt-{latest + 1}")
-    assert not list(model_dir.glob(".partial*"))
+    assert not list(model_dir.glob(".*partial*"))
 
 
 def test_tool_reports_bad_input_clearly(tmp_path):

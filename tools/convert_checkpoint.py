@@ -10,7 +10,6 @@ from the variable names and shapes unless --variant is given.
 import argparse
 import os
 import sys
-import tempfile
 
 
 def parse_args(argv=None):
@@ -31,10 +30,13 @@ def main(argv=None):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
     if not args.output.endswith(".keras"):
         sys.exit(f"error: output {args.output!r} must end in .keras")
+    if os.path.isdir(args.output):
+        sys.exit(f"error: output {args.output} is a folder, not a .keras file")
     if os.path.exists(args.output) and not args.overwrite:
         sys.exit(f"error: {args.output} exists (use --overwrite to replace it)")
 
     from osmn_tf import checkpoints
+    from osmn_tf.outputs import remove_stale, temporary_name
 
     try:
         config = checkpoints.config_from_tf1_checkpoint(args.prefix)
@@ -45,16 +47,20 @@ def main(argv=None):
     except checkpoints.CheckpointError as e:
         sys.exit(f"error: {e}")
     out_dir = os.path.dirname(os.path.abspath(args.output))
-    os.makedirs(out_dir, exist_ok=True)
-    # Written under a temporary name and renamed: an interrupted run leaves no half file.
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=out_dir)
-    os.close(fd)
     try:
-        model.save(tmp)
-        os.replace(tmp, args.output)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        os.makedirs(out_dir, exist_ok=True)
+        # Written under a temporary name and renamed: an interrupted run leaves no half file. The
+        # name is opened as usual (not with mkstemp), so the file gets the user's umask, not 0600.
+        remove_stale(args.output, "tmp")
+        tmp = temporary_name(args.output, "tmp")
+        try:
+            model.save(tmp)
+            os.replace(tmp, args.output)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    except OSError as e:
+        sys.exit(f"error: cannot write {args.output}: {e.strerror or e}")
     print(f"loaded {len(loaded)} variables from {args.prefix} ({checkpoints.variant_name(config)}, width {config.width})")
     print(f"wrote {args.output}")
 

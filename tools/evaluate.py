@@ -38,6 +38,15 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        # User errors (a missing folder, frame or split list, a result of the wrong size or ids)
+        # end in one line naming the file; anything else is a bug and keeps its traceback.
+        sys.exit(f"error: {e}")
+
+
+def run(args):
     if args.metric == "miou":
         result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
         rows = [[name, value] for name, value in result.per_object.items()]

@@ -9,8 +9,20 @@ A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<fram
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
 import argparse
+import math
 import os
 import sys
+
+
+def learning_rate(text):
+    """An argparse type: a positive, finite learning rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a learning rate must be a positive finite number, got {text}")
+    return value
 
 
 def parse_args(argv=None):
@@ -34,12 +46,22 @@ def parse_args(argv=None):
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
-    parser.add_argument("--finetune-lr", type=float, default=1e-5, help="Adam learning rate of --online-finetune")
+    parser.add_argument("--finetune-lr", type=learning_rate, default=1e-5, help="Adam learning rate of --online-finetune")
     speed = parser.add_argument_group("speed")
     speed.add_argument("--precision", default="float32", choices=["float32", "mixed_float16", "mixed_bfloat16"],
                        help="compute precision of the per-frame network (mixed: float32 weights, 16-bit compute; "
                             "for GPUs); the visual modulator stays float32")
     speed.add_argument("--xla", action="store_true", help="compile the per-frame network with XLA")
+    given = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    for index, token in enumerate(given[:-1]):
+        # argparse takes "-1e-3" for an option and would answer "expected one argument".
+        if token == "--finetune-lr" and given[index + 1].startswith("-"):
+            with_number = given[index + 1]
+            try:
+                float(with_number)
+            except ValueError:
+                continue
+            parser.error(f"argument --finetune-lr: a learning rate must be a positive finite number, got {with_number}")
     args = parser.parse_args(argv)
     if bool(args.davis_root) == bool(args.frames):
         parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
@@ -72,11 +94,13 @@ def main(argv=None):
 def run(args):
     from tqdm import tqdm
 
-    from osmn_tf import segment_jobs
+    from osmn_tf import outputs, segment_jobs
     from osmn_tf.checkpoints import load_model
     from osmn_tf.davis import DavisDataset
     from osmn_tf.inference import VideoSegmenter
 
+    # Outputs are checked before any work: a bad one is reported at once, not after the whole video.
+    outputs.check_output_folder(args.output, [args.frames, args.first_mask, args.davis_root, args.weights])
     if args.davis_root:
         dataset = DavisDataset(args.davis_root, args.year, args.split)
         if args.sequences:
@@ -87,9 +111,15 @@ def run(args):
     else:
         from osmn_tf.video import open_frames
 
+        if args.overlay:
+            outputs.check_output_file(args.overlay, "--overlay", overwrite=True)
+            if os.path.exists(args.overlay) and os.path.exists(args.frames) \
+                    and os.path.samefile(args.overlay, args.frames):
+                raise outputs.OutputError(f"--overlay {args.overlay}: is the input video (--frames)")
         source = open_frames(args.frames)
         first_mask, palette = segment_jobs.read_first_mask(args.first_mask)
-        if os.path.isdir(args.output) and not args.overwrite:
+        expected = None if source.names is None else [f"{name}.png" for name in source.names]
+        if not args.overwrite and outputs.is_complete(args.output, expected, args.save_scores):
             print(f"{args.output} is complete already; skipping it (--overwrite to redo)")
             return
 
@@ -135,6 +165,7 @@ def segment_video(args, segmenter, source, first_mask, palette):
     from tqdm import tqdm
 
     from osmn_tf import segment_jobs
+    from osmn_tf.frames import resize_frame
     from osmn_tf.video import animation_writer
     from osmn_tf.visualize import overlay_labels
 
@@ -145,9 +176,17 @@ def segment_video(args, segmenter, source, first_mask, palette):
         if args.overlay:
             append = stack.enter_context(animation_writer(args.overlay, args.fps or source.fps or 10.0))
 
+        overlay_size = []
+
         def on_frame(frame, labels):
             if append is not None:
-                append(overlay_labels(frame, labels, palette))
+                picture = overlay_labels(frame, labels, palette)
+                # A video holds frames of one size: later frames of another size are fitted to frame 0's.
+                if not overlay_size:
+                    overlay_size.append((picture.shape[1], picture.shape[0]))
+                elif (picture.shape[1], picture.shape[0]) != overlay_size[0]:
+                    picture = resize_frame(picture, overlay_size[0])
+                append(picture)
             bar.update()
 
         tick = time.perf_counter()

@@ -55,22 +55,13 @@ def read_frames(folder):
             yield name, np.asarray(image.convert("RGB"))
 
 
-def read_first_mask(path):
-    import numpy as np
-    from PIL import Image
-
-    with Image.open(path) as image:
-        if image.mode not in ("P", "L", "1"):
-            raise ValueError(f"{path}: expected a palette or grey-level PNG of object ids, got mode {image.mode}")
-        return np.asarray(image, dtype=np.uint8), (image.getpalette() if image.mode == "P" else None)
-
-
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from PIL import Image
 
     from osmn_tf.export import RestPredictor, ServingError, ServingVideoSegmenter
+    from osmn_tf.segment_jobs import read_first_mask
 
     try:
         first_mask, palette = read_first_mask(args.first_mask)
@@ -82,7 +73,8 @@ def main(argv=None):
         tick = time.perf_counter()
         for (name, _), labels in zip(frames, client.segment((f for _, f in frames), first_mask)):
             image = Image.fromarray(labels)  # mode L; putpalette makes it P with the same indices
-            image.putpalette(palette or [c for i in range(256) for c in (i, i, i)])
+            image.putpalette(palette.reshape(-1).tolist() if palette is not None
+                             else [c for i in range(256) for c in (i, i, i)])
             image.save(os.path.join(args.output, os.path.splitext(name)[0] + ".png"))
         seconds = time.perf_counter() - tick
         print(f"{len(frames)} frames in {seconds:.1f} s through {client.send.endpoint}; masks in {args.output}")

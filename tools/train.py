@@ -16,11 +16,38 @@ Several GPUs: --strategy mirrored; several machines: --strategy multi_worker wit
 TensorBoard: tensorboard --logdir MODEL_DIR
 """
 import argparse
+import math
 import os
 import sys
 import time
 
 import cli_args
+
+
+def learning_rate(text):
+    """An argparse type: a positive, finite learning rate."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"a learning rate must be a positive finite number, got {text}")
+    return value
+
+
+def refuse_negative_numbers(parser, argv, options):
+    """Reports `--lr -1e-3` as a bad learning rate: argparse would take `-1e-3` for an option."""
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    for index, token in enumerate(argv):
+        if token not in options:
+            continue
+        for value in argv[index + 1:]:
+            try:
+                float(value)
+            except ValueError:
+                break
+            if value.startswith("-"):
+                parser.error(f"argument {token}: a learning rate must be a positive finite number, got {value}")
 
 
 def parse_args(argv=None):
@@ -64,7 +91,7 @@ def parse_args(argv=None):
     optim.add_argument("--steps", type=int, help="optimizer steps in all")
     optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
     optim.add_argument("--accumulation", type=int, help="micro-batches whose gradients add up to one step")
-    optim.add_argument("--lr", type=float, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
+    optim.add_argument("--lr", type=learning_rate, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
     optim.add_argument("--lr-boundaries", type=int, nargs="*", help="steps where the next --lr starts")
     optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
     optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
@@ -92,6 +119,7 @@ def parse_args(argv=None):
     run.add_argument("--xla", action="store_true", default=None, help="compile each step with XLA")
     run.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     run.add_argument("--quiet", action="store_true", help="periodic lines instead of a progress bar")
+    refuse_negative_numbers(parser, argv, ("--lr",))
     args = parser.parse_args(argv)
     if args.cpu_replicas < 1:
         parser.error("--cpu-replicas must be >= 1")

@@ -1,6 +1,7 @@
 """What a training run does, as one dataclass, and the presets of the release's two stages."""
 import dataclasses
 import json
+import math
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.guides import SpatialGuidePerturbation
@@ -128,6 +129,10 @@ class TrainConfig:
         if len(self.learning_rates) != len(self.lr_boundaries) + 1:
             raise ValueError(f"{len(self.learning_rates)} learning rates need {len(self.learning_rates) - 1} "
                              f"boundaries, got {list(self.lr_boundaries)}")
+        for rate in self.learning_rates:
+            # A negative rate would climb the loss (gradient ascent), 0 would train nothing.
+            if not (rate > 0 and math.isfinite(rate)):
+                raise ValueError(f"learning rates must be positive finite numbers, got {list(self.learning_rates)}")
         if list(self.lr_boundaries) != sorted(self.lr_boundaries):
             raise ValueError(f"lr_boundaries must increase, got {list(self.lr_boundaries)}")
         if len(self.image_size) != 2 or min(self.image_size) < 16:

@@ -1,5 +1,6 @@
 """Online fine-tuning (paper Table 3): train a copy of the model on frame 0 of a video before segmenting it."""
 import dataclasses
+import math
 
 import keras
 import numpy as np
@@ -34,6 +35,8 @@ class OnlineFinetuning:
     def __post_init__(self):
         if int(self.steps) < 1:
             raise ValueError(f"online fine-tuning needs steps >= 1, got {self.steps!r}")
+        if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
+            raise ValueError(f"online fine-tuning needs a positive finite learning rate, got {self.learning_rate!r}")
 
     def __call__(self, model, frame, first_mask, working_size):
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""

@@ -8,6 +8,7 @@ class-balanced loss (`P` and `Q` summed over replicas first, so the replicas'
 losses add up to the whole batch's loss exactly); the optimizer then sums
 the gradients over replicas and applies them.
 """
+import json
 import math
 import os
 import pathlib
@@ -18,10 +19,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
+from osmn_tf.checkpoints import CheckpointError, load_model, load_tf1_checkpoint
 from osmn_tf.davis import atomic_output
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
+from osmn_tf.outputs import remove_stale, temporary_name
 from osmn_tf.precision import copy_model, dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
@@ -52,6 +54,10 @@ def initialise_weights(model, path):
         model.set_weights(source.get_weights())
     else:
         load_tf1_checkpoint(model, text)
+
+
+def _normalised(value):
+    return list(value) if isinstance(value, (list, tuple)) else value
 
 
 GUIDE_PIXEL_SCALE = 60.0
@@ -197,12 +203,47 @@ class Trainer:
     def step(self):
         return int(self.optimizer.iterations.numpy())
 
+    def check_model_dir(self):
+        """Refuses a `model_dir` that holds a run of another model (its `train_config.json`)."""
+        path = self.model_dir / "train_config.json"
+        if not path.is_file():
+            return
+        try:
+            theirs = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise CheckpointError(f"{path}: cannot read the run's configuration: {e}") from e
+        ours = self.config.model_config()
+        different = [f"{key} {theirs[key]!r} there, {value!r} asked" for key, value in ours.items()
+                     if key in theirs and _normalised(theirs[key]) != _normalised(value)]
+        if different:
+            raise CheckpointError(f"{self.model_dir} holds a run of another configuration ({'; '.join(different)}): "
+                                  "give another --model-dir, or the same options to resume it")
+
     def restore(self):
-        """Restores the latest checkpoint of `model_dir`, if any; returns the step reached."""
-        latest = tf.train.latest_checkpoint(str(self.model_dir))
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
-            self._print(f"resumed from step {self.step} ({latest})")
+        """Restores the newest checkpoint of `model_dir` that reads, if any; returns the step reached.
+
+        A checkpoint that does not read (a data file cut short by a crash) is
+        skipped with a line saying why, and the next older one is tried; if
+        none reads, `CheckpointError` lists them all.
+        """
+        self.check_model_dir()
+        state = tf.train.get_checkpoint_state(str(self.model_dir))
+        candidates = list(reversed(state.all_model_checkpoint_paths)) if state else []
+        if state and state.model_checkpoint_path and state.model_checkpoint_path not in candidates:
+            candidates.insert(0, state.model_checkpoint_path)
+        failures = []
+        for prefix in candidates:
+            try:
+                self.checkpoint.restore(prefix).assert_existing_objects_matched()
+            except Exception as e:  # TF raises IndexError, OpError, AssertionError, ... for a bad checkpoint
+                reason = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0]}"
+                failures.append(f"{prefix} ({reason})")
+                self._print(f"skipped checkpoint {prefix}: it does not read ({reason})")
+                continue
+            self._print(f"resumed from step {self.step} ({prefix})")
+            return self.step
+        if failures:
+            raise CheckpointError(f"{self.model_dir}: no checkpoint reads: " + "; ".join(failures))
         return self.step
 
     def _print(self, text):
@@ -331,7 +372,8 @@ class Trainer:
             shutil.rmtree(self.model_dir / "scratch" / worker_name(self.strategy), ignore_errors=True)
             return None
         path = self.model_dir / FINAL_MODEL
-        partial = self.model_dir / f".partial-{os.getpid()}-{FINAL_MODEL}"
+        remove_stale(path, "partial")
+        partial = temporary_name(path, "partial")
         self.model.save(partial)
         os.replace(partial, path)
         return path
