@@ -1,9 +1,6 @@
 """Loading the original release's TF1 checkpoints (SPEC 4.5) and `.keras` files."""
-import contextlib
 import os
 import re
-import tempfile
-import zipfile
 
 import keras
 import numpy as np
@@ -156,8 +153,7 @@ def load_model(path):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such .keras file")
         try:
-            with _upgraded_keras_file(path) as readable:
-                model = keras.models.load_model(readable)
+            model = keras.models.load_model(path)
         except Exception as e:  # Keras raises many kinds for a damaged or foreign file.
             raise CheckpointError(f"{path}: cannot load as a Keras model: {e}") from e
         if not isinstance(model, OSMN):
@@ -170,42 +166,6 @@ def load_model(path):
     raise CheckpointError(
         f"{path}: not OSMN weights: expected a .keras file or a TF1 checkpoint prefix (with {path}.index beside it)"
     )
-
-
-# Keras stores a layer's weights under its class name and rank among that
-# class's layers. osmn_tf 0.1 fused the side outputs with a plain Conv2D (the
-# 18th of the segmentation network, after a Concatenate); since then a
-# SideOutputFusion holds the same kernel and bias.
-_LEGACY_FUSE = "layers/segmentation_network/layers/conv2d_17"
-_FUSE = "layers/segmentation_network/layers/side_output_fusion"
-
-
-@contextlib.contextmanager
-def _upgraded_keras_file(path):
-    """`path`, or a temporary copy with osmn_tf 0.1's weight layout renamed to today's."""
-    import h5py
-
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        legacy = False
-        if "model.weights.h5" in names:
-            with archive.open("model.weights.h5") as member, h5py.File(member, "r") as h5:
-                legacy = _LEGACY_FUSE in h5 and _FUSE not in h5
-        if not legacy:
-            yield path
-            return
-        with tempfile.TemporaryDirectory(prefix="osmn_upgrade_") as folder:
-            weights = archive.extract("model.weights.h5", folder)
-            with h5py.File(weights, "r+") as h5:
-                h5.move(_LEGACY_FUSE, _FUSE)
-            upgraded = os.path.join(folder, "upgraded.keras")
-            with zipfile.ZipFile(upgraded, "w") as out:
-                for name in names:
-                    if name == "model.weights.h5":
-                        out.write(weights, name)
-                    else:
-                        out.writestr(name, archive.read(name))
-            yield upgraded
 
 
 VARIANTS = {
