@@ -41,7 +41,7 @@ def make_sources(config, model_dir, on_sequence=None):
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
-                              image_size=size, scales=scales, guide_size=config.guide_size,
+                              image_size=size, scales=scales, guide_size=config.model.guide_size,
                               spatial_perturb=perturb)
 
         train = coco("train")
@@ -53,7 +53,7 @@ def make_sources(config, model_dir, on_sequence=None):
         root = pathlib.Path(config.data_root)
 
     def davis(split):
-        return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.guide_size,
+        return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
                                 spatial_perturb=perturb)
 
     train = davis("train")

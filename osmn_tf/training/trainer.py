@@ -125,7 +125,7 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             with dtype_policy(config.precision):
-                self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
+                self.model = build_osmn(config.model, synchronized_batch_norm=self.num_replicas > 1)
             if config.visual_modulator_init == "he":
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
