@@ -71,6 +71,28 @@ def test_width_scales_channels_and_modulation_params():
     assert model.get_layer("segmentation_network").get_layer("conv5_3").kernel.shape == (3, 3, 128, 128)
 
 
+def test_modulation_layout_places_each_convolutions_scales_and_biases():
+    from osmn_tf.config import ModulatedConv, modulation_layout, spatial_bias_channels
+
+    layout = modulation_layout()
+    assert [c.name for c in layout] == ["conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3",
+                                        "conv5_1", "conv5_2", "conv5_3"]
+    assert layout[0] == ModulatedConv("conv3_1", 3, 256, 0, 0)
+    assert layout[3] == ModulatedConv("conv4_1", 4, 512, 768, 0)
+    assert layout[-1] == ModulatedConv("conv5_3", 5, 512, 3328, 1024)
+    assert spatial_bias_channels() == {3: 768, 4: 1536, 5: 1536}
+    early = modulation_layout(mod_early_conv=True, width=0.5)
+    assert early[0] == ModulatedConv("conv1_1", 1, 32, 0, 0)
+    assert early[3] == ModulatedConv("conv2_2", 2, 64, 32 + 32 + 64, 64)
+    assert early[-1] == ModulatedConv("conv5_3", 5, 256, 2112 - 256, 512)
+    assert spatial_bias_channels(True, 0.5) == {1: 64, 2: 128, 3: 384, 4: 768, 5: 768}
+    # The model's Modulation layers read the same places.
+    seg = osmn_tf.build_osmn(width=SMALL, mod_early_conv=True, guide_size=64).segmentation_network
+    for conv in modulation_layout(True, SMALL):
+        layer = seg.get_layer(f"{conv.name}_modulation")
+        assert (layer.scale_offset, layer.bias_offset) == (conv.scale_offset, conv.bias_offset)
+
+
 def test_untrained_visual_modulator_gives_unit_scales():
     # fc8 starts at weights 0 and biases 1 (SPEC 4.1): an untrained modulator changes nothing.
     model = osmn_tf.build_osmn(width=SMALL)

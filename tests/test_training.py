@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, load_tool
-from osmn_tf.config import OSMNConfig, modulated_layers
+from osmn_tf.config import OSMNConfig, modulation_layout
 from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.synthetic import SyntheticConfig, write_davis
@@ -173,7 +173,7 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
         assert tag in tags, tag
     np.testing.assert_allclose(float(tags["learning_rate"][-1][1]), 1e-4, rtol=1e-6)
     assert 0 <= float(tags["validation/J"][-1][1]) <= 1
-    layers = [name for name, _ in modulated_layers(False)]
+    layers = [conv.name for conv in modulation_layout(False)]
     assert layers[0] == "conv3_1" and layers[-1] == "conv5_3" and len(layers) == 9
     for layer in layers:
         for kind in ("visual_gamma", "spatial_scale"):

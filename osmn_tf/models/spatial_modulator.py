@@ -1,14 +1,8 @@
 """The spatial modulator (paper section 3.2, SPEC 4.2)."""
 import keras
 
-from osmn_tf.config import VGG16_BLOCKS, scaled
+from osmn_tf.config import spatial_bias_channels
 from osmn_tf.models.vgg import small_init
-
-
-def spatial_bias_blocks(mod_early_conv):
-    """The blocks that receive spatial biases: (block, number of convolutions, channels at width 1)."""
-    first_block = 1 if mod_early_conv else 3
-    return [b for b in VGG16_BLOCKS if b[0] >= first_block]
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -46,15 +40,15 @@ class SpatialModulator(keras.Model):
     ):
         # === Functional Model ===
         spatial_guide = keras.Input((None, None, 1), name="spatial_guide")
-        blocks = spatial_bias_blocks(mod_early_conv)
+        blocks = spatial_bias_channels(mod_early_conv, width)
         # Block b works at 1/2^(b-1) of the frame: the guide pooled b-1 times.
         pooled = [spatial_guide]
-        for d in range(1, blocks[-1][0]):
+        for d in range(1, max(blocks)):
             pooled.append(keras.layers.AveragePooling2D(2, strides=2, padding="same", name=f"pool{d}")(pooled[-1]))
         outputs = []
-        for block, num_convs, channels in blocks:
+        for block, channels in blocks.items():
             x = keras.layers.Conv2D(
-                num_convs * scaled(channels, width),
+                channels,
                 1,
                 use_bias=batch_norm_folded,
                 kernel_initializer=small_init(),
@@ -77,7 +71,7 @@ class SpatialModulator(keras.Model):
         self.batch_norm_epsilon = batch_norm_epsilon
         self.synchronized_batch_norm = synchronized_batch_norm
         self.batch_norm_folded = batch_norm_folded
-        self.blocks = [b[0] for b in blocks]
+        self.blocks = list(blocks)
 
     def get_config(self):
         return {
