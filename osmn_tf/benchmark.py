@@ -27,7 +27,7 @@ from osmn_tf.segment_jobs import peak_memory_mb, segment_to_folder
 
 @dataclasses.dataclass(frozen=True)
 class BenchmarkConfig:
-    """What the benchmark runs; the defaults are the issue's (full model, 854 x 480).
+    """What the benchmark runs; the defaults are the full model on 854 x 480 frames (the original's working size).
 
     Attributes:
         width: the model's channel multiplier (1.0 = the paper's network).

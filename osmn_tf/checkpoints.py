@@ -168,6 +168,35 @@ def load_model(path):
     )
 
 
+def is_imagenet_vgg16_file(path):
+    """Whether `path` names ImageNet VGG16 weights: a Keras `.h5` file, or TF-slim's `vgg_16.ckpt` by its name."""
+    text = os.fspath(path)
+    return text.endswith(".h5") or os.path.basename(text).startswith("vgg_16")
+
+
+def load_weights(model, path):
+    """Loads `path` into `model`: ImageNet VGG16 (`.ckpt`/`.h5`), a TF1 OSMN prefix or a `.keras` OSMN.
+
+    A `.keras` file must hold the same variant at the same width.
+    """
+    text = os.fspath(path)
+    if is_imagenet_vgg16_file(text):
+        from osmn_tf.imagenet import load_imagenet_vgg16
+
+        load_imagenet_vgg16(model, text)
+    elif text.endswith(".keras"):
+        source = load_model(text)
+        theirs, ours = source.config.to_dict(), model.config.to_dict()
+        mismatched = {k: (theirs[k], ours[k]) for k in ("width", "use_visual_modulator", "use_spatial_modulator",
+                                                         "mod_early_conv") if theirs[k] != ours[k]}
+        if mismatched:
+            raise ValueError(f"{text}: its model differs from the one to train in "
+                             + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
+        model.set_weights(source.get_weights())
+    else:
+        load_tf1_checkpoint(model, text)
+
+
 VARIANTS = {
     "full": {},
     "no_spatial": {"use_spatial_modulator": False},

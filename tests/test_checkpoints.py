@@ -157,3 +157,9 @@ def test_convert_tool_errors(tmp_path):
     assert ok.returncode == 0, ok.stderr
     again = run_tool(prefix, tmp_path / "out.keras")
     assert again.returncode != 0 and "exists" in again.stderr
+
+
+@pytest.mark.parametrize("path, imagenet", [("weights/vgg_16.ckpt", True), ("vgg16_weights_tf_dim_ordering.h5", True),
+                                            ("runs/coco/model.keras", False), ("osmn/model.ckpt-300000", False)])
+def test_imagenet_vgg16_files_are_told_apart_by_name(path, imagenet):
+    assert checkpoints.is_imagenet_vgg16_file(path) is imagenet

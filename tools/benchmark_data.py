@@ -118,8 +118,9 @@ def time_training(source, args):
     from osmn_tf.training.pipeline import distributed_dataset
     from osmn_tf.training.trainer import Trainer
 
-    config = TrainConfig(dataset="davis", data_root="-", model=OSMNConfig(width=args.width, guide_size=source.guide_size),
-                         batch_size=args.batch_size, steps=args.train_steps + 1, eval_working_size=None)
+    model = OSMNConfig(width=args.width, guide_size=source.guide_size)
+    config = TrainConfig(dataset="davis", data_root="-", model=model, batch_size=args.batch_size,
+                         steps=args.train_steps + 1, eval_working_size=None)
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="osmn_bench_"), log=None)
     step = trainer._build_train_step()
     iterator = iter(distributed_dataset(trainer.strategy, source, args.batch_size, args.seed))

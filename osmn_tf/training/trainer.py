@@ -1,8 +1,8 @@
 """The training loop: one custom loop with `strategy.run` for every `tf.distribute` strategy.
 
-Keras' `fit` fails under `MultiWorkerMirroredStrategy` with Keras 3 (see
-`TF_NOTES`), so a single custom loop serves one device, several GPUs and
-several machines alike. Per optimizer step, for each of `accumulation`
+Keras 3's `fit` fails under `MultiWorkerMirroredStrategy` (it cannot
+convert the per-replica values), so a single custom loop serves one device,
+several GPUs and several machines alike. Per optimizer step, for each of `accumulation`
 micro-batches, every replica computes the gradients of its share of the
 class-balanced loss (`P` and `Q` summed over replicas first, so the replicas'
 losses add up to the whole batch's loss exactly); the optimizer then sums
@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.checkpoints import load_model, load_tf1_checkpoint
+from osmn_tf.checkpoints import load_weights
 from osmn_tf.davis import atomic_output
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.precision import copy_model, dtype_policy
@@ -31,26 +31,6 @@ from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"
-
-
-def initialise_weights(model, path):
-    """Loads `path` into `model`: ImageNet VGG16 (`.ckpt`/`.h5`), a TF1 OSMN prefix or a `.keras` OSMN."""
-    from osmn_tf.imagenet import load_imagenet_vgg16
-
-    text = str(path)
-    if text.endswith(".h5") or pathlib.Path(text).name.startswith("vgg_16"):
-        load_imagenet_vgg16(model, text)
-    elif text.endswith(".keras"):
-        source = load_model(text)
-        theirs, ours = source.config.to_dict(), model.config.to_dict()
-        mismatched = {k: (theirs[k], ours[k]) for k in ("width", "use_visual_modulator", "use_spatial_modulator",
-                                                         "mod_early_conv") if theirs[k] != ours[k]}
-        if mismatched:
-            raise ValueError(f"{text}: its model differs from the one to train in "
-                             + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
-        model.set_weights(source.get_weights())
-    else:
-        load_tf1_checkpoint(model, text)
 
 
 GUIDE_PIXEL_SCALE = 60.0
@@ -129,7 +109,7 @@ class Trainer:
             if config.visual_modulator_init == "he":
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
-                initialise_weights(self.model, config.init)
+                load_weights(self.model, config.init)
             if config.fix_bn and self.model.spatial_modulator is not None:
                 # Keras runs a frozen BatchNorm on its moving statistics; this also
                 # freezes gamma and beta (the release's fix_bn still trained them).
