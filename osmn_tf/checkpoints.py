@@ -1,9 +1,6 @@
 """Loading the original release's TF1 checkpoints (SPEC 4.5) and `.keras` files."""
-import contextlib
 import os
 import re
-import tempfile
-import zipfile
 
 import keras
 import numpy as np
@@ -201,8 +198,7 @@ def load_model(path):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such .keras file")
         try:
-            with _upgraded_keras_file(path) as readable:
-                model = keras.models.load_model(readable)
+            model = keras.models.load_model(path)
         except Exception as e:  # Keras raises many kinds for a damaged or foreign file.
             raise CheckpointError(f"{path}: cannot load as a Keras model: {e}") from e
         if not isinstance(model, OSMN):
@@ -217,40 +213,33 @@ def load_model(path):
     )
 
 
-# Keras stores a layer's weights under its class name and rank among that
-# class's layers. osmn_tf 0.1 fused the side outputs with a plain Conv2D (the
-# 18th of the segmentation network, after a Concatenate); since then a
-# SideOutputFusion holds the same kernel and bias.
-_LEGACY_FUSE = "layers/segmentation_network/layers/conv2d_17"
-_FUSE = "layers/segmentation_network/layers/side_output_fusion"
+def is_imagenet_vgg16_file(path):
+    """Whether `path` names ImageNet VGG16 weights: a Keras `.h5` file, or TF-slim's `vgg_16.ckpt` by its name."""
+    text = os.fspath(path)
+    return text.endswith(".h5") or os.path.basename(text).startswith("vgg_16")
 
 
-@contextlib.contextmanager
-def _upgraded_keras_file(path):
-    """`path`, or a temporary copy with osmn_tf 0.1's weight layout renamed to today's."""
-    import h5py
+def load_weights(model, path):
+    """Loads `path` into `model`: ImageNet VGG16 (`.ckpt`/`.h5`), a TF1 OSMN prefix or a `.keras` OSMN.
 
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
-        legacy = False
-        if "model.weights.h5" in names:
-            with archive.open("model.weights.h5") as member, h5py.File(member, "r") as h5:
-                legacy = _LEGACY_FUSE in h5 and _FUSE not in h5
-        if not legacy:
-            yield path
-            return
-        with tempfile.TemporaryDirectory(prefix="osmn_upgrade_") as folder:
-            weights = archive.extract("model.weights.h5", folder)
-            with h5py.File(weights, "r+") as h5:
-                h5.move(_LEGACY_FUSE, _FUSE)
-            upgraded = os.path.join(folder, "upgraded.keras")
-            with zipfile.ZipFile(upgraded, "w") as out:
-                for name in names:
-                    if name == "model.weights.h5":
-                        out.write(weights, name)
-                    else:
-                        out.writestr(name, archive.read(name))
-            yield upgraded
+    A `.keras` file must hold the same variant at the same width.
+    """
+    text = os.fspath(path)
+    if is_imagenet_vgg16_file(text):
+        from osmn_tf.imagenet import load_imagenet_vgg16
+
+        load_imagenet_vgg16(model, text)
+    elif text.endswith(".keras"):
+        source = load_model(text)
+        theirs, ours = source.config.to_dict(), model.config.to_dict()
+        mismatched = {k: (theirs[k], ours[k]) for k in ("width", "use_visual_modulator", "use_spatial_modulator",
+                                                         "mod_early_conv") if theirs[k] != ours[k]}
+        if mismatched:
+            raise ValueError(f"{text}: its model differs from the one to train in "
+                             + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
+        model.set_weights(source.get_weights())
+    else:
+        load_tf1_checkpoint(model, text)
 
 
 VARIANTS = {

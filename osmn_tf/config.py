@@ -67,21 +67,54 @@ def scaled(channels, width):
     return max(1, int(channels * width))
 
 
-def modulated_layers(mod_early_conv):
-    """Names and channel counts (at width 1.0) of the modulated convolutions, in network order.
+@dataclasses.dataclass(frozen=True)
+class ModulatedConv:
+    """One modulated convolution and where its modulation parameters lie.
 
-    This order is the layout of the visual modulator's output vector and of the
-    spatial modulator's bias maps (SPEC 4.1, 4.2).
+    Attributes:
+        name: the convolution's name, `conv<block>_<i>`.
+        block: its VGG16 block.
+        channels: its output channels at the model's width.
+        scale_offset: where its scales start in the visual modulator's vector.
+        bias_offset: where its biases start in the channels of its block's
+            spatial bias map.
+    """
+
+    name: str
+    block: int
+    channels: int
+    scale_offset: int
+    bias_offset: int
+
+
+def modulation_layout(mod_early_conv=False, width=1.0):
+    """The modulated convolutions (`ModulatedConv`) in network order (SPEC 4.1, 4.2).
+
+    conv3_1 .. conv5_3, and conv1_1 .. conv2_2 with `mod_early_conv`. The
+    visual modulator's vector holds their scales one after the other in this
+    order; the spatial modulator's map for a block holds that block's
+    convolutions' biases side by side in the channel axis.
     """
     first_block = 1 if mod_early_conv else 3
-    return [
-        (f"conv{block}_{i}", channels)
-        for block, num_convs, channels in VGG16_BLOCKS
-        if block >= first_block
-        for i in range(1, num_convs + 1)
-    ]
+    layout, scale_offset = [], 0
+    for block, num_convs, channels in VGG16_BLOCKS:
+        if block < first_block:
+            continue
+        channels = scaled(channels, width)
+        for i in range(num_convs):
+            layout.append(ModulatedConv(f"conv{block}_{i + 1}", block, channels, scale_offset, i * channels))
+            scale_offset += channels
+    return layout
+
+
+def spatial_bias_channels(mod_early_conv=False, width=1.0):
+    """`{block: channels of its spatial bias map}` for the blocks that receive spatial biases, in order."""
+    channels = {}
+    for conv in modulation_layout(mod_early_conv, width):
+        channels[conv.block] = conv.bias_offset + conv.channels
+    return channels
 
 
 def num_modulation_params(mod_early_conv=False, width=1.0):
     """Length of the visual modulator's output: 3840 for the paper's model, 4224 with mod_early_conv."""
-    return sum(scaled(c, width) for _, c in modulated_layers(mod_early_conv))
+    return sum(conv.channels for conv in modulation_layout(mod_early_conv, width))

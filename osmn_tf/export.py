@@ -43,6 +43,7 @@ import numpy as np
 from osmn_tf.config import GUIDE_SIZE
 from osmn_tf.frames import MEAN_BGR, SCALE, WORKING_SIZE
 from osmn_tf.guides import MAD_TO_STD, MIN_SPATIAL_SCALE, PAD_RATIO
+from osmn_tf.models.folding import fold_batch_norm
 
 BACKGROUND_SCORE = 0.5
 """Background's fixed score in the multi-object merge (as `osmn_tf.inference`)."""
@@ -230,6 +231,7 @@ class _Signatures:
 
     def __init__(self, model, working_size):
         tf = _tf()
+        model = fold_batch_norm(model)
         self.model = model
         self.working_size = tuple(int(v) for v in working_size)
         if len(self.working_size) != 2 or min(self.working_size) < 1:
@@ -472,6 +474,7 @@ def export_onnx(model, output_dir, parts=("encode_guide", "segment")):
         raise ValueError(f"unknown ONNX parts {unknown}; expected encode_guide and/or segment")
     os.makedirs(output_dir, exist_ok=True)
     paths = []
+    model = fold_batch_norm(model)
     candidates = [("segment", model.frame_model(), _frame_specs(model))]
     if model.visual_modulator is not None:
         candidates.insert(0, ("encode_guide", model.visual_modulator, _guide_specs(model)))
@@ -502,13 +505,6 @@ def export_tflite(saved_model_dir, path, signature_keys=("encode_guide", "segmen
     with open(path, "wb") as f:
         f.write(content)
     return path
-
-
-def _call_part(part):
-    def call(*args):
-        return part(list(args) if len(args) > 1 else args[0], training=False)
-
-    return call
 
 
 # --------------------------------------------------------------------------

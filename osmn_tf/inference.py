@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.precision import check_precision
 from osmn_tf.prefetch import prefetch
 
@@ -126,6 +127,7 @@ class VideoSegmenter:
 
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
+        model = fold_batch_norm(model)
         self._model = model
         frame_model = self._frame_model = model.frame_model(self.precision)
         self._input_names = [t.name for t in frame_model.inputs]

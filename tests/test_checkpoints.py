@@ -159,36 +159,7 @@ def test_convert_tool_errors(tmp_path):
     assert again.returncode != 0 and "exists" in again.stderr
 
 
-def test_keras_files_of_osmn_tf_0_1_load(tmp_path):
-    """0.1 fused the side outputs with a Conv2D stored as `conv2d_17`, after a Concatenate.
-
-    That layout was read from a file 0.1 wrote; here it is made by renaming a
-    current file's fusion weights back, and the model must give the same logits.
-    """
-    import zipfile
-
-    import h5py
-
-    model = osmn_tf.build_osmn(width=0.125, guide_size=64)
-    rng = np.random.default_rng(0)
-    for weight in model.weights:
-        values = rng.uniform(0.5, 1.5, weight.shape) if "variance" in weight.path else rng.normal(0, 0.05, weight.shape)
-        weight.assign(values.astype("float32"))
-    model.save(tmp_path / "current.keras")
-    with zipfile.ZipFile(tmp_path / "current.keras") as archive:
-        archive.extractall(tmp_path / "unpacked")
-    with h5py.File(tmp_path / "unpacked/model.weights.h5", "r+") as h5:
-        layers = h5["layers/segmentation_network/layers"]
-        layers.move("side_output_fusion", "conv2d_17")
-        layers.create_group("concatenate")
-    with zipfile.ZipFile(tmp_path / "old.keras", "w") as archive:
-        for path in (tmp_path / "unpacked").iterdir():
-            archive.write(path, path.name)
-    with pytest.raises(ValueError):  # Keras alone cannot read it
-        keras.models.load_model(tmp_path / "old.keras")
-
-    loaded = checkpoints.load_model(tmp_path / "old.keras")
-    inputs = small_inputs(model)
-    expected = model.predict(inputs, verbose=0)
-    assert np.isfinite(expected).all() and expected.std() > 0
-    np.testing.assert_allclose(loaded.predict(inputs, verbose=0), expected, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("path, imagenet", [("weights/vgg_16.ckpt", True), ("vgg16_weights_tf_dim_ordering.h5", True),
+                                            ("runs/coco/model.keras", False), ("osmn/model.ckpt-300000", False)])
+def test_imagenet_vgg16_files_are_told_apart_by_name(path, imagenet):
+    assert checkpoints.is_imagenet_vgg16_file(path) is imagenet

@@ -71,6 +71,28 @@ def test_width_scales_channels_and_modulation_params():
     assert model.get_layer("segmentation_network").get_layer("conv5_3").kernel.shape == (3, 3, 128, 128)
 
 
+def test_modulation_layout_places_each_convolutions_scales_and_biases():
+    from osmn_tf.config import ModulatedConv, modulation_layout, spatial_bias_channels
+
+    layout = modulation_layout()
+    assert [c.name for c in layout] == ["conv3_1", "conv3_2", "conv3_3", "conv4_1", "conv4_2", "conv4_3",
+                                        "conv5_1", "conv5_2", "conv5_3"]
+    assert layout[0] == ModulatedConv("conv3_1", 3, 256, 0, 0)
+    assert layout[3] == ModulatedConv("conv4_1", 4, 512, 768, 0)
+    assert layout[-1] == ModulatedConv("conv5_3", 5, 512, 3328, 1024)
+    assert spatial_bias_channels() == {3: 768, 4: 1536, 5: 1536}
+    early = modulation_layout(mod_early_conv=True, width=0.5)
+    assert early[0] == ModulatedConv("conv1_1", 1, 32, 0, 0)
+    assert early[3] == ModulatedConv("conv2_2", 2, 64, 32 + 32 + 64, 64)
+    assert early[-1] == ModulatedConv("conv5_3", 5, 256, 2112 - 256, 512)
+    assert spatial_bias_channels(True, 0.5) == {1: 64, 2: 128, 3: 384, 4: 768, 5: 768}
+    # The model's Modulation layers read the same places.
+    seg = osmn_tf.build_osmn(width=SMALL, mod_early_conv=True, guide_size=64).segmentation_network
+    for conv in modulation_layout(True, SMALL):
+        layer = seg.get_layer(f"{conv.name}_modulation")
+        assert (layer.scale_offset, layer.bias_offset) == (conv.scale_offset, conv.bias_offset)
+
+
 def test_untrained_visual_modulator_gives_unit_scales():
     # fc8 starts at weights 0 and biases 1 (SPEC 4.1): an untrained modulator changes nothing.
     model = osmn_tf.build_osmn(width=SMALL)
@@ -162,14 +184,18 @@ def test_bilinear_upsampling_equals_the_originals_diagonal_transposed_conv(facto
 
 
 @pytest.mark.parametrize("mod_early_conv", [False, True])
-def test_spatial_modulator_folds_batch_norm_at_inference_and_keeps_it_in_training(mod_early_conv):
-    from osmn_tf.models.spatial_modulator import SpatialModulator
-
-    modulator = SpatialModulator(width=SMALL, mod_early_conv=mod_early_conv)
+def test_fold_batch_norm_gives_the_same_maps_and_logits_at_inference(mod_early_conv):
+    model = osmn_tf.build_osmn(width=SMALL, mod_early_conv=mod_early_conv, guide_size=64)
     rng = np.random.default_rng(0)
+    modulator = model.spatial_modulator
     for weight in modulator.weights:
         values = rng.uniform(0.2, 2.0, weight.shape) if "variance" in weight.path else rng.normal(0, 0.5, weight.shape)
         weight.assign(values.astype("float32"))
+    # Side outputs large enough that the logits vary across pixels.
+    seg = model.segmentation_network
+    for name, std in [("conv2_2_16", 0.02), ("conv3_3_16", 0.02), ("conv4_3_16", 0.02), ("conv5_3_16", 0.02),
+                      ("upscore-fuse", 1.0)]:
+        seg.get_layer(name).kernel.assign(rng.normal(0, std, seg.get_layer(name).kernel.shape).astype("float32"))
     guide = rng.uniform(0, 1, (2, 37, 51, 1)).astype("float32")
     # The unfolded computation, layer by layer: pooling, conv, BatchNorm on its moving statistics, ReLU.
     x, pooled = guide, {1: guide}
@@ -178,13 +204,30 @@ def test_spatial_modulator_folds_batch_norm_at_inference_and_keeps_it_in_trainin
     expected = []
     for b in modulator.blocks:
         bn, conv = modulator.get_layer(f"conv{b}_bn"), modulator.get_layer(f"conv{b}")
-        expected.append(tf.nn.relu(bn(conv(pooled[b]), training=False)))
-    folded = modulator(guide, training=False)
-    assert len(folded) == len(expected) == (5 if mod_early_conv else 3)
-    for ours, theirs in zip(folded, expected):
+        expected.append(np.maximum(bn(conv(pooled[b]), training=False), 0))
+
+    folded = osmn_tf.fold_batch_norm(model)
+    assert folded is not model and folded.batch_norm_folded and not model.batch_norm_folded
+    layers = folded.spatial_modulator.layers
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in layers)
+    assert all(folded.spatial_modulator.get_layer(f"conv{b}").use_bias for b in modulator.blocks)
+    maps = folded.spatial_modulator(guide, training=False)
+    assert len(maps) == len(expected) == (5 if mod_early_conv else 3)
+    for ours, theirs in zip(maps, expected):
         assert ours.shape == theirs.shape and np.abs(theirs).max() > 0.1
         np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)
-    # Training normalises with the batch's statistics (not folded): different maps.
+    # The unfolded model itself runs its BatchNorm at inference, and gives the same logits.
+    np.testing.assert_allclose(modulator(guide, training=False)[0], expected[0], rtol=1e-5, atol=1e-5)
+    inputs = small_inputs(model)
+    logits = np.asarray(model(inputs, training=False))
+    assert logits.std() > 1e-3
+    np.testing.assert_allclose(folded(inputs, training=False), logits, rtol=1e-4, atol=1e-4 * np.abs(logits).max())
+    # Folding is idempotent, and a folded model rebuilds from its config.
+    assert osmn_tf.fold_batch_norm(folded) is folded
+    clone = osmn_tf.OSMN.from_config(folded.get_config())
+    clone.set_weights(folded.get_weights())
+    np.testing.assert_array_equal(clone(inputs, training=False), folded(inputs, training=False))
+    # Training normalises with the batch's statistics: different maps.
     trained = modulator(guide, training=True)
     assert np.abs(trained[0] - expected[0]).max() > 0.1
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from osmn_tf.config import OSMNConfig
 from osmn_tf.davis import DavisDataset
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.synthetic import SyntheticConfig, write_davis
@@ -62,7 +63,8 @@ def test_pretraining_learns_to_tell_objects_apart_and_leaves_fc8_alone():
 
 
 def tiny(source, **changes):
-    fields = dict(data_root=str(source.dataset.root), image_size=SIZE, width=0.125, batch_size=2, steps=1,
+    fields = dict(data_root=str(source.dataset.root), image_size=SIZE, model=OSMNConfig(width=0.125, guide_size=64),
+                  batch_size=2, steps=1,
                   learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=1,
                   validate_every=1, validation_batches=1, eval_working_size=None, visual_modulator_pretrain_steps=3)
     return TrainConfig(**{**fields, **changes})

@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, load_tool
-from osmn_tf.config import modulated_layers
+from osmn_tf.config import OSMNConfig, modulation_layout
 from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.synthetic import SyntheticConfig, write_davis
@@ -46,12 +46,14 @@ def synthetic_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def source(synthetic_root):
-    # 64: TrainConfig's (the demo's) guide size.
+    # 64: tiny_config's (the demo's) guide size.
     return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0, 0.75), guide_size=64)
 
 
-def tiny_config(synthetic_root, **changes):
-    fields = dict(data_root=str(synthetic_root), image_size=SIZE, width=0.125, batch_size=2, steps=3,
+def tiny_config(synthetic_root, model=None, **changes):
+    """A tiny run; `model`: `OSMNConfig` fields on top of width 0.125 and 64x64 guides."""
+    fields = dict(data_root=str(synthetic_root), image_size=SIZE,
+                  model=OSMNConfig(**{"width": 0.125, "guide_size": 64, **(model or {})}), batch_size=2, steps=3,
                   learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=3,
                   validate_every=3, validation_batches=1, eval_working_size=None)
     return TrainConfig(**{**fields, **changes})
@@ -177,7 +179,7 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
     union = (pred | gt).sum(axis=(1, 2, 3))
     ious = np.where(union == 0, 1.0, (pred & gt).sum(axis=(1, 2, 3)) / np.maximum(union, 1))
     np.testing.assert_allclose(float(tags["validation/J"][-1][1]), ious.mean(), rtol=1e-6)
-    layers = [name for name, _ in modulated_layers(False)]
+    layers = [conv.name for conv in modulation_layout(False)]
     assert layers[0] == "conv3_1" and layers[-1] == "conv5_3" and len(layers) == 9
     for layer in layers:
         for kind in ("visual_gamma", "spatial_scale"):
@@ -195,7 +197,7 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
 
 
 def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(synthetic_root, source, tmp_path):
-    config = tiny_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, dropout_rate=0.0)
+    config = tiny_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, model={"dropout_rate": 0.0})
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "run", log=None)
     seg_before = [w.copy() for w in trainer.model.segmentation_network.get_weights()]
     spatial_before = [w.copy() for w in trainer.model.spatial_modulator.get_weights()]
@@ -220,7 +222,7 @@ def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(syntheti
 def test_accumulation_adds_the_micro_batches_gradients_and_the_visual_modulator_lr_is_multiplied(
         synthetic_root, source, tmp_path):
     lr, multiplier = 1e-3, 0.25
-    config = tiny_config(synthetic_root, steps=1, accumulation=2, learning_rates=(lr,), dropout_rate=0.0,
+    config = tiny_config(synthetic_root, steps=1, accumulation=2, learning_rates=(lr,), model={"dropout_rate": 0.0},
                          weight_decay=0.0, visual_modulator_lr_multiplier=multiplier)
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "a", log=None)
     reference = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "b", log=None)
@@ -367,11 +369,11 @@ def test_presets_are_the_releases_stages():
     coco, davis = preset("coco", data_root="x"), preset("davis", data_root="x")
     assert (coco.learning_rates, coco.lr_boundaries, coco.steps, coco.batch_size) == ((1e-5, 1e-6), (200_000,),
                                                                                       300_000, 8)
-    assert coco.width == 1.0 and coco.image_size == (400, 400) and not coco.fix_bn
-    assert coco.guide_size == davis.guide_size == 224
+    assert coco.model == davis.model == OSMNConfig()  # the paper's network: width 1, 224x224 guides
+    assert coco.image_size == (400, 400) and not coco.fix_bn
     assert (davis.learning_rates, davis.steps, davis.batch_size, davis.fix_bn) == ((1e-6,), 50_000, 4, True)
     for stage in (coco, davis):  # options not in the release stay off in its stages
-        assert not stage.mod_early_conv
+        assert not stage.model.mod_early_conv
         assert (stage.visual_modulator_init, stage.visual_modulator_lr_multiplier) == ("keras", 1.0)
         assert stage.visual_modulator_pretrain_steps == 0
         assert (stage.sg_center_perturb_ratio, stage.sg_std_perturb_ratio) == (0.2, 0.4)
@@ -381,14 +383,17 @@ def test_demo_preset_trains_the_visual_modulator_from_random_weights_and_flags_o
     tool = load_tool("train")
     demo = tool.make_config(tool.parse_args([]))
     assert demo == preset("demo")
-    assert (demo.mod_early_conv, demo.visual_modulator_init, demo.visual_modulator_lr_multiplier) == (True, "he", 0.1)
+    assert demo.model == OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True)
+    assert (demo.visual_modulator_init, demo.visual_modulator_lr_multiplier) == ("he", 0.1)
     release = tool.make_config(tool.parse_args(["--no-mod-early-conv", "--visual-modulator-init", "keras",
                                                 "--visual-modulator-lr-multiplier", "1"]))
-    assert (release.mod_early_conv, release.visual_modulator_init, release.visual_modulator_lr_multiplier) == (
+    assert (release.model.mod_early_conv, release.visual_modulator_init, release.visual_modulator_lr_multiplier) == (
         False, "keras", 1.0)
-    assert tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--mod-early-conv"])).mod_early_conv
+    coco = tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--mod-early-conv"]))
+    assert coco.model == OSMNConfig(mod_early_conv=True)
     ablation = tool.make_config(tool.parse_args(["--no-visual-modulator"]))
-    assert not ablation.use_visual_modulator and ablation.mod_early_conv  # the demo's ablation keeps the rest
+    # The demo's ablation keeps the rest of the demo's model.
+    assert ablation.model == OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True, use_visual_modulator=False)
 
 
 # ----------------------------------------------------------------------------

@@ -113,12 +113,14 @@ def time_training(source, args):
     """Training samples/s of OSMN at `--width` on this source's batches (the loop's step on one device)."""
     import tensorflow as tf
 
+    from osmn_tf.config import OSMNConfig
     from osmn_tf.training.config import TrainConfig
     from osmn_tf.training.pipeline import distributed_dataset
     from osmn_tf.training.trainer import Trainer
 
-    config = TrainConfig(dataset="davis", data_root="-", width=args.width, batch_size=args.batch_size,
-                         guide_size=source.guide_size, steps=args.train_steps + 1, eval_working_size=None)
+    model = OSMNConfig(width=args.width, guide_size=source.guide_size)
+    config = TrainConfig(dataset="davis", data_root="-", model=model, batch_size=args.batch_size,
+                         steps=args.train_steps + 1, eval_working_size=None)
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="osmn_bench_"), log=None)
     step = trainer._build_train_step()
     iterator = iter(distributed_dataset(trainer.strategy, source, args.batch_size, args.seed))

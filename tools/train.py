@@ -135,9 +135,7 @@ def make_config(args):
         "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
         "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "bbox_sup": args.bbox_sup,
         "random_crop_ratio": args.random_crop_ratio, "random_guide": args.random_guide,
-        "skip_blank_frames": args.skip_blank_frames, "width": args.width, "dropout_rate": args.dropout,
-        "guide_size": args.guide_size, "mod_early_conv": args.mod_early_conv, "init": args.init,
-        "steps": args.steps,
+        "skip_blank_frames": args.skip_blank_frames, "init": args.init, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,
@@ -148,19 +146,22 @@ def make_config(args):
         "synthetic_sequences": args.synthetic_sequences, "precision": args.precision, "jit_compile": args.xla,
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
+    model_flags = {"width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
+                   "mod_early_conv": args.mod_early_conv}
+    model = {k: v for k, v in model_flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()
     if args.no_visual_modulator:
-        overrides["use_visual_modulator"] = False
+        model["use_visual_modulator"] = False
     if args.no_spatial_modulator:
-        overrides["use_spatial_modulator"] = False
+        model["use_spatial_modulator"] = False
     if args.fix_seg:
         overrides["fix_seg"] = True
     if args.image_size:
         overrides["eval_working_size"] = args.image_size
     if args.no_eval:
         overrides["eval_working_size"] = None
-    return preset(args.stage, **overrides)
+    return preset(args.stage, model=model, **overrides)
 
 
 def main(argv=None):

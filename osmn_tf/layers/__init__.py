@@ -1,7 +1,7 @@
 """Custom Keras layers of OSMN, one concept per module."""
-from osmn_tf.layers.bilinear_upsampling import BilinearUpsampling, bilinear_kernel
+from osmn_tf.layers.bilinear_upsampling import BilinearUpsampling
 from osmn_tf.layers.modulation import Modulation
 from osmn_tf.layers.object_broadcast import ObjectBroadcast
 from osmn_tf.layers.side_output_fusion import SideOutputFusion
 
-__all__ = ["BilinearUpsampling", "Modulation", "ObjectBroadcast", "SideOutputFusion", "bilinear_kernel"]
+__all__ = ["BilinearUpsampling", "Modulation", "ObjectBroadcast", "SideOutputFusion"]

@@ -1,16 +1,6 @@
 """The fixed bilinear up-sampling of OSMN's side outputs (SPEC 4.3)."""
 import keras
-import numpy as np
-import tensorflow as tf
-
-
-def bilinear_kernel(size):
-    """The `size x size` bilinear interpolation kernel the original (and FCN) uses."""
-    factor = (size + 1) // 2
-    center = factor - 1 if size % 2 == 1 else factor - 0.5
-    grid = np.arange(size, dtype=np.float64)
-    profile = 1 - np.abs(grid - center) / factor
-    return np.outer(profile, profile).astype(np.float32)
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -39,11 +29,11 @@ class BilinearUpsampling(keras.layers.Layer):
             raise ValueError(f"BilinearUpsampling factor must be >= 1, got {factor!r}")
 
     def call(self, inputs, reference):
-        ref_shape = tf.shape(reference)
+        ref_shape = ops.shape(reference)
         # The 2-D kernel is the outer product of a 1-D profile, so the transposed
         # convolution separates into one pass per axis, and with stride f each
         # output pixel of a pass reads just two input pixels: two gathers and a
-        # weighted sum. Same values as tf.nn.conv2d_transpose with the 2f x 2f
+        # weighted sum. Same values as a transposed convolution with the 2f x 2f
         # kernel (the weights are dyadic fractions, exact in float), about 10x
         # faster on CPU, where the single-channel transposed convolution is
         # memory-bound.
@@ -53,25 +43,25 @@ class BilinearUpsampling(keras.layers.Layer):
     def _upsample_axis(self, x, out_size, axis):
         """Up-samples `x` along `axis` to `(s + 1) * f` and keeps the centre `out_size`."""
         f = self.factor
-        in_size = tf.shape(x)[axis]
+        in_size = ops.shape(x)[axis]
         top = ((in_size + 1) * f - out_size) // 2
-        y = tf.range(out_size) + top
+        y = ops.arange(out_size) + top
         # Output y receives input i with kernel tap y - i * f in [0, 2f): i = y // f
         # (tap in [0, f)) and i - 1 (tap in [f, 2f)).
-        upper = tf.math.floordiv(y, f)
+        upper = ops.floor_divide(y, f)
         lower = upper - 1
-        tap = tf.cast(y - upper * f, x.dtype)
+        tap = ops.cast(y - upper * f, x.dtype)
         center = f - 0.5
-        upper_weight = 1 - tf.abs(tap - center) / f
-        lower_weight = 1 - tf.abs(tap + f - center) / f
+        upper_weight = 1 - ops.abs(tap - center) / f
+        lower_weight = 1 - ops.abs(tap + f - center) / f
         # Taps that fall outside the input contribute nothing (VALID transposed conv).
-        upper_weight = tf.where((upper >= 0) & (upper < in_size), upper_weight, tf.zeros_like(upper_weight))
-        lower_weight = tf.where((lower >= 0) & (lower < in_size), lower_weight, tf.zeros_like(lower_weight))
-        upper = tf.clip_by_value(upper, 0, in_size - 1)
-        lower = tf.clip_by_value(lower, 0, in_size - 1)
-        shape = [-1, 1, 1] if axis == 1 else [-1, 1]
-        return (tf.gather(x, upper, axis=axis) * tf.reshape(upper_weight, shape)
-                + tf.gather(x, lower, axis=axis) * tf.reshape(lower_weight, shape))
+        upper_weight = ops.where((upper >= 0) & (upper < in_size), upper_weight, ops.zeros_like(upper_weight))
+        lower_weight = ops.where((lower >= 0) & (lower < in_size), lower_weight, ops.zeros_like(lower_weight))
+        upper = ops.clip(upper, 0, in_size - 1)
+        lower = ops.clip(lower, 0, in_size - 1)
+        shape = (-1, 1, 1) if axis == 1 else (-1, 1)
+        return (ops.take(x, upper, axis=axis) * ops.reshape(upper_weight, shape)
+                + ops.take(x, lower, axis=axis) * ops.reshape(lower_weight, shape))
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (inputs_shape[0], reference_shape[1], reference_shape[2], inputs_shape[3])

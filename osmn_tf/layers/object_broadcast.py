@@ -1,6 +1,6 @@
-"""Sharing a frame's unmodulated features among its objects (issue 6)."""
+"""Sharing a frame's unmodulated features among its objects."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -19,9 +19,9 @@ class ObjectBroadcast(keras.layers.Layer):
     """
 
     def call(self, inputs, reference):
-        shape = tf.concat([tf.shape(reference)[:1], tf.shape(inputs)[1:]], axis=0)
-        # BroadcastTo returns its input itself when the shapes already agree.
-        return tf.broadcast_to(inputs, shape)
+        shape = (ops.shape(reference)[0], *ops.shape(inputs)[1:])
+        # Broadcasting to the same shape returns the input itself.
+        return ops.broadcast_to(inputs, shape)
 
     def compute_output_shape(self, inputs_shape, reference_shape):
         return (reference_shape[0], *inputs_shape[1:])

@@ -1,6 +1,6 @@
 """Fusing the up-sampled side outputs into one logit per pixel (SPEC 4.3)."""
 import keras
-import tensorflow as tf
+from keras import ops
 
 from osmn_tf.layers.bilinear_upsampling import BilinearUpsampling
 
@@ -47,7 +47,7 @@ class SideOutputFusion(keras.layers.Layer):
         for side, channels, upsampling in zip(inputs, self.channels, self.upsamplings):
             kernel = self.kernel[:, :, offset:offset + channels]
             offset += channels
-            projected = tf.nn.conv2d(tf.cast(side, self.compute_dtype), kernel, strides=1, padding="VALID")
+            projected = ops.conv(ops.cast(side, self.compute_dtype), kernel, strides=1, padding="valid")
             term = upsampling(projected, reference)
             logits = term if logits is None else logits + term
         return logits + self.bias

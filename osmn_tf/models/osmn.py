@@ -17,7 +17,9 @@ class OSMN(keras.Model):
     For video, run the visual modulator once per object and the per-frame
     part (`frame_model()`) on every frame.
 
-    Args: the fields of `OSMNConfig`.
+    Args: the fields of `OSMNConfig`, and `batch_norm_folded` (the spatial
+    modulator's BatchNorm folded into its convolutions: an inference-only
+    model, made by `fold_batch_norm`).
 
     Inputs, in order: `guide_image` `[N, S, S, 3]` (S = `guide_size`, 224 by
     default; if the visual modulator
@@ -36,6 +38,7 @@ class OSMN(keras.Model):
         batch_norm_momentum=0.99,
         batch_norm_epsilon=1e-3,
         synchronized_batch_norm=False,
+        batch_norm_folded=False,
         **kwargs,
     ):
         # Validates the arguments in one place.
@@ -65,6 +68,7 @@ class OSMN(keras.Model):
                 batch_norm_momentum=batch_norm_momentum,
                 batch_norm_epsilon=batch_norm_epsilon,
                 synchronized_batch_norm=synchronized_batch_norm,
+                batch_norm_folded=batch_norm_folded,
                 name="spatial_modulator",
             )
         segmentation_network = SegmentationNetwork(
@@ -92,6 +96,7 @@ class OSMN(keras.Model):
 
         # === Config ===
         self.config = config
+        self.batch_norm_folded = bool(batch_norm_folded)
         self.visual_modulator = visual_modulator
         self.spatial_modulator = spatial_modulator
         self.segmentation_network = segmentation_network
@@ -142,7 +147,8 @@ class OSMN(keras.Model):
         return keras.Model(inputs, logits, name="osmn_frame")
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable, **self.config.to_dict()}
+        return {"name": self.name, "trainable": self.trainable, **self.config.to_dict(),
+                "batch_norm_folded": self.batch_norm_folded}
 
     @classmethod
     def from_config(cls, config):

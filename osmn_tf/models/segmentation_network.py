@@ -1,9 +1,8 @@
 """The segmentation network: a modulated VGG16 hypercolumn FCN (paper section 3, SPEC 4.3)."""
 import keras
 
-from osmn_tf.config import modulated_layers, scaled
+from osmn_tf.config import modulation_layout, spatial_bias_channels
 from osmn_tf.layers import Modulation, ObjectBroadcast, SideOutputFusion
-from osmn_tf.models.spatial_modulator import spatial_bias_blocks
 from osmn_tf.models.vgg import max_pool, small_init, vgg_blocks, vgg_conv
 
 # Side outputs: the block whose last convolution they read, with its stride.
@@ -58,14 +57,10 @@ class SegmentationNetwork(keras.Model):
             inputs.append(scales)
         bias_maps = {}
         if use_spatial_modulator:
-            for block, num_convs, channels in spatial_bias_blocks(mod_early_conv):
-                bias_maps[block] = keras.Input((None, None, num_convs * scaled(channels, width)), name=f"spatial_biases{block}")
+            for block, channels in spatial_bias_channels(mod_early_conv, width).items():
+                bias_maps[block] = keras.Input((None, None, channels), name=f"spatial_biases{block}")
                 inputs.append(bias_maps[block])
-
-        scale_offsets, offset = {}, 0
-        for name, channels in modulated_layers(mod_early_conv):
-            scale_offsets[name] = offset
-            offset += scaled(channels, width)
+        modulated = {conv.name: conv for conv in modulation_layout(mod_early_conv, width)}
 
         # The objects' batch: any modulation input (none: the image's own batch).
         objects = scales if scales is not None else next(iter(bias_maps.values()), None)
@@ -76,11 +71,12 @@ class SegmentationNetwork(keras.Model):
             for i in range(1, num_convs + 1):
                 name = f"conv{block}_{i}"
                 x = vgg_conv(filters, name)(x)
-                if name in scale_offsets and objects is not None:
+                if name in modulated and objects is not None:
                     if shared:
                         x = ObjectBroadcast(name=f"{name}_to_objects")(x, reference=objects)
                         shared = False
-                    x = Modulation(scale_offsets[name], (i - 1) * filters, name=f"{name}_modulation")(
+                    conv = modulated[name]
+                    x = Modulation(conv.scale_offset, conv.bias_offset, name=f"{name}_modulation")(
                         x, scales=scales, biases=bias_maps.get(block)
                     )
             block_outputs[block] = x

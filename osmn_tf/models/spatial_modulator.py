@@ -1,15 +1,8 @@
 """The spatial modulator (paper section 3.2, SPEC 4.2)."""
 import keras
-import tensorflow as tf
 
-from osmn_tf.config import VGG16_BLOCKS, scaled
+from osmn_tf.config import spatial_bias_channels
 from osmn_tf.models.vgg import small_init
-
-
-def spatial_bias_blocks(mod_early_conv):
-    """The blocks that receive spatial biases: (block, number of convolutions, channels at width 1)."""
-    first_block = 1 if mod_early_conv else 3
-    return [b for b in VGG16_BLOCKS if b[0] >= first_block]
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
@@ -26,6 +19,9 @@ class SpatialModulator(keras.Model):
         mod_early_conv: also produce biases for blocks 1 and 2.
         batch_norm_momentum, batch_norm_epsilon: BatchNorm settings.
         synchronized_batch_norm: aggregate BatchNorm statistics over replicas.
+        batch_norm_folded: each BatchNorm is folded into its convolution, which
+            gets a bias instead (`fold_batch_norm`): the same maps at inference
+            in one pass each; such a model is for inference only.
 
     Input: `spatial_guide` `[N, H, W, 1]`.
     Outputs: a list, one map per modulated block `b`: `[N, H/2^(b-1), W/2^(b-1), convs(b) * channels(b)]`
@@ -39,30 +35,32 @@ class SpatialModulator(keras.Model):
         batch_norm_momentum=0.99,
         batch_norm_epsilon=1e-3,
         synchronized_batch_norm=False,
+        batch_norm_folded=False,
         **kwargs,
     ):
         # === Functional Model ===
         spatial_guide = keras.Input((None, None, 1), name="spatial_guide")
-        blocks = spatial_bias_blocks(mod_early_conv)
+        blocks = spatial_bias_channels(mod_early_conv, width)
         # Block b works at 1/2^(b-1) of the frame: the guide pooled b-1 times.
         pooled = [spatial_guide]
-        for d in range(1, blocks[-1][0]):
+        for d in range(1, max(blocks)):
             pooled.append(keras.layers.AveragePooling2D(2, strides=2, padding="same", name=f"pool{d}")(pooled[-1]))
         outputs = []
-        for block, num_convs, channels in blocks:
+        for block, channels in blocks.items():
             x = keras.layers.Conv2D(
-                num_convs * scaled(channels, width),
+                channels,
                 1,
-                use_bias=False,
+                use_bias=batch_norm_folded,
                 kernel_initializer=small_init(),
                 name=f"conv{block}",
             )(pooled[block - 1])
-            x = keras.layers.BatchNormalization(
-                momentum=batch_norm_momentum,
-                epsilon=batch_norm_epsilon,
-                synchronized=synchronized_batch_norm,
-                name=f"conv{block}_bn",
-            )(x)
+            if not batch_norm_folded:
+                x = keras.layers.BatchNormalization(
+                    momentum=batch_norm_momentum,
+                    epsilon=batch_norm_epsilon,
+                    synchronized=synchronized_batch_norm,
+                    name=f"conv{block}_bn",
+                )(x)
             outputs.append(keras.layers.ReLU(name=f"conv{block}_biases")(x))
         super().__init__(inputs=spatial_guide, outputs=outputs, **kwargs)
 
@@ -72,7 +70,8 @@ class SpatialModulator(keras.Model):
         self.batch_norm_momentum = batch_norm_momentum
         self.batch_norm_epsilon = batch_norm_epsilon
         self.synchronized_batch_norm = synchronized_batch_norm
-        self.blocks = [b[0] for b in blocks]
+        self.batch_norm_folded = batch_norm_folded
+        self.blocks = list(blocks)
 
     def get_config(self):
         return {
@@ -83,34 +82,8 @@ class SpatialModulator(keras.Model):
             "batch_norm_momentum": self.batch_norm_momentum,
             "batch_norm_epsilon": self.batch_norm_epsilon,
             "synchronized_batch_norm": self.synchronized_batch_norm,
+            "batch_norm_folded": self.batch_norm_folded,
         }
-
-    def call(self, inputs, training=None, mask=None):
-        if training:
-            return super().call(inputs, training=training, mask=mask)
-        return self._folded_call(inputs)
-
-    def _folded_call(self, spatial_guide):
-        """Inference with each BatchNorm folded into its convolution: the same maps, one pass each.
-
-        BatchNorm on moving statistics is a per-channel affine map, so
-        `relu(bn(conv(g)))` is `relu(conv'(g) + b')`, which oneDNN runs as one
-        fused kernel; Keras' BatchNorm would add two more passes over these
-        large maps (two thirds of the spatial modulator's time on a CPU frame).
-        """
-        outputs = []
-        x = tf.cast(spatial_guide, self.compute_dtype)
-        pooled = {1: x}
-        for d in range(1, self.blocks[-1]):
-            pooled[d + 1] = x = self.get_layer(f"pool{d}")(x)
-        for block in self.blocks:
-            conv, bn = self.get_layer(f"conv{block}"), self.get_layer(f"conv{block}_bn")
-            scale = bn.gamma * tf.math.rsqrt(bn.moving_variance + bn.epsilon)
-            kernel = tf.cast(conv.kernel * scale, conv.compute_dtype)
-            bias = tf.cast(bn.beta - bn.moving_mean * scale, conv.compute_dtype)
-            y = tf.nn.conv2d(pooled[block], kernel, strides=1, padding="VALID")
-            outputs.append(tf.nn.relu(tf.nn.bias_add(y, bias)))
-        return outputs
 
     @classmethod
     def from_config(cls, config):

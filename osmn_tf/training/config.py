@@ -3,7 +3,7 @@ import dataclasses
 import json
 import math
 
-from osmn_tf.config import GUIDE_SIZE, check_guide_size
+from osmn_tf.config import OSMNConfig
 from osmn_tf.guides import SpatialGuidePerturbation
 from osmn_tf.precision import check_precision
 
@@ -15,7 +15,8 @@ VISUAL_MODULATOR_INITS = ("keras", "he")
 class TrainConfig:
     """A training run. Defaults are the embedded CPU demo's data, sizes and
     schedule with the release's model and optimiser options; the `demo`
-    preset adds its three choices for training from random weights (`PRESETS`).
+    preset adds its small model and its choices for training from random
+    weights (`PRESETS`).
 
     Attributes:
         dataset: `synthetic` (generated into `data_root`), `coco` or `davis`.
@@ -36,8 +37,9 @@ class TrainConfig:
         learning_rates, lr_boundaries: a piecewise-constant schedule over
             optimizer steps (`len(learning_rates) == len(lr_boundaries) + 1`).
         weight_decay: L2 rate on every trainable conv kernel (SPEC 4.4).
-        width, use_visual_modulator, use_spatial_modulator, mod_early_conv,
-        dropout_rate, guide_size: the model (`OSMNConfig`).
+        model: the model to train (`OSMNConfig`, or a dict of its fields);
+            its BatchNorm is synchronized over replicas whenever there are
+            several, whatever `model` says.
         visual_modulator_init: how the visual modulator's VGG16 and fc6/fc7
             start when `init` does not load them: `keras` (Keras' Glorot
             uniform) or `he` (`trainer.he_initialise_visual_modulator`: He
@@ -89,13 +91,7 @@ class TrainConfig:
     learning_rates: tuple = (1e-3, 3e-4)
     lr_boundaries: tuple = (2700,)
     weight_decay: float = 2e-4
-    width: float = 0.125
-    use_visual_modulator: bool = True
-    use_spatial_modulator: bool = True
-    mod_early_conv: bool = False
-    dropout_rate: float = 0.5
-    # The demo's small guides (the paper's 224 costs half of a CPU step); the release presets set 224.
-    guide_size: int = 64
+    model: OSMNConfig = OSMNConfig()
     visual_modulator_init: str = "keras"
     visual_modulator_pretrain_steps: int = 0
     visual_modulator_lr_multiplier: float = 1.0
@@ -114,6 +110,10 @@ class TrainConfig:
     jit_compile: bool = False
 
     def __post_init__(self):
+        if isinstance(self.model, dict):
+            object.__setattr__(self, "model", OSMNConfig(**self.model))
+        if not isinstance(self.model, OSMNConfig):
+            raise ValueError(f"model must be an OSMNConfig or a dict of its fields, got {self.model!r}")
         for name in ("image_size", "scales", "learning_rates", "lr_boundaries", "synthetic_sequences"):
             object.__setattr__(self, name, tuple(getattr(self, name)))
         if self.eval_working_size is not None:
@@ -137,7 +137,6 @@ class TrainConfig:
             raise ValueError(f"lr_boundaries must increase, got {list(self.lr_boundaries)}")
         if len(self.image_size) != 2 or min(self.image_size) < 16:
             raise ValueError(f"image_size must be (W, H) of at least 16 pixels, got {self.image_size!r}")
-        check_guide_size(self.guide_size, "guide_size")
         for name in ("sg_center_perturb_ratio", "sg_std_perturb_ratio"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
@@ -154,14 +153,8 @@ class TrainConfig:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
         check_precision(self.precision)
-        if self.fix_seg and not (self.use_visual_modulator or self.use_spatial_modulator):
+        if self.fix_seg and not (self.model.use_visual_modulator or self.model.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")
-
-    def model_config(self):
-        """The fields of `OSMNConfig` this run sets."""
-        return {"width": self.width, "use_visual_modulator": self.use_visual_modulator,
-                "use_spatial_modulator": self.use_spatial_modulator, "mod_early_conv": self.mod_early_conv,
-                "dropout_rate": self.dropout_rate, "guide_size": self.guide_size}
 
     def spatial_perturbation(self):
         """The training sources' `SpatialGuidePerturbation`."""
@@ -176,27 +169,33 @@ class TrainConfig:
 
 
 PRESETS = {
-    # The embedded demo: CPU-sized, no download, under 15 minutes on 2 cores. Its visual modulator
+    # The embedded demo: CPU-sized, no download, under 15 minutes on 2 cores: an eighth of VGG16's
+    # channels and 64x64 visual guides (the paper's 224 costs half of a CPU step). Its visual modulator
     # starts from random weights, not ImageNet's: He initialisation and a tenth of the learning rate
     # keep it alive, and modulating conv1/conv2 too lets it pick colours, which the synthetic objects
     # differ by (README "The embedded demo: measured").
-    "demo": dict(mod_early_conv=True, visual_modulator_init="he", visual_modulator_lr_multiplier=0.1),
+    "demo": dict(model=OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True), visual_modulator_init="he",
+                 visual_modulator_lr_multiplier=0.1),
     # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.
     "coco": dict(dataset="coco", image_size=(400, 400), scales=(0.8, 1.0, 1.2), batch_size=8, steps=300_000,
-                 learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), width=1.0, guide_size=GUIDE_SIZE,
-                 checkpoint_every=2000,
+                 learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), checkpoint_every=2000,
                  log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
     # Stage 2 of the release: DAVIS 2017 train from the stage 1 model, BatchNorm frozen.
     "davis": dict(dataset="davis", image_size=(854, 480), scales=(0.5, 0.8, 1.0), batch_size=4, steps=50_000,
-                  learning_rates=(1e-6,), lr_boundaries=(), width=1.0, guide_size=GUIDE_SIZE, fix_bn=True,
-                  checkpoint_every=2000,
+                  learning_rates=(1e-6,), lr_boundaries=(), fix_bn=True, checkpoint_every=2000,
                   log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
 }
 """`--stage NAME`: the fields a preset sets on top of `TrainConfig`'s defaults."""
 
 
-def preset(name, **overrides):
-    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`) with `overrides` on top."""
+def preset(name, model=None, **overrides):
+    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`) with `overrides` on top.
+
+    `model`: a dict of `OSMNConfig` fields to change in the preset's model.
+    """
     if name not in PRESETS:
         raise ValueError(f"unknown stage {name!r}; choose from {sorted(PRESETS)}")
-    return TrainConfig(**{**PRESETS[name], **overrides})
+    fields = {**PRESETS[name], **overrides}
+    if model:
+        fields["model"] = dataclasses.replace(fields.get("model", OSMNConfig()), **model)
+    return TrainConfig(**fields)

@@ -41,7 +41,7 @@ def make_sources(config, model_dir, on_sequence=None):
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
-                              image_size=size, scales=scales, guide_size=config.guide_size,
+                              image_size=size, scales=scales, guide_size=config.model.guide_size,
                               spatial_perturb=perturb, bbox_sup=config.bbox_sup,
                               random_crop_ratio=config.random_crop_ratio)
 
@@ -54,7 +54,7 @@ def make_sources(config, model_dir, on_sequence=None):
         root = pathlib.Path(config.data_root)
 
     def davis(split):
-        return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.guide_size,
+        return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
                                 spatial_perturb=perturb, bbox_sup=config.bbox_sup, random_guide=config.random_guide,
                                 skip_blank_frames=config.skip_blank_frames)
 

@@ -15,30 +15,23 @@ Tags written (under `<model_dir>/train`):
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.config import modulated_layers, scaled
+from osmn_tf.config import modulation_layout
 from osmn_tf.frames import denormalize_frame
-from osmn_tf.models.spatial_modulator import spatial_bias_blocks
 
 
 def visual_gammas(model, guide_images):
     """The visual modulator's scales per modulated layer: `{layer: [N, C]}`."""
     params = np.asarray(model.visual_modulator(guide_images, training=False))
-    out, start = {}, 0
-    for layer, channels in modulated_layers(model.config.mod_early_conv):
-        size = scaled(channels, model.config.width)
-        out[layer] = params[:, start:start + size]
-        start += size
-    return out
+    layout = modulation_layout(model.config.mod_early_conv, model.config.width)
+    return {conv.name: params[:, conv.scale_offset:conv.scale_offset + conv.channels] for conv in layout}
 
 
 def spatial_scales(model):
     """Magnitudes of the spatial modulator's 1x1 kernel per modulated layer: `{layer: [C]}`."""
     out = {}
-    for block, num_convs, channels in spatial_bias_blocks(model.config.mod_early_conv):
-        kernel = np.abs(np.asarray(model.spatial_modulator.get_layer(f"conv{block}").kernel)).reshape(-1)
-        size = scaled(channels, model.config.width)
-        for i in range(num_convs):
-            out[f"conv{block}_{i + 1}"] = kernel[i * size:(i + 1) * size]
+    for conv in modulation_layout(model.config.mod_early_conv, model.config.width):
+        kernel = np.abs(np.asarray(model.spatial_modulator.get_layer(f"conv{conv.block}").kernel)).reshape(-1)
+        out[conv.name] = kernel[conv.bias_offset:conv.bias_offset + conv.channels]
     return out
 
 

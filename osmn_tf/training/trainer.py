@@ -1,13 +1,14 @@
 """The training loop: one custom loop with `strategy.run` for every `tf.distribute` strategy.
 
-Keras' `fit` fails under `MultiWorkerMirroredStrategy` with Keras 3 (see
-`TF_NOTES`), so a single custom loop serves one device, several GPUs and
-several machines alike. Per optimizer step, for each of `accumulation`
+Keras 3's `fit` fails under `MultiWorkerMirroredStrategy` (it cannot
+convert the per-replica values), so a single custom loop serves one device,
+several GPUs and several machines alike. Per optimizer step, for each of `accumulation`
 micro-batches, every replica computes the gradients of its share of the
 class-balanced loss (`P` and `Q` summed over replicas first, so the replicas'
 losses add up to the whole batch's loss exactly); the optimizer then sums
 the gradients over replicas and applies them.
 """
+import dataclasses
 import json
 import math
 import os
@@ -19,7 +20,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.checkpoints import CheckpointError, load_model, load_tf1_checkpoint
+from osmn_tf.checkpoints import CheckpointError, load_weights
 from osmn_tf.davis import atomic_output
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
@@ -34,26 +35,6 @@ from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"
-
-
-def initialise_weights(model, path):
-    """Loads `path` into `model`: ImageNet VGG16 (`.ckpt`/`.h5`), a TF1 OSMN prefix or a `.keras` OSMN."""
-    from osmn_tf.imagenet import load_imagenet_vgg16
-
-    text = str(path)
-    if text.endswith(".h5") or pathlib.Path(text).name.startswith("vgg_16"):
-        load_imagenet_vgg16(model, text)
-    elif text.endswith(".keras"):
-        source = load_model(text)
-        theirs, ours = source.config.to_dict(), model.config.to_dict()
-        mismatched = {k: (theirs[k], ours[k]) for k in ("width", "use_visual_modulator", "use_spatial_modulator",
-                                                         "mod_early_conv") if theirs[k] != ours[k]}
-        if mismatched:
-            raise ValueError(f"{text}: its model differs from the one to train in "
-                             + ", ".join(f"{k} ({a!r} in the file, {b!r} asked)" for k, (a, b) in mismatched.items()))
-        model.set_weights(source.get_weights())
-    else:
-        load_tf1_checkpoint(model, text)
 
 
 def _normalised(value):
@@ -122,11 +103,11 @@ class Trainer:
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             with dtype_policy(config.precision):
-                self.model = build_osmn(**config.model_config(), synchronized_batch_norm=self.num_replicas > 1)
+                self.model = build_osmn(config.model, synchronized_batch_norm=self.num_replicas > 1)
             if config.visual_modulator_init == "he":
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
-                initialise_weights(self.model, config.init)
+                load_weights(self.model, config.init)
             if config.fix_bn and self.model.spatial_modulator is not None:
                 # Keras runs a frozen BatchNorm on its moving statistics; this also
                 # freezes gamma and beta (the release's fix_bn still trained them).
@@ -212,7 +193,7 @@ class Trainer:
             theirs = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             raise CheckpointError(f"{path}: cannot read the run's configuration: {e}") from e
-        ours = self.config.model_config()
+        theirs, ours = theirs.get("model", {}), dataclasses.asdict(self.config.model)
         different = [f"{key} {theirs[key]!r} there, {value!r} asked" for key, value in ours.items()
                      if key in theirs and _normalised(theirs[key]) != _normalised(value)]
         if different:
