@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from osmn_tf.checkpoints import CheckpointError
+from osmn_tf.config import OSMNConfig
 from osmn_tf.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig
 from osmn_tf.training.finetune import OnlineFinetuning
@@ -29,8 +30,9 @@ def source(synthetic_root):
     return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0,), guide_size=64)
 
 
-def tiny_config(synthetic_root, **changes):
-    fields = dict(data_root=str(synthetic_root), dataset="davis", image_size=SIZE, width=0.125, batch_size=1,
+def tiny_config(synthetic_root, width=0.125, **changes):
+    fields = dict(data_root=str(synthetic_root), dataset="davis", image_size=SIZE,
+                  model=OSMNConfig(width=width, guide_size=64), batch_size=1,
                   steps=3, learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=99,
                   validate_every=99, validation_batches=1, eval_working_size=None)
     return TrainConfig(**{**fields, **changes})
