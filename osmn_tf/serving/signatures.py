@@ -52,6 +52,14 @@ def _dims(x):
     return tf.concat([tf.shape(x), tf.fill([8], -1)], axis=0)[:8]
 
 
+def _rank_first(x, rank, message, checks_of_dims):
+    """The rank check of `x`, then `checks_of_dims(_dims(x))` made to run after it: they read
+    dimensions a wrong rank does not have, and would otherwise report that instead."""
+    rank_check = tf.debugging.assert_rank(x, rank, message=message)
+    with tf.control_dependencies([rank_check]):
+        return [rank_check, *checks_of_dims(_dims(x))]
+
+
 class ServingSignatures:
     """The signature functions of one model (its BatchNorm folded); see the module docstring.
 
@@ -88,15 +96,11 @@ class ServingSignatures:
         return checks
 
     def _check_image(self, image, spatial_guide):
-        # The rank is checked first: the other checks read dimensions a wrong rank does not have.
-        rank = tf.debugging.assert_rank(image, 4, message="image must be [N, H, W, 3] (a batch of images)")
-        with tf.control_dependencies([rank]):
-            checks = [
-                rank,
-                _assert_same(_dims(image)[3], 3, "image must have 3 channels (BGR minus the mean)"),
-                tf.debugging.assert_positive(_dims(image)[:1], message="image must hold at least one image (N > 0)"),
-                tf.debugging.assert_positive(_dims(image)[1:3], message="image must not be empty"),
-            ]
+        checks = _rank_first(image, 4, "image must be [N, H, W, 3] (a batch of images)", lambda dims: [
+            _assert_same(dims[3], 3, "image must have 3 channels (BGR minus the mean)"),
+            tf.debugging.assert_positive(dims[:1], message="image must hold at least one image (N > 0)"),
+            tf.debugging.assert_positive(dims[1:3], message="image must not be empty"),
+        ])
         if spatial_guide is not None:
             checks += [
                 tf.debugging.assert_rank(spatial_guide, 4, message="spatial_guide must be [N, H, W, 1]"),
@@ -114,13 +118,10 @@ class ServingSignatures:
         ]
 
     def _check_frame_and_masks(self, frame, masks):
-        rank = tf.debugging.assert_rank(frame, 3, message="frame must be one uint8 RGB frame [H, W, 3]")
-        with tf.control_dependencies([rank]):
-            checks = [
-                rank,
-                _assert_same(_dims(frame)[2], 3, "frame must have 3 channels (RGB)"),
-                tf.debugging.assert_positive(_dims(frame)[:2], message="frame must not be empty"),
-            ]
+        checks = _rank_first(frame, 3, "frame must be one uint8 RGB frame [H, W, 3]", lambda dims: [
+            _assert_same(dims[2], 3, "frame must have 3 channels (RGB)"),
+            tf.debugging.assert_positive(dims[:2], message="frame must not be empty"),
+        ])
         if masks is not None:
             checks += [
                 tf.debugging.assert_rank(masks, 3, message="masks must be [N, h, w], one mask per object"),
