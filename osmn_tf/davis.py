@@ -99,15 +99,8 @@ def void_as_background(labels, palette=None):
     return labels
 
 
-def read_mask(path, return_palette=False):
-    """Reads a mask PNG as an HxW uint8 array of object ids.
-
-    Palette ("P") images give their indices, grey-level ("L") images their
-    values and 1-bit images 0/1; colour images are refused because their ids
-    would be ambiguous. With `return_palette=True`, returns `(labels, palette)`
-    where `palette` is the file's palette as a (256, 3) uint8 array, or None
-    for images without one.
-    """
+def _read_mask_file(path):
+    """`(labels uint8 [H, W], the file's palette as a flat list or None)`; errors name the file."""
     path = pathlib.Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"mask file not found: {path}")
@@ -125,14 +118,55 @@ def read_mask(path, return_palette=False):
             raw_palette = image.getpalette() if mode == "P" else None
     except (OSError, SyntaxError) as error:  # PIL raises these for corrupt files
         raise OSError(f"cannot read mask file {path}: {error}") from error
+    return labels, raw_palette
+
+
+def _padded_palette(raw_palette):
+    palette = np.zeros((256, 3), dtype=np.uint8)
+    values = np.asarray(raw_palette[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
+    palette[: len(values)] = values
+    return palette
+
+
+def read_mask(path, return_palette=False):
+    """Reads a mask PNG as an HxW uint8 array of object ids.
+
+    Palette ("P") images give their indices, grey-level ("L") images their
+    values and 1-bit images 0/1; colour images are refused because their ids
+    would be ambiguous. With `return_palette=True`, returns `(labels, palette)`
+    where `palette` is the file's palette as a (256, 3) uint8 array, or None
+    for images without one.
+    """
+    labels, raw_palette = _read_mask_file(path)
     if not return_palette:
         return labels
-    palette = None
+    return labels, None if raw_palette is None else _padded_palette(raw_palette)
+
+
+def read_first_mask(path):
+    """Reads a video's first-frame mask: `(object ids [H, W] uint8, palette [256, 3] or None)`.
+
+    255 is void and becomes background, as in DAVIS annotations, unless the
+    file says otherwise (`void_as_background`). Raises ValueError naming the
+    file when it holds no object or when an object id has no colour in the
+    file's own palette.
+    """
+    labels, raw_palette = _read_mask_file(path)
+    palette = None if raw_palette is None else _padded_palette(raw_palette)
+    void = bool((labels == VOID_LABEL).any())
+    labels = void_as_background(labels, palette)
+    ids = [int(i) for i in np.unique(labels) if i != 0]
+    if not ids:
+        detail = "every pixel is 0 or 255, which is void" if void else "every pixel is 0"
+        raise ValueError(f"{path}: the first mask has no object ({detail})")
     if raw_palette is not None:
-        palette = np.zeros((256, 3), dtype=np.uint8)
-        values = np.asarray(raw_palette[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
-        palette[: len(values)] = values
-    return labels, palette
+        colours = len(raw_palette) // 3
+        missing = [i for i in ids if i >= colours]
+        if missing:
+            raise ValueError(
+                f"{path}: object id(s) {missing} have no colour in the mask's palette ({colours} colours)"
+            )
+    return np.array(labels, dtype=np.uint8), palette
 
 
 def write_mask(path, labels, palette=None):

@@ -15,12 +15,12 @@ import shutil
 import time
 
 import numpy as np
-from PIL import Image
 
 from osmn_tf import outputs
-from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, void_as_background, write_mask
-from osmn_tf.inference import object_ids_of
+# read_first_mask is imported for the tools, which read a video's first mask through this module.
+from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, read_first_mask, write_mask  # noqa: F401
 from osmn_tf.prefetch import BackgroundWriter
+from osmn_tf.tracking import object_ids_of
 
 
 @dataclasses.dataclass
@@ -40,51 +40,6 @@ class SegmentationStats:
 def peak_memory_mb():
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def read_first_mask(path):
-    """Reads a first-frame mask: `(object ids [H, W] uint8, palette [256, 3] or None)`.
-
-    255 is void and becomes background, as in DAVIS annotations, unless the
-    file says otherwise (`osmn_tf.davis.void_as_background`).
-    Raises ValueError naming the file when it holds no object or when an
-    object id has no colour in the file's own palette.
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: first mask not found")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            colours = len(image.getpalette()) // 3 if mode == "P" else None
-            labels = np.array(image)
-            raw_palette = image.getpalette() if mode == "P" else None
-    except OSError as e:
-        raise ValueError(f"{path}: cannot read the first mask: {e}") from e
-    if mode == "1":
-        labels = labels.astype(np.uint8)
-    elif mode not in ("P", "L"):
-        raise ValueError(f"{path}: the first mask must be a palette or grey-level PNG of object ids, not mode {mode}")
-    padded = None
-    if raw_palette is not None:
-        padded = np.zeros((256, 3), np.uint8)
-        padded[:colours] = np.asarray(raw_palette[: colours * 3], np.uint8).reshape(-1, 3)
-    void = bool((labels == 255).any())
-    labels = void_as_background(labels, padded)
-    ids = object_ids_of(labels)
-    if not ids:
-        detail = "every pixel is 0 or 255, which is void" if void else "every pixel is 0"
-        raise ValueError(f"{path}: the first mask has no object ({detail})")
-    palette = None
-    if raw_palette is not None:
-        missing = [i for i in ids if i >= colours]
-        if missing:
-            raise ValueError(
-                f"{path}: object id(s) {missing} have no colour in the mask's palette ({colours} colours)"
-            )
-        palette = padded
-    return labels.astype(np.uint8), palette
 
 
 @contextlib.contextmanager

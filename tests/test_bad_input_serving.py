@@ -3,14 +3,14 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from osmn_tf.export import _Signatures
+from osmn_tf.serving.signatures import ServingSignatures
 
 from conftest import small_osmn
 
 
 @pytest.fixture(scope="module")
 def signatures():
-    return _Signatures(small_osmn(), (64, 48))
+    return ServingSignatures(small_osmn(), (64, 48))
 
 
 def graph(function, *dtypes):

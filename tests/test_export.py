@@ -11,11 +11,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-import osmn_tf
-from osmn_tf import export
 from osmn_tf.frames import preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.inference import VideoSegmenter
+from osmn_tf.serving import client, conversion, preprocessing
+from osmn_tf.tracking import merge_probabilities
 
 from conftest import run_tool, small_osmn, synthetic_video
 
@@ -187,7 +187,7 @@ def test_raw_signatures_follow_the_numpy_preprocessing(fresh, small_model):
     np.testing.assert_allclose(results["segment_raw/logits"], logits, atol=1e-2 * np.abs(logits).max())
     probabilities = results["segment_raw/probabilities"][..., 0]
     np.testing.assert_array_equal(results["segment_raw/masks"], (probabilities > 0.5).astype(np.uint8))
-    merged = osmn_tf.inference.merge_probabilities(probabilities, (1, 2, 3))
+    merged = merge_probabilities(probabilities, (1, 2, 3))
     np.testing.assert_array_equal(results["segment_raw/labels"], resize_mask(merged, (frame.shape[1], frame.shape[0])))
 
 
@@ -212,21 +212,21 @@ def test_in_graph_preprocessing_matches_pil_within_one_grey_level():
     mask[20:60, 30:120] = 1
     mask[60:70, 40:50] = 1
     for size in [(854, 480), (64, 48), (173, 97)]:
-        tf_image = export.normalize_rgb(export.pil_bilinear_resize(frame, size[1], size[0])).numpy()
+        tf_image = preprocessing.normalize_rgb(preprocessing.pil_bilinear_resize(frame, size[1], size[0])).numpy()
         assert np.abs(tf_image - preprocess_frame(frame, size)).max() <= 1.0
-    guides = export.visual_guides(frame, mask[None]).numpy()[0]
+    guides = preprocessing.visual_guides(frame, mask[None]).numpy()[0]
     assert np.abs(guides - visual_guide(frame, mask)).max() <= 1.0
     # Nearest neighbour picks exactly PIL's pixels, also where float32 would not (1920 -> 854).
     for (h, w), (oh, ow) in [((1080, 1920), (480, 854)), ((97, 173), (480, 854)), ((480, 854), (224, 224))]:
         labels = rng.integers(0, 2, (h, w), dtype=np.uint8)
-        np.testing.assert_array_equal(export.nearest_resize_masks(labels[None], oh, ow).numpy()[0],
+        np.testing.assert_array_equal(preprocessing.nearest_resize_masks(labels[None], oh, ow).numpy()[0],
                                       resize_mask(labels, (ow, oh)))
     # Spatial guides: exact (TF flushes float32 denormals, below 1.2e-38, to 0),
     # empty and one-pixel masks included.
     one = np.zeros((48, 64), np.uint8)
     one[3, 60] = 1
     for m in (resize_mask(mask, (64, 48)), np.zeros((48, 64), np.uint8), one):
-        np.testing.assert_allclose(export.spatial_guides(m[None]).numpy()[0], spatial_guide(m), rtol=0, atol=1.2e-38)
+        np.testing.assert_allclose(preprocessing.spatial_guides(m[None]).numpy()[0], spatial_guide(m), rtol=0, atol=1.2e-38)
 
 
 def test_saved_model_cli_show_and_run(exported, tmp_path, small_model):
@@ -282,47 +282,47 @@ def route_to_saved_model(loaded):
 def test_rest_client_float_signatures_reproduce_the_keras_video_loop(small_model, loaded):
     frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
-    client = export.ServingVideoSegmenter(send, working_size=WORKING)
+    segmenter = client.ServingVideoSegmenter(client.json_predictor(send), working_size=WORKING)
     expected = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
-    got = list(client.track(frames, first))
+    got = list(segmenter.track(frames, first))
     assert send.calls == ["encode_guide"] + ["segment"] * (len(frames) - 1)
-    for t, (result, (labels, probabilities)) in enumerate(zip(expected, got)):
-        np.testing.assert_array_equal(labels, result.labels, err_msg=f"frame {t}")
+    for t, (result, served) in enumerate(zip(expected, got)):
+        np.testing.assert_array_equal(served.labels, result.labels, err_msg=f"frame {t}")
         if t:
-            np.testing.assert_allclose(probabilities, result.probabilities, atol=1e-5)
-    assert len(np.unique(got[-1][0])) > 1  # something was segmented
+            np.testing.assert_allclose(served.probabilities, result.probabilities, atol=1e-5)
+    assert len(np.unique(got[-1].labels)) > 1  # something was segmented
 
 
 def test_rest_client_raw_signatures_agree_with_the_keras_video_loop(small_model, loaded):
     frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
-    client = export.ServingVideoSegmenter(send, raw=True)
+    segmenter = client.ServingVideoSegmenter(client.json_predictor(send), signatures="raw")
     expected = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
-    got = list(client.track(frames, first))
+    got = list(segmenter.track(frames, first))
     assert send.calls == ["encode_guide_raw"] + ["segment_raw"] * (len(frames) - 1)
-    for t, (result, (labels, probabilities)) in enumerate(zip(expected, got)):
-        assert labels.shape == result.labels.shape
-        assert np.mean(labels == result.labels) >= 0.99, f"frame {t}"
+    for t, (result, served) in enumerate(zip(expected, got)):
+        assert served.labels.shape == result.labels.shape
+        assert np.mean(served.labels == result.labels) >= 0.99, f"frame {t}"
         if t:
             # One grey level here and there moves a few probabilities by about 1e-2.
-            difference = np.abs(probabilities - result.probabilities)
+            difference = np.abs(served.probabilities - result.probabilities)
             assert difference.max() < 5e-2 and difference.mean() < 2e-3, f"frame {t}"
 
 
 def test_request_and_response_bodies_follow_the_rest_api():
-    body = export.predict_request("segment", {"image": np.zeros((1, 2, 2, 3), np.float32),
+    body = client.predict_request("segment", {"image": np.zeros((1, 2, 2, 3), np.float32),
                                               "masks": np.ones((1, 2, 2), np.uint8)})
     assert body["signature_name"] == "segment"
     assert body["inputs"]["masks"] == [[[1, 1], [1, 1]]] and isinstance(body["inputs"]["masks"][0][0][0], int)
-    out = export.parse_predict_response({"outputs": [[0.5, 2.0]]}, ["modulation_params"])
+    out = client.parse_predict_response({"outputs": [[0.5, 2.0]]}, ["modulation_params"])
     np.testing.assert_array_equal(out["modulation_params"], np.array([[0.5, 2.0]], np.float32))
-    out = export.parse_predict_response({"outputs": {"logits": [0.0], "labels": [3]}}, ["logits", "labels"],
+    out = client.parse_predict_response({"outputs": {"logits": [0.0], "labels": [3]}}, ["logits", "labels"],
                                         {"labels": np.uint8})
     assert out["labels"].dtype == np.uint8
-    with pytest.raises(export.ServingError, match="bad shape"):
-        export.parse_predict_response({"error": "bad shape"}, ["logits"])
-    with pytest.raises(export.ServingError, match="lacks outputs"):
-        export.parse_predict_response({"outputs": {"logits": [0.0]}}, ["probabilities"])
+    with pytest.raises(client.ServingError, match="bad shape"):
+        client.parse_predict_response({"error": "bad shape"}, ["logits"])
+    with pytest.raises(client.ServingError, match="lacks outputs"):
+        client.parse_predict_response({"outputs": {"logits": [0.0]}}, ["probabilities"])
 
 
 def test_client_reports_an_unreachable_server(tmp_path):
@@ -336,15 +336,17 @@ def test_client_reports_an_unreachable_server(tmp_path):
     assert code == 1 and "cannot reach TF Serving" in message
 
 
-def test_export_tool_refuses_an_existing_version(exported):
+def test_export_tool_refuses_an_existing_version(exported, capsys):
     code, message = run_tool("export", "--weights", "unused.keras", "--output", exported)
-    assert code == 2 or "exists" in message
+    assert code == 2  # argparse's usage error, before any weights are read
+    text = message + capsys.readouterr().err  # argparse prints its message on stderr
+    assert f"error: --output {exported} exists and is not empty; TF Serving versions are never overwritten" in text
 
 
 def test_onnx_export_equals_the_keras_model(small_model, tmp_path):
     pytest.importorskip("tf2onnx", reason="ONNX export needs tf2onnx (pip install -r requirements-export.txt)")
     ort = pytest.importorskip("onnxruntime", reason="the ONNX parity test needs onnxruntime")
-    paths = export.export_onnx(small_model, tmp_path)
+    paths = conversion.export_onnx(small_model, tmp_path)
     assert [os.path.basename(p) for p in paths] == ["encode_guide.onnx", "segment.onnx"]
     arrays = random_inputs(seed=2, height=29, width=43)
     session = ort.InferenceSession(paths[1])
@@ -362,7 +364,7 @@ def test_onnx_export_equals_the_keras_model(small_model, tmp_path):
 def test_tflite_export_equals_the_keras_model(small_model, exported, tmp_path):
     if not hasattr(tf, "lite") or not hasattr(tf.lite, "Interpreter"):
         pytest.skip("this TensorFlow has no tf.lite.Interpreter")
-    path = export.export_tflite(exported, tmp_path / "osmn.tflite")
+    path = conversion.export_tflite(exported, tmp_path / "osmn.tflite")
     interpreter = tf.lite.Interpreter(model_path=str(path))
     assert sorted(interpreter.get_signature_list()) == ["encode_guide", "segment"]
     arrays = random_inputs(seed=4, batch=1, height=29, width=43)

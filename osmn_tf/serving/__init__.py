@@ -1,0 +1,9 @@
+"""Serving OSMN: a SavedModel for TF Serving, other formats, and a client.
+
+* `signatures`: the SavedModel's signatures, their input checks, `export_saved_model`.
+* `preprocessing`: the in-graph (TF op) guides and frame resize of the `_raw` signatures.
+* `conversion`: ONNX and LiteRT files.
+* `client`: segmenting a video through TF Serving (REST), with the library's video loop.
+
+`docs/serving.md` describes the signatures and how to serve them.
+"""

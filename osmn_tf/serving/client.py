@@ -1,0 +1,162 @@
+"""Segmenting a video through TF Serving: the REST transport and the video loop's serving side.
+
+`ServingVideoSegmenter` runs `osmn_tf.tracking.VideoLoop` (SPEC section 5,
+the loop `VideoSegmenter` runs locally) with each network call sent to a
+served model by a `predict` function:
+`predict(signature_name, {input name: array}, [output names], {output name: dtype}) -> {output name: array}`.
+`RestPredictor(url).predict` is one over TF Serving's REST API.
+"""
+import json
+import urllib.error
+import urllib.request
+
+import numpy as np
+
+from osmn_tf.config import GUIDE_SIZE
+from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
+from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.tracking import VideoLoop, masks_at_size
+
+SIGNATURE_SETS = ("float", "raw")
+"""What a client sends: preprocessed float tensors (`encode_guide`, `segment`) or uint8
+frames and masks (`encode_guide_raw`, `segment_raw`)."""
+
+
+class ServingError(RuntimeError):
+    """TF Serving answered with an error, or with something that is not a predict response."""
+
+
+def predict_request(signature_name, inputs):
+    """The JSON body (a dict) of a TF Serving REST `:predict` call, columnar ("inputs") format.
+
+    Args:
+        signature_name: e.g. `"segment"`.
+        inputs: `{name: array}`; uint8 arrays become JSON integers, floats JSON numbers.
+    """
+    body = {}
+    for name, value in inputs.items():
+        value = np.asarray(value)
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"input {name!r}: only numeric arrays go into a REST request, got dtype {value.dtype}")
+        body[name] = value.tolist()
+    return {"signature_name": signature_name, "inputs": body}
+
+
+def parse_predict_response(body, output_names, dtypes=None):
+    """`{name: numpy array}` from a TF Serving REST `:predict` response body (a dict).
+
+    TF Serving answers `{"outputs": {name: value, ...}}`, or `{"outputs": value}`
+    when the signature has a single output; `{"error": message}` raises.
+    """
+    if "error" in body:
+        raise ServingError(body["error"])
+    if "outputs" not in body:
+        raise ServingError(f"response has no 'outputs': keys {sorted(body)}")
+    outputs = body["outputs"]
+    if not isinstance(outputs, dict):
+        if len(output_names) != 1:
+            raise ServingError(f"expected outputs {output_names}, got a single unnamed output")
+        outputs = {output_names[0]: outputs}
+    missing = [n for n in output_names if n not in outputs]
+    if missing:
+        raise ServingError(f"response lacks outputs {missing}; it has {sorted(outputs)}")
+    dtypes = dtypes or {}
+    return {n: np.asarray(outputs[n], dtype=dtypes.get(n, np.float32)) for n in output_names}
+
+
+def json_predictor(send):
+    """A `predict` function over `send`, a function from a REST request body (dict) to its response body (dict)."""
+
+    def predict(signature_name, inputs, output_names, dtypes=None):
+        return parse_predict_response(send(predict_request(signature_name, inputs)), output_names, dtypes)
+
+    return predict
+
+
+class RestPredictor:
+    """Calls TF Serving's REST predict API: `POST {url}/v1/models/{model}[/versions/{v}]:predict`.
+
+    `send(body)` posts a request body (dict) and returns the response body;
+    `predict` is the `predict` function over it. Uses only the standard library.
+    """
+
+    def __init__(self, url, model_name="osmn", version=None, timeout=600.0):
+        self.url = url.rstrip("/")
+        self.model_name = model_name
+        self.version = version
+        self.timeout = timeout
+        self.predict = json_predictor(self.send)
+
+    @property
+    def endpoint(self):
+        version = f"/versions/{self.version}" if self.version is not None else ""
+        return f"{self.url}/v1/models/{self.model_name}{version}:predict"
+
+    def send(self, body):
+        data = json.dumps(body).encode("utf-8")
+        request = urllib.request.Request(self.endpoint, data=data, headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            try:
+                return json.loads(e.read())  # TF Serving puts {"error": ...} in the body
+            except ValueError:
+                raise ServingError(f"{self.endpoint}: HTTP {e.code} {e.reason}") from e
+        except urllib.error.URLError as e:
+            raise ServingError(f"{self.endpoint}: cannot reach TF Serving: {e.reason}") from e
+
+
+class ServingVideoSegmenter(VideoLoop):
+    """The video loop (`osmn_tf.tracking.VideoLoop`) with the network behind TF Serving.
+
+    Args:
+        predict: the `predict` function of this module's docstring, e.g. `RestPredictor(url).predict`.
+        signatures: `"float"`: preprocess here with `osmn_tf.frames`/`guides`
+            (the original's numbers exactly) and call `encode_guide`/`segment`;
+            `"raw"`: send uint8 frames and masks to `encode_guide_raw`/`segment_raw`,
+            which preprocess in the server's graph.
+        working_size: `(W, H)` frames are resized to (`"float"` only; `"raw"`
+            uses the size fixed at export).
+        use_visual_modulator / use_spatial_modulator: the exported variant's inputs.
+    """
+
+    def __init__(self, predict, signatures="float", working_size=WORKING_SIZE, use_visual_modulator=True,
+                 use_spatial_modulator=True):
+        if signatures not in SIGNATURE_SETS:
+            raise ValueError(f"signatures must be one of {SIGNATURE_SETS}, got {signatures!r}")
+        self.predict = predict
+        self.raw = signatures == "raw"
+        self.working_size = check_size(working_size, "working_size")
+        self.visual = use_visual_modulator
+        self.spatial = use_spatial_modulator
+
+    def start_video(self, frame, first_mask, object_ids):
+        if not self.visual:
+            return None
+        if self.raw:
+            masks = np.stack([first_mask == i for i in object_ids]).astype(np.uint8)
+            signature, inputs = "encode_guide_raw", {"frame": frame, "masks": masks}
+        else:
+            guides = np.stack([visual_guide(frame, first_mask == i, size=GUIDE_SIZE) for i in object_ids])
+            signature, inputs = "encode_guide", {"guide_image": guides}
+        return self.predict(signature, inputs, ["modulation_params"])["modulation_params"]
+
+    def prepare_frame(self, frame):
+        return frame if self.raw else preprocess_frame(frame, self.working_size)
+
+    def frame_probabilities(self, prepared, masks, params):
+        num_objects = len(masks)
+        if self.raw:
+            signature, inputs = "segment_raw", {"frame": prepared}
+            if self.spatial:
+                inputs["masks"] = masks.astype(np.uint8)  # any size: the server resizes them
+        else:
+            signature, inputs = "segment", {"image": np.broadcast_to(prepared, (num_objects, *prepared.shape))}
+            if self.spatial:
+                inputs["spatial_guide"] = np.stack([spatial_guide(m) for m in masks_at_size(masks, self.working_size)])
+        if self.visual:
+            inputs["modulation_params"] = params
+        probabilities = self.predict(signature, inputs, ["probabilities"])["probabilities"][..., 0]
+        # A variant without modulators has no per-object input: one map serves every object.
+        return np.broadcast_to(probabilities, (num_objects, *probabilities.shape[1:]))

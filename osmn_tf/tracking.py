@@ -1,0 +1,163 @@
+"""The per-video loop of SPEC section 5, whatever runs the network.
+
+`VideoLoop.track` segments a video from its first frame's object ids: the
+visual modulator once per object on frame 0, frame 1's spatial guide from the
+first mask, frame t's from that object's own thresholded prediction on frame
+t - 1 (the original's choice, not the merged label map), and the merge of the
+objects' probabilities with a fixed 0.5 background. Subclasses only say how
+the network is reached: `osmn_tf.inference.VideoSegmenter` runs a Keras model
+in this process, `osmn_tf.serving.client.ServingVideoSegmenter` sends requests
+to TF Serving.
+"""
+import dataclasses
+import itertools
+
+import numpy as np
+
+from osmn_tf.frames import resize_mask
+from osmn_tf.prefetch import prefetch
+
+# Background's fixed score in the multi-object merge: an object wins a pixel
+# only where its probability exceeds 0.5.
+BACKGROUND_SCORE = 0.5
+
+
+@dataclasses.dataclass
+class FrameResult:
+    """One frame's segmentation.
+
+    Attributes:
+        frame: the input frame, `uint8` `[H, W, 3]` RGB.
+        labels: `uint8` `[H, W]` object ids at the frame's own size (0 = background).
+        probabilities: `float32` `[K, h, w]`, each object's probability at the
+            working size, in the order of `object_ids`; `None` for frame 0.
+        object_ids: the K object ids.
+    """
+
+    frame: np.ndarray
+    labels: np.ndarray
+    probabilities: np.ndarray | None
+    object_ids: tuple
+
+
+def object_ids_of(mask):
+    """The object ids of a label map: its nonzero values, ascending."""
+    return tuple(int(i) for i in np.unique(mask) if i != 0)
+
+
+def checked_first_mask(first_mask):
+    """`first_mask` as `[H, W]` integer object ids (`[H, W, 1]` is accepted); anything else is an error."""
+    first_mask = np.asarray(first_mask)
+    if first_mask.ndim == 3 and first_mask.shape[2] == 1:
+        first_mask = first_mask[:, :, 0]
+    if first_mask.ndim != 2:
+        raise ValueError(f"first_mask must be [H, W] object ids, got shape {first_mask.shape}")
+    if first_mask.dtype == np.bool_:
+        return first_mask.astype(np.uint8)
+    # A float mask is usually probabilities or a normalised image: rounding it would invent objects.
+    if not np.issubdtype(first_mask.dtype, np.integer):
+        raise ValueError(f"first_mask must hold integer object ids (0..255), got dtype {first_mask.dtype}")
+    if first_mask.size and (first_mask.min() < 0 or first_mask.max() > 255):
+        raise ValueError(f"first_mask object ids must lie in 0..255, got {first_mask.min()}..{first_mask.max()}")
+    return first_mask.astype(np.uint8)
+
+
+def video_objects(first_mask):
+    """The object ids of a video's first mask; a mask without objects is an error."""
+    object_ids = object_ids_of(first_mask)
+    if not object_ids:
+        raise ValueError("first_mask has no object: every pixel is 0 (background)")
+    return object_ids
+
+
+def checked_frame(index, frame, first_mask=None):
+    """Frame `index` as an array, checked to be `uint8` RGB (and, for frame 0, the first mask's size)."""
+    frame = np.asarray(frame)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame {index}: expected an HxWx3 uint8 RGB array, got {frame.dtype} {frame.shape}")
+    if first_mask is not None and first_mask.shape != frame.shape[:2]:
+        raise ValueError(
+            f"first_mask is {first_mask.shape[1]}x{first_mask.shape[0]} (WxH) but frame 0 is "
+            f"{frame.shape[1]}x{frame.shape[0]}: they must be the same size"
+        )
+    return frame
+
+
+def merge_probabilities(probabilities, object_ids):
+    """Label map from per-object probabilities `[K, h, w]`: argmax over [0.5 background, p_1..p_K]."""
+    scores = np.concatenate([np.full((1, *probabilities.shape[1:]), BACKGROUND_SCORE, np.float32), probabilities])
+    lookup = np.asarray((0, *object_ids), dtype=np.uint8)
+    return lookup[np.argmax(scores, axis=0)]
+
+
+def masks_at_size(masks, size):
+    """Each object's mask `[K, h, w]` at `size` `(W, H)`: resized nearest where it is another size."""
+    width, height = size
+    if masks.shape[1:] == (height, width):
+        return masks
+    return np.stack([resize_mask(m, size) for m in masks])
+
+
+class VideoLoop:
+    """SPEC section 5's loop; a subclass supplies the network through three methods.
+
+    * `start_video(frame, first_mask, object_ids)`: called on frame 0; returns
+      the visual modulator's parameters `[K, P]` (None without it).
+    * `prepare_frame(frame)`: the network's input for a later frame, made in
+      a reading thread ahead of the network (`osmn_tf.prefetch`).
+    * `frame_probabilities(prepared, masks, params)`: each object's foreground
+      probability `float32 [K, h, w]`; `masks` are bool `[K, h', w']`, each
+      object's mask on the previous frame, at the first mask's size on frame 1.
+    """
+
+    def track(self, frames, first_mask):
+        """Yields a `FrameResult` per frame; see `segment`."""
+        first_mask = checked_first_mask(first_mask)
+        object_ids = video_objects(first_mask)
+        params = None
+        previous = None
+        counter = itertools.count()
+
+        def prepare(frame):
+            # In the prefetch thread: reading (the iterable's work), checks and
+            # preparation of the next frames overlap the network.
+            index = next(counter)
+            frame = checked_frame(index, frame, first_mask if index == 0 else None)
+            return frame, (self.prepare_frame(frame) if index else None)
+
+        for index, (frame, prepared) in enumerate(prefetch(frames, prepare)):
+            if index == 0:
+                params = self.start_video(frame, first_mask, object_ids)
+                previous = np.stack([first_mask == i for i in object_ids])
+                yield FrameResult(frame, first_mask.astype(np.uint8), None, object_ids)
+                continue
+            probabilities = self.frame_probabilities(prepared, previous, params)
+            previous = probabilities > 0.5
+            labels = merge_probabilities(probabilities, object_ids)
+            if labels.shape != frame.shape[:2]:
+                labels = resize_mask(labels, (frame.shape[1], frame.shape[0]))
+            yield FrameResult(frame, labels, probabilities, object_ids)
+
+    def segment(self, frames, first_mask):
+        """Yields one `uint8` `[H, W]` label map per frame, at each frame's own size.
+
+        Args:
+            frames: an iterable of `uint8` `[H, W, 3]` RGB frames.
+            first_mask: `uint8` `[H, W]` (or `[H, W, 1]`) integer object ids of
+                frame 0 (0 = background); float masks are refused. Frame 0's
+                output is `first_mask` itself.
+
+        Leaving the loop early stops reading `frames` without waiting for a
+        read in progress (`osmn_tf.prefetch.prefetch`).
+        """
+        for result in self.track(frames, first_mask):
+            yield result.labels
+
+    def start_video(self, frame, first_mask, object_ids):
+        raise NotImplementedError
+
+    def prepare_frame(self, frame):
+        raise NotImplementedError
+
+    def frame_probabilities(self, prepared, masks, params):
+        raise NotImplementedError
