@@ -14,6 +14,7 @@ from PIL import Image
 from osmn_tf.frames import preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.inference import VideoSegmenter
+from osmn_tf.models import fold_batch_norm
 from osmn_tf.serving import client, conversion, preprocessing
 from osmn_tf.tracking import merge_probabilities
 
@@ -154,7 +155,7 @@ def test_float_signatures_equal_the_keras_model(fresh, small_model):
     params = small_model.visual_modulator(arrays["guide_image"], training=False).numpy()
     np.testing.assert_allclose(results["encode_guide/modulation_params"], params, rtol=1e-5, atol=1e-6)
     # The export serves the model with its BatchNorm folded: the same logits up to round-off.
-    frame_model = osmn_tf.fold_batch_norm(small_model).frame_model()
+    frame_model = fold_batch_norm(small_model).frame_model()
     logits = frame_model([arrays[t.name] for t in frame_model.inputs], training=False).numpy()
     np.testing.assert_allclose(results["segment/logits"], logits, rtol=1e-5, atol=1e-5 * np.abs(logits).max())
     np.testing.assert_allclose(results["segment/probabilities"], 1 / (1 + np.exp(-logits)), atol=1e-6)
