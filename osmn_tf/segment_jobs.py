@@ -6,12 +6,9 @@ completion marker (`osmn_tf.outputs`): an interrupted run leaves no
 half-written sequence, a rerun skips the sequences that are complete, and
 files in the output folder that the tool did not write are never touched.
 """
-import contextlib
 import dataclasses
-import os
 import pathlib
 import resource
-import shutil
 import time
 
 import numpy as np
@@ -85,24 +82,6 @@ def read_first_mask(path):
             )
         palette = padded
     return labels.astype(np.uint8), palette
-
-
-@contextlib.contextmanager
-def staged_folder(final):
-    """Yields a temporary folder that becomes `final` when the block succeeds, and vanishes if it fails."""
-    final = pathlib.Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    outputs.remove_stale(final, "partial")
-    staging = outputs.temporary_name(final, "partial")
-    staging.mkdir()
-    try:
-        yield staging
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None):
