@@ -12,7 +12,7 @@ from osmn_tf.training.finetune import OnlineFinetuning
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import Trainer
 
-from conftest import load_tool, run_tool
+from conftest import load_tool, run_tool, tiny_train_config
 
 SIZE = (64, 48)
 
@@ -30,10 +30,8 @@ def source(synthetic_root):
 
 
 def tiny_config(synthetic_root, **changes):
-    fields = dict(data_root=str(synthetic_root), dataset="davis", image_size=SIZE, width=0.125, batch_size=1,
-                  steps=3, learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=99,
-                  validate_every=99, validation_batches=1, eval_working_size=None)
-    return TrainConfig(**{**fields, **changes})
+    return tiny_train_config(synthetic_root, **{"dataset": "davis", "batch_size": 1, "image_every": 99,
+                                                "validate_every": 99, **changes})
 
 
 class TestLearningRate:
@@ -93,7 +91,7 @@ class TestCheckpoints:
         model_dir = tmp_path / "run"
         Trainer(tiny_config(synthetic_root, steps=1), source, tf.distribute.get_strategy(), model_dir,
                 log=None).train(False)
-        other = Trainer(tiny_config(synthetic_root, width=0.25), source, tf.distribute.get_strategy(), model_dir,
+        other = Trainer(tiny_config(synthetic_root, model={"width": 0.25}), source, tf.distribute.get_strategy(), model_dir,
                         log=None)
         with pytest.raises(CheckpointError) as error:
             other.train(progress=False)
