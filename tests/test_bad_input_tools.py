@@ -29,7 +29,7 @@ def test_benchmark(tmp_path, a_file, capsys):
         (1, f"error: --output {a_file}: exists and is not a folder")
     assert a_file.read_text() == "not ours"
     assert refused(capsys, "benchmark", "--output", tmp_path, "--width", "0") == \
-        (2, "error: argument --width: a model width must be a positive number (1.0 = the paper), got 0")
+        (2, "error: argument --width: a model width must be a positive finite number, got 0")
     assert refused(capsys, "benchmark", "--output", tmp_path, "--repeats", "0") == \
         (2, "error: argument --repeats: must be >= 1, got 0")
     code, message = refused(capsys, "benchmark", "--output", tmp_path, "--frame-size", "0x5")
@@ -46,7 +46,7 @@ def test_benchmark_data(tmp_path, a_file, capsys):
     assert refused(capsys, "benchmark_data", "--batches", "0") == \
         (2, "error: argument --batches: must be >= 1, got 0")
     assert refused(capsys, "benchmark_data", "--width", "-1") == \
-        (2, "error: argument --width: a model width must be a positive number (1.0 = the paper), got -1")
+        (2, "error: argument --width: a model width must be a positive finite number, got -1")
 
 
 def test_visualize_modulation(tmp_path, a_file, small_weights, capsys):

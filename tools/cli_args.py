@@ -33,15 +33,19 @@ def size_at_least(minimum):
     return parse
 
 
-def learning_rate(text):
-    """argparse type: a positive, finite learning rate."""
+def _positive_finite(text, what):
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
     if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"a learning rate must be a positive finite number, got {text}")
+        raise argparse.ArgumentTypeError(f"{what} must be a positive finite number, got {text}")
     return value
+
+
+def learning_rate(text):
+    """argparse type: a positive, finite learning rate."""
+    return _positive_finite(text, "a learning rate")
 
 
 def positive_int(text):
@@ -56,14 +60,8 @@ def positive_int(text):
 
 
 def width(text):
-    """argparse type: a model width, the VGG16 channel multiplier (positive, finite)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"a model width must be a positive number (1.0 = the paper), got {text}")
-    return value
+    """argparse type: a model width, the VGG16 channel multiplier (1.0 = the paper's)."""
+    return _positive_finite(text, "a model width")
 
 
 def refuse_negative_learning_rates(parser, argv, options):
