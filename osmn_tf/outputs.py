@@ -39,10 +39,15 @@ def _pid_alive(pid):
     return True
 
 
-def temporary_name(path, kind="tmp"):
-    """A hidden name beside `path` for writing it: `.<name>.<kind>-<pid>-<random><suffix>`."""
+def temporary_name(path, kind="tmp", keep_suffix=True):
+    """A hidden name beside `path` for writing it: `.<stem>.<kind>-<pid>-<random><suffix>`.
+
+    `keep_suffix=False` leaves the suffix off, so that a folder listing by
+    suffix (`*.jpg`) never takes a file being written for one of its files.
+    """
     path = pathlib.Path(path)
-    return path.with_name(f".{path.stem}.{kind}-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.stem}.{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
 
 def remove_stale(path, kind="tmp"):
@@ -69,15 +74,16 @@ def remove_stale(path, kind="tmp"):
 
 
 @contextlib.contextmanager
-def replacing(path, kind="tmp"):
+def replacing(path, kind="tmp", keep_suffix=True):
     """Yields a temporary path beside `path` (`temporary_name`); when the block succeeds it replaces `path`.
 
     Leftovers of killed runs (`remove_stale`) are removed first; the
-    temporary is removed if the block fails.
+    temporary is removed if the block fails. Writers that pick a format by
+    the file name (Keras, imageio) need `keep_suffix`.
     """
     path = pathlib.Path(path)
     remove_stale(path, kind)
-    tmp = temporary_name(path, kind)
+    tmp = temporary_name(path, kind, keep_suffix)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -89,7 +95,7 @@ def replacing(path, kind="tmp"):
 @contextlib.contextmanager
 def atomic_output(path, mode="wb", **open_kwargs):
     """Opens a file to write in place of `path` (`replacing`): `path` is replaced when the block succeeds."""
-    with replacing(path) as tmp:
+    with replacing(path, keep_suffix=False) as tmp:
         # "x": the temporary name is new; a file of that name would be a bug.
         with open(tmp, mode.replace("w", "x"), **open_kwargs) as handle:
             yield handle

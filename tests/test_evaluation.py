@@ -205,6 +205,16 @@ def test_write_mask_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["00000.png"]  # no temporary left
 
 
+def test_a_file_being_written_is_not_listed_under_its_suffix(tmp_path):
+    # Another process lists frames by suffix while this one writes (two training workers writing the data).
+    from osmn_tf.outputs import atomic_output
+
+    with atomic_output(tmp_path / "00003.jpg") as handle:
+        handle.write(b"x")
+        assert len(list(tmp_path.iterdir())) == 1 and list(tmp_path.glob("*.jpg")) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["00003.jpg"]
+
+
 def test_write_goes_through_os_replace_in_same_folder(tmp_path, monkeypatch):
     calls = []
     real_replace = os.replace

@@ -229,7 +229,7 @@ def test_write_davis_is_readable_and_resumes(tmp_path):
     synthetic.write_davis(tmp_path, SMALL, 2, split="train", on_sequence=lambda *a: calls.append(a))
     assert calls == [("synth-train-0000", False), ("synth-train-0001", True)]
     assert read_mask(tmp_path / "Annotations" / "480p" / "synth-train-0001" / "00003.png").shape == (48, 64)
-    assert not list(tmp_path.rglob("*.tmp-*"))
+    assert not list(tmp_path.rglob(".*.tmp-*"))
     # Another config is refused.
     with pytest.raises(ValueError, match="another config"):
         synthetic.write_davis(tmp_path, dataclasses.replace(SMALL, seed=4), 1, split="train")
