@@ -14,13 +14,12 @@ annotations and for a video's first mask alike). They are stored as palette ("P"
 object 2 green, and so on. DAVIS 2016 annotations are grey-level images with
 255 for the single object.
 """
-import contextlib
-import os
 import pathlib
-import secrets
 
 import numpy as np
 from PIL import Image
+
+from osmn_tf.outputs import atomic_output
 
 VOID_LABEL = 255
 _MASK_MODES = ("P", "L", "1")
@@ -39,31 +38,6 @@ def _pascal_colour_map(n=256):
 DAVIS_PALETTE = _pascal_colour_map()
 """The standard DAVIS palette: a read-only (256, 3) uint8 array of RGB colours."""
 DAVIS_PALETTE.setflags(write=False)
-
-
-@contextlib.contextmanager
-def atomic_output(path, mode="wb", **open_kwargs):
-    """Opens a temporary file beside `path`; on success it replaces `path`.
-
-    Readers never see a half-written `path`: the data go to a temporary file in
-    the same folder (so the final `os.replace` is an atomic rename on POSIX and
-    Windows), which is removed again if the block raises.
-    """
-    path = pathlib.Path(path)
-    # `open(..., "x")` rather than `tempfile.mkstemp`, so that the file gets the
-    # usual permissions (umask) instead of mkstemp's owner-only 0600.
-    tmp_name = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    mode = mode.replace("w", "x")
-    try:
-        with open(tmp_name, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
 
 
 def void_as_background(labels, palette=None):

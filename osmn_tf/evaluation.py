@@ -35,8 +35,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
-from osmn_tf.davis import DavisDataset, atomic_output, read_mask, write_mask
-from osmn_tf.segment_jobs import staged_folder
+from osmn_tf.davis import DavisDataset, read_mask, write_mask
+from osmn_tf.outputs import atomic_output, replaced_folder
 
 GLOBAL_COLUMNS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")
 PER_SEQUENCE_COLUMNS = ("Sequence", "J-Mean", "F-Mean")
@@ -379,7 +379,7 @@ def write_first_mask_baseline(dataset, output_dir):
         if target.is_dir():
             continue
         first = dataset.read_annotation(dataset.annotation_paths(sequence)[0])
-        with staged_folder(target) as staging:
+        with replaced_folder(target) as staging:
             for path in dataset.frame_paths(sequence):
                 write_mask(staging / f"{path.stem}.png", first)
 

@@ -1,4 +1,10 @@
-"""Output folders the tools write into, without touching what they did not write.
+"""Writing outputs safely: every file through one atomic helper, result folders without touching others' files.
+
+Every file the package writes goes through `replacing` (or `atomic_output`,
+which opens it): it is written under a hidden temporary name beside its
+final one and renamed over it on success, so no reader sees half a file,
+a failure leaves the old file and no temporary, and the file gets the
+user's umask (the temporary is opened as usual, not with mkstemp).
 
 A result folder may hold files that are not ours (notes, other results); we
 only ever replace the files we write. Each finished folder gets a completion
@@ -33,10 +39,15 @@ def _pid_alive(pid):
     return True
 
 
-def temporary_name(path, kind="tmp"):
-    """A hidden name beside `path` for writing it: `.<name>.<kind>-<pid>-<random><suffix>`."""
+def temporary_name(path, kind="tmp", keep_suffix=True):
+    """A hidden name beside `path` for writing it: `.<stem>.<kind>-<pid>-<random><suffix>`.
+
+    `keep_suffix=False` leaves the suffix off, so that a folder listing by
+    suffix (`*.jpg`) never takes a file being written for one of its files.
+    """
     path = pathlib.Path(path)
-    return path.with_name(f".{path.stem}.{kind}-{os.getpid()}-{secrets.token_hex(4)}{path.suffix}")
+    suffix = path.suffix if keep_suffix else ""
+    return path.with_name(f".{path.stem}.{kind}-{os.getpid()}-{secrets.token_hex(4)}{suffix}")
 
 
 def remove_stale(path, kind="tmp"):
@@ -62,6 +73,65 @@ def remove_stale(path, kind="tmp"):
     return removed
 
 
+@contextlib.contextmanager
+def replacing(path, kind="tmp", keep_suffix=True):
+    """Yields a temporary path beside `path` (`temporary_name`); when the block succeeds it replaces `path`.
+
+    Leftovers of killed runs (`remove_stale`) are removed first; the
+    temporary is removed if the block fails. Writers that pick a format by
+    the file name (Keras, imageio) need `keep_suffix`.
+    """
+    path = pathlib.Path(path)
+    remove_stale(path, kind)
+    tmp = temporary_name(path, kind, keep_suffix)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_output(path, mode="wb", **open_kwargs):
+    """Opens a file to write in place of `path` (`replacing`): `path` is replaced when the block succeeds."""
+    with replacing(path, keep_suffix=False) as tmp:
+        # "x": the temporary name is new; a file of that name would be a bug.
+        with open(tmp, mode.replace("w", "x"), **open_kwargs) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+@contextlib.contextmanager
+def replaced_folder(final):
+    """Yields a temporary folder that replaces the folder `final` when the block succeeds, and vanishes if it fails.
+
+    Unlike `staged_results`, the whole of `final` is replaced: for folders
+    that only the package writes (e.g. an evaluation's own result copies).
+    """
+    final = pathlib.Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale(final, "partial")
+    staging = temporary_name(final, "partial")
+    staging.mkdir()
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(staging, final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
+def check_is_folder(path, option="--output"):
+    """Refuses an output folder that exists as a file (before any work is done)."""
+    if pathlib.Path(path).exists() and not pathlib.Path(path).is_dir():
+        raise OutputError(f"{option} {path}: exists and is not a folder")
+    return pathlib.Path(path)
+
+
 def check_output_folder(output, inputs=()):
     """Refuses a result folder that would put other files at risk, before any work is done.
 
@@ -75,8 +145,7 @@ def check_output_folder(output, inputs=()):
     if resolved == pathlib.Path.cwd().resolve():
         raise OutputError(f"--output {output}: refusing to write results into the current directory; "
                           "give a folder of their own")
-    if path.exists() and not path.is_dir():
-        raise OutputError(f"--output {output}: exists and is not a folder")
+    check_is_folder(output)
     for item in inputs:
         if item is None:
             continue
@@ -154,9 +223,8 @@ def commit_folder(staging, final, scores=False):
         if target.is_dir():
             raise OutputError(f"{target}: is a folder where a result file goes")
         os.replace(staging / name, target)
-    marker = temporary_name(final / MARKER.removesuffix(".json"), "tmp")
-    marker.write_text(json.dumps({"files": new_files, "scores": bool(scores)}) + "\n")
-    os.replace(marker, final / MARKER)
+    with atomic_output(final / MARKER, "w") as handle:
+        handle.write(json.dumps({"files": new_files, "scores": bool(scores)}) + "\n")
 
 
 @contextlib.contextmanager

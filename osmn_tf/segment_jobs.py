@@ -6,19 +6,15 @@ completion marker (`osmn_tf.outputs`): an interrupted run leaves no
 half-written sequence, a rerun skips the sequences that are complete, and
 files in the output folder that the tool did not write are never touched.
 """
-import contextlib
 import dataclasses
-import os
 import pathlib
 import resource
-import shutil
 import time
 
 import numpy as np
 
 from osmn_tf import outputs
-# read_first_mask is imported for the tools, which read a video's first mask through this module.
-from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, read_first_mask, write_mask  # noqa: F401
+from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, write_mask
 from osmn_tf.prefetch import BackgroundWriter
 from osmn_tf.tracking import object_ids_of
 
@@ -42,22 +38,6 @@ def peak_memory_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-@contextlib.contextmanager
-def staged_folder(final):
-    """Yields a temporary folder that becomes `final` when the block succeeds, and vanishes if it fails."""
-    final = pathlib.Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    outputs.remove_stale(final, "partial")
-    staging = outputs.temporary_name(final, "partial")
-    staging.mkdir()
-    try:
-        yield staging
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None):

@@ -1,12 +1,12 @@
 """Reading frames from an image folder or a video file, and writing animations."""
 import contextlib
 import dataclasses
-import os
 import pathlib
 
 import numpy as np
 
 from osmn_tf.frames import load_rgb
+from osmn_tf.outputs import replacing
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -88,25 +88,6 @@ def _first_line(error):
 
 
 @contextlib.contextmanager
-def temporary_path(path):
-    """A temporary name beside `path` (same suffix) that replaces `path` on success.
-
-    Leftovers of killed runs (whose process is gone) are removed first.
-    """
-    from osmn_tf.outputs import remove_stale, temporary_name
-
-    path = pathlib.Path(path)
-    remove_stale(path, "tmp")
-    tmp = temporary_name(path, "tmp")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-
-
-@contextlib.contextmanager
 def animation_writer(path, fps=10.0):
     """Streams frames into a video (`.mp4`, `.avi`, ...) or an animated `.gif`, written atomically.
 
@@ -117,7 +98,7 @@ def animation_writer(path, fps=10.0):
 
     path = pathlib.Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with temporary_path(path) as tmp:
+    with replacing(path) as tmp:
         if path.suffix.lower() == ".gif":
             writer = imageio.get_writer(tmp, format="GIF", mode="I", duration=1000.0 / fps, loop=0)
         else:

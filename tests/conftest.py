@@ -68,6 +68,16 @@ def run_tool(name, *args):
     return 0, ""
 
 
+def run_tool_process(name, *args, env=None, timeout=600):
+    """Runs tools/<name>.py as users do, in a fresh process from the repository root; a `CompletedProcess`."""
+    import os
+    import subprocess
+
+    return subprocess.run([sys.executable, str(REPO / "tools" / f"{name}.py"), *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})})
+
+
 def synthetic_video(num_frames=5, size=(80, 60), seed=0):
     """Frames with three squares drifting right, and frame 0's ids (1, 2, 5: ids need not be consecutive)."""
     import numpy as np
@@ -86,25 +96,70 @@ def synthetic_video(num_frames=5, size=(80, 60), seed=0):
     return frames, first
 
 
-def small_osmn(width=0.125):
-    """A small model whose outputs depend on both guides and vary across pixels (random but fixed weights)."""
+def randomize_weights(weights, std=0.05, seed=0, rng=None):
+    """Gives `weights` (a model's, or a list of variables) random normal values, in place.
+
+    BatchNorm variances get 1 added, so they stay positive. Non-default values
+    everywhere make a weight lost on the way (saving, converting) change the outputs.
+    `rng` (a numpy Generator) replaces `seed` to continue one random stream.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed) if rng is None else rng
+    for w in getattr(weights, "weights", weights):
+        w.assign(rng.normal(0.0, std, w.shape).astype(w.dtype) + (1.0 if "variance" in w.path else 0.0))
+
+
+def small_osmn(width=0.125, **options):
+    """A small model whose outputs depend on both guides and vary across pixels (random but fixed weights).
+
+    `options` are `osmn_tf.build_osmn`'s (e.g. `use_spatial_modulator=False`).
+    A fresh fc8 has weights 0 and biases 1 (every object would get the same
+    scales), and the fresh spatial modulator and side outputs barely move
+    the output: those get random weights of a size that matters.
+    """
     import keras
     import numpy as np
 
     import osmn_tf
 
     keras.utils.set_random_seed(3)
-    model = osmn_tf.build_osmn(width=width)
+    model = osmn_tf.build_osmn(width=width, **options)
     rng = np.random.default_rng(3)
-
-    def scale(variable, std):
-        variable.assign(rng.normal(0, std, variable.shape).astype("float32"))
-
-    scale(model.visual_modulator.get_layer("fc8").kernel, 0.05)
-    for block in (3, 4, 5):
-        scale(model.spatial_modulator.get_layer(f"conv{block}").kernel, 3.0)
+    if model.visual_modulator is not None:
+        randomize_weights([model.visual_modulator.get_layer("fc8").kernel], 0.05, rng=rng)
+    if model.spatial_modulator is not None:
+        randomize_weights([model.spatial_modulator.get_layer(f"conv{block}").kernel for block in (3, 4, 5)], 3.0,
+                          rng=rng)
     seg = model.segmentation_network
-    for name in ("conv2_2_16", "conv3_3_16", "conv4_3_16", "conv5_3_16"):
-        scale(seg.get_layer(name).kernel, 0.02)
-    scale(seg.get_layer("upscore-fuse").kernel, 1.0)
+    randomize_weights([seg.get_layer(name).kernel for name in ("conv2_2_16", "conv3_3_16", "conv4_3_16",
+                                                                "conv5_3_16")], 0.02, rng=rng)
+    randomize_weights([seg.get_layer("upscore-fuse").kernel], 1.0, rng=rng)
     return model
+
+
+@pytest.fixture(scope="session")
+def small_model():
+    """`small_osmn()`, built once per session (do not change its weights in a test)."""
+    return small_osmn()
+
+
+@pytest.fixture(scope="session")
+def small_weights(small_model, tmp_path_factory):
+    """`small_model` saved as a `.keras` file."""
+    path = tmp_path_factory.mktemp("weights") / "small.keras"
+    small_model.save(path)
+    return path
+
+
+def tiny_train_config(synthetic_root, model=None, **changes):
+    """A `TrainConfig` that trains in seconds on `synthetic_root` (64x48 frames); `model`: `OSMNConfig` fields
+    on top of width 0.125 and 64x64 guides, `changes`: `TrainConfig` fields."""
+    from osmn_tf.config import OSMNConfig
+    from osmn_tf.training.config import TrainConfig
+
+    fields = dict(data_root=str(synthetic_root), image_size=(64, 48),
+                  model=OSMNConfig(**{"width": 0.125, "guide_size": 64, **(model or {})}), batch_size=2, steps=3,
+                  learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=3,
+                  validate_every=3, validation_batches=1, eval_working_size=None)
+    return TrainConfig(**{**fields, **changes})

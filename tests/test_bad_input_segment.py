@@ -16,23 +16,11 @@ from PIL import Image
 from osmn_tf import outputs
 from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, read_mask, void_as_background, write_mask
 from osmn_tf.inference import VideoSegmenter
-from osmn_tf.segment_jobs import read_first_mask
+from osmn_tf.davis import read_first_mask
 
-from conftest import run_tool, small_osmn, synthetic_video
+from conftest import run_tool, synthetic_video
 
 WORKING = "64x48"
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    return small_osmn()
-
-
-@pytest.fixture(scope="module")
-def weights(small_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "small.keras"
-    small_model.save(path)
-    return path
 
 
 def write_frames(folder, frames):
@@ -73,31 +61,31 @@ def masks_in(folder):
 class TestOutputFolder:
     """Items 1, 2 and the output checks of 7: only the tool's own files are ever replaced."""
 
-    def test_overwrite_replaces_only_the_masks(self, tmp_path, weights):
+    def test_overwrite_replaces_only_the_masks(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
         unrelated_files(out)
-        assert segment(weights, frames, first, out)[0] == 0
+        assert segment(small_weights, frames, first, out)[0] == 0
         stamp = (out / "00003.png").stat().st_mtime_ns
-        code, message = segment(weights, frames, first, out, "--overwrite")
+        code, message = segment(small_weights, frames, first, out, "--overwrite")
         assert code == 0, message
         assert_untouched(out)
         assert masks_in(out) == [f"{t:05d}.png" for t in range(4)]
         assert (out / "00003.png").stat().st_mtime_ns != stamp
 
-    def test_overwrite_with_a_shorter_video_removes_only_the_masks_it_wrote_before(self, tmp_path, weights):
+    def test_overwrite_with_a_shorter_video_removes_only_the_masks_it_wrote_before(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
         unrelated_files(out)
         (out / "99999.png").write_bytes(b"a user's own png")
-        assert segment(weights, frames, first, out)[0] == 0
+        assert segment(small_weights, frames, first, out)[0] == 0
         (frames / "00003.png").unlink()
-        assert segment(weights, frames, first, out, "--overwrite")[0] == 0
+        assert segment(small_weights, frames, first, out, "--overwrite")[0] == 0
         assert masks_in(out) == ["00000.png", "00001.png", "00002.png", "99999.png"]
         assert (out / "99999.png").read_bytes() == b"a user's own png"
         assert_untouched(out)
 
-    def test_davis_overwrite_keeps_unrelated_files(self, tmp_path, weights):
+    def test_davis_overwrite_keeps_unrelated_files(self, tmp_path, small_weights):
         root = tmp_path / "davis"
         frames, mask = synthetic_video(num_frames=3)
         write_frames(root / "JPEGImages/480p/a", [f for f in frames])
@@ -110,7 +98,7 @@ class TestOutputFolder:
         out = tmp_path / "out"
         unrelated_files(out)
         unrelated_files(out / "a")
-        args = ["--weights", weights, "--davis-root", root, "--output", out, "--working-size", WORKING]
+        args = ["--weights", small_weights, "--davis-root", root, "--output", out, "--working-size", WORKING]
         assert run_tool("segment", *args)[0] == 0
         assert run_tool("segment", *args, "--overwrite")[0] == 0
         assert masks_in(out / "a") == ["00000.png", "00001.png", "00002.png"]
@@ -118,7 +106,7 @@ class TestOutputFolder:
         assert_untouched(out / "a")
 
     @pytest.mark.parametrize("where", ["cwd", "root", "parent of the inputs"])
-    def test_dangerous_output_folders_are_refused(self, tmp_path, weights, monkeypatch, where):
+    def test_dangerous_output_folders_are_refused(self, tmp_path, small_weights, monkeypatch, where):
         frames, first = video(tmp_path)
         unrelated_files(tmp_path)
         (tmp_path.parent / f"{tmp_path.name}-elsewhere").mkdir(exist_ok=True)
@@ -127,27 +115,27 @@ class TestOutputFolder:
         expected = {"cwd": "--output .: refusing to write results into the current directory",
                     "root": "--output /: refusing to write results into the root folder",
                     "parent of the inputs": f"--output {tmp_path}: holds the input {frames}"}[where]
-        code, message = segment(weights, frames, first, output, "--overwrite")
+        code, message = segment(small_weights, frames, first, output, "--overwrite")
         assert code != 0 and message.startswith("error: " + expected), message
         assert_untouched(tmp_path)
         assert masks_in(frames) == [f"{t:05d}.png" for t in range(4)]
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
-    def test_an_empty_output_folder_is_not_complete(self, tmp_path, weights, capsys):
+    def test_an_empty_output_folder_is_not_complete(self, tmp_path, small_weights, capsys):
         frames, first = video(tmp_path)
         (tmp_path / "out").mkdir()
-        assert segment(weights, frames, first, tmp_path / "out")[0] == 0
+        assert segment(small_weights, frames, first, tmp_path / "out")[0] == 0
         assert "complete already" not in capsys.readouterr().out
         assert masks_in(tmp_path / "out") == [f"{t:05d}.png" for t in range(4)]
-        assert segment(weights, frames, first, tmp_path / "out")[0] == 0
+        assert segment(small_weights, frames, first, tmp_path / "out")[0] == 0
         assert "is complete already; skipping it" in capsys.readouterr().out
 
-    def test_a_folder_with_some_masks_and_no_marker_is_redone(self, tmp_path, weights, capsys):
+    def test_a_folder_with_some_masks_and_no_marker_is_redone(self, tmp_path, small_weights, capsys):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
         unrelated_files(out)
         write_mask(out / "00000.png", np.zeros((60, 80), np.uint8))
-        assert segment(weights, frames, first, out)[0] == 0
+        assert segment(small_weights, frames, first, out)[0] == 0
         assert "complete already" not in capsys.readouterr().out
         assert masks_in(out) == [f"{t:05d}.png" for t in range(4)]
         assert outputs.is_complete(out, masks_in(out))
@@ -169,7 +157,7 @@ class TestOutputFolder:
         assert code != 0 and message == f"error: --overlay {tmp_path / 'o.mp4'}: is a folder, not a file"
         assert not (tmp_path / "out").exists()
 
-    def test_stale_leftovers_of_a_killed_run_are_removed(self, tmp_path, weights):
+    def test_stale_leftovers_of_a_killed_run_are_removed(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
         dead.wait()
@@ -180,7 +168,7 @@ class TestOutputFolder:
         stale_video.write_bytes(b"half")
         live = tmp_path / f".out.partial-{os.getpid()}-live"  # a run still going: not ours to remove
         live.mkdir()
-        code, message = segment(weights, frames, first, tmp_path / "out", "--overlay", tmp_path / "overlay.mp4")
+        code, message = segment(small_weights, frames, first, tmp_path / "out", "--overlay", tmp_path / "overlay.mp4")
         assert code == 0, message
         assert not stale_folder.exists() and not stale_video.exists()
         assert live.is_dir()
@@ -214,11 +202,11 @@ class TestFirstMask:
         assert set(np.unique(void_as_background(mixed, DAVIS_PALETTE))) == {0, 1}
         assert set(np.unique(void_as_background(mixed))) == {0, 1}
 
-    def test_the_tool_does_not_make_void_an_object(self, tmp_path, weights):
+    def test_the_tool_does_not_make_void_an_object(self, tmp_path, small_weights):
         frames, first = synthetic_video(num_frames=3)
         first[55:60, :] = 255
         frames_dir, mask = video(tmp_path, num_frames=3, first=first)
-        assert segment(weights, frames_dir, mask, tmp_path / "out")[0] == 0
+        assert segment(small_weights, frames_dir, mask, tmp_path / "out")[0] == 0
         ids = set()
         for t in range(3):
             ids |= set(np.unique(read_mask(tmp_path / f"out/{t:05d}.png")).tolist())
@@ -249,14 +237,14 @@ class TestFirstMask:
 class TestFrames:
     """Smaller items of 7: mixed frame sizes with an overlay, leaving a blocked frame source."""
 
-    def test_mixed_frame_sizes_keep_the_masks_and_fit_the_overlay(self, tmp_path, weights):
+    def test_mixed_frame_sizes_keep_the_masks_and_fit_the_overlay(self, tmp_path, small_weights):
         from osmn_tf.video import open_frames
 
         frames, first = synthetic_video(num_frames=3)
         write_frames(tmp_path / "frames", frames)
         Image.fromarray(frames[2]).resize((100, 70)).save(tmp_path / "frames/00002.png")
         write_mask(tmp_path / "first.png", first)
-        code, message = segment(weights, tmp_path / "frames", tmp_path / "first.png", tmp_path / "out",
+        code, message = segment(small_weights, tmp_path / "frames", tmp_path / "first.png", tmp_path / "out",
                                 "--overlay", tmp_path / "overlay.mp4")
         assert code == 0, message
         assert masks_in(tmp_path / "out") == ["00000.png", "00001.png", "00002.png"]

@@ -6,14 +6,13 @@ import pytest
 import tensorflow as tf
 
 from osmn_tf.checkpoints import CheckpointError
-from osmn_tf.config import OSMNConfig
 from osmn_tf.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig
 from osmn_tf.training.finetune import OnlineFinetuning
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import Trainer
 
-from conftest import load_tool, run_tool
+from conftest import load_tool, run_tool, tiny_train_config
 
 SIZE = (64, 48)
 
@@ -30,12 +29,9 @@ def source(synthetic_root):
     return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0,), guide_size=64)
 
 
-def tiny_config(synthetic_root, width=0.125, **changes):
-    fields = dict(data_root=str(synthetic_root), dataset="davis", image_size=SIZE,
-                  model=OSMNConfig(width=width, guide_size=64), batch_size=1,
-                  steps=3, learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=99,
-                  validate_every=99, validation_batches=1, eval_working_size=None)
-    return TrainConfig(**{**fields, **changes})
+def tiny_config(synthetic_root, **changes):
+    return tiny_train_config(synthetic_root, **{"dataset": "davis", "batch_size": 1, "image_every": 99,
+                                                "validate_every": 99, **changes})
 
 
 class TestLearningRate:
@@ -95,8 +91,8 @@ class TestCheckpoints:
         model_dir = tmp_path / "run"
         Trainer(tiny_config(synthetic_root, steps=1), source, tf.distribute.get_strategy(), model_dir,
                 log=None).train(False)
-        other = Trainer(tiny_config(synthetic_root, width=0.25), source, tf.distribute.get_strategy(), model_dir,
-                        log=None)
+        other = Trainer(tiny_config(synthetic_root, model={"width": 0.25}), source, tf.distribute.get_strategy(),
+                        model_dir, log=None)
         with pytest.raises(CheckpointError) as error:
             other.train(progress=False)
         assert str(error.value) == (f"{model_dir} holds a run of another configuration (width 0.125 there, 0.25 "

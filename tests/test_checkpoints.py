@@ -1,6 +1,4 @@
 """Loading the original's TF1 checkpoints: variants, skipped variables, clear errors."""
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -11,7 +9,7 @@ import osmn_tf
 from osmn_tf import checkpoints
 from osmn_tf.checkpoints import CheckpointError, load_tf1_checkpoint, tf1_variable_map, variant_config
 
-from conftest import REPO
+from conftest import run_tool_process
 from test_model import small_inputs
 
 VARIANTS = ["full", "no_spatial", "no_visual", "mod_early_conv"]
@@ -119,20 +117,12 @@ def test_bad_paths_say_what_is_wrong(tmp_path):
         checkpoints.load_model(tmp_path / "broken.keras")
 
 
-def run_tool(*args):
-    return subprocess.run(
-        [sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), *map(str, args)],
-        capture_output=True,
-        text=True,
-    )
-
-
 @pytest.mark.large
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1_checkpoint, variant):
     prefix = tf1_checkpoint(variant)
     out = tmp_path / f"{variant}.keras"
-    result = run_tool(prefix, out)
+    result = run_tool_process("convert_checkpoint", prefix, out)
     assert result.returncode == 0, result.stderr
     assert f"({variant}, width 1.0)" in result.stdout
     converted = checkpoints.load_model(out)
@@ -145,17 +135,17 @@ def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1
 
 def test_convert_tool_errors(tmp_path):
     prefix, _ = small_checkpoint(tmp_path, variant_config("no_visual", width=0.125))
-    result = run_tool(prefix, tmp_path / "out.keras", "--variant", "full")
+    result = run_tool_process("convert_checkpoint", prefix, tmp_path / "out.keras", "--variant", "full")
     assert result.returncode != 0
     assert "missing variable osmn/modulator/fc8/weights" in result.stderr
     assert not (tmp_path / "out.keras").exists()
-    assert run_tool(prefix, tmp_path / "out.h5").returncode != 0
-    missing = run_tool(tmp_path / "missing", tmp_path / "out.keras")
+    assert run_tool_process("convert_checkpoint", prefix, tmp_path / "out.h5").returncode != 0
+    missing = run_tool_process("convert_checkpoint", tmp_path / "missing", tmp_path / "out.keras")
     assert missing.returncode != 0
     assert missing.stderr.strip().splitlines()[-1].startswith(f"error: {tmp_path / 'missing'}: not a TF1 checkpoint prefix")
-    ok = run_tool(prefix, tmp_path / "out.keras")
+    ok = run_tool_process("convert_checkpoint", prefix, tmp_path / "out.keras")
     assert ok.returncode == 0, ok.stderr
-    again = run_tool(prefix, tmp_path / "out.keras")
+    again = run_tool_process("convert_checkpoint", prefix, tmp_path / "out.keras")
     assert again.returncode != 0 and "exists" in again.stderr
 
 

@@ -12,18 +12,15 @@ import pathlib
 import re
 import shutil
 import stat
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import DATA
+from conftest import DATA, run_tool_process
 from osmn_tf import davis, evaluation
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
 SEQUENCES = ["bike-packing", "blackswan", "car-shadow", "dogs-jump", "gold-fish", "india", "judo", "pigs"]
 N_OBJECTS = {"bike-packing": 2, "blackswan": 1, "car-shadow": 1, "dogs-jump": 3,
              "gold-fish": 5, "india": 3, "judo": 2, "pigs": 3}
@@ -206,6 +203,16 @@ def test_write_mask_is_atomic(tmp_path, monkeypatch):
         davis.write_mask(target, np.full((8, 8), 2, np.uint8))
     assert target.read_bytes() == before  # the old file is untouched
     assert [p.name for p in tmp_path.iterdir()] == ["00000.png"]  # no temporary left
+
+
+def test_a_file_being_written_is_not_listed_under_its_suffix(tmp_path):
+    # Another process lists frames by suffix while this one writes (two training workers writing the data).
+    from osmn_tf.outputs import atomic_output
+
+    with atomic_output(tmp_path / "00003.jpg") as handle:
+        handle.write(b"x")
+        assert len(list(tmp_path.iterdir())) == 1 and list(tmp_path.glob("*.jpg")) == []
+    assert [p.name for p in tmp_path.iterdir()] == ["00003.jpg"]
 
 
 def test_write_goes_through_os_replace_in_same_folder(tmp_path, monkeypatch):
@@ -581,18 +588,12 @@ def test_miou_resizes_and_2016(tmp_path):
 # ----------------------------------------------------------------------------
 # The command-line tool
 # ----------------------------------------------------------------------------
-def _run_cli(*args):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "tools/evaluate.py", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, env=env, timeout=300)
-
-
 def test_cli_end_to_end(shifted_case, reference_j, tmp_path):
     root, results = shifted_case
     out = tmp_path / "results"
     for seq in ("judo", "car-shadow"):
         shutil.copytree(results / seq, out / seq)
-    proc = _run_cli("--davis-root", root, "--results", out, "--split", "mini", "--year", "2017")
+    proc = run_tool_process("evaluate", "--davis-root", root, "--results", out, "--split", "mini", "--year", "2017")
     assert proc.returncode == 0, proc.stderr
     assert "J&F-Mean" in proc.stdout and "judo_2" in proc.stdout
     lines = (out / "global_results-mini.csv").read_text().splitlines()
@@ -605,7 +606,7 @@ def test_cli_end_to_end(shifted_case, reference_j, tmp_path):
     j_mean = np.mean([reference_j[r[0]].mean() for r in rows[1:]])
     assert abs(float(lines[1].split(",")[1]) - j_mean) <= 0.0005 + 1e-9
 
-    proc = _run_cli("--davis-root", root, "--results", out, "--split", "mini", "--metric", "miou")
+    proc = run_tool_process("evaluate", "--davis-root", root, "--results", out, "--split", "mini", "--metric", "miou")
     assert proc.returncode == 0, proc.stderr
     with open(out / "miou_results-mini.csv", newline="") as handle:
         rows = list(csv.reader(handle))
@@ -613,6 +614,6 @@ def test_cli_end_to_end(shifted_case, reference_j, tmp_path):
     assert abs(float(rows[-1][1]) - j_mean) <= 0.0005 + 1e-9
 
     (out / "judo" / "00010.png").unlink()
-    proc = _run_cli("--davis-root", root, "--results", out, "--split", "mini")
+    proc = run_tool_process("evaluate", "--davis-root", root, "--results", out, "--split", "mini")
     assert proc.returncode != 0
     assert "00010.png" in proc.stderr

@@ -9,21 +9,16 @@ import pytest
 import osmn_tf
 from osmn_tf.checkpoints import variant_config
 
+from conftest import randomize_weights
 from test_model import small_inputs
-
-
-def randomize(model, seed=0):
-    # Non-default values everywhere (BatchNorm statistics and fc8 included), so a
-    # weight or a config field lost on the way would change the outputs.
-    rng = np.random.default_rng(seed)
-    for w in model.weights:
-        w.assign(rng.normal(0.0, 0.05, w.shape).astype(w.dtype) + (1.0 if "variance" in w.path else 0.0))
 
 
 @pytest.mark.parametrize("variant", ["full", "no_visual", "mod_early_conv"])
 def test_keras_file_reloads_in_a_fresh_process_with_the_same_outputs(tmp_path, variant):
     model = osmn_tf.build_osmn(variant_config(variant, width=0.125))
-    randomize(model)
+    # Non-default values everywhere (BatchNorm statistics and fc8 included), so a
+    # weight or a config field lost on the way would change the outputs.
+    randomize_weights(model)
     inputs = small_inputs(model)
     expected = model(inputs, training=False).numpy()
     path = tmp_path / "m.keras"

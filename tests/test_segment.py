@@ -1,7 +1,4 @@
 """Segmenting videos: the original's loop (SPEC 5), tools/segment.py as users run it, bad input."""
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 from PIL import Image
@@ -11,26 +8,10 @@ from osmn_tf.davis import DAVIS_PALETTE, read_mask, write_mask
 from osmn_tf.inference import VideoSegmenter
 from osmn_tf.outputs import MARKER
 
-from conftest import DATA, REPO, run_tool, small_osmn, synthetic_video
+from conftest import DATA, run_tool, run_tool_process, synthetic_video
 
 SOLO = DATA / "sequence_solo"
 WORKING = (64, 48)
-
-
-def run_tool_inprocess(*args):
-    return run_tool("segment", *args)
-
-
-@pytest.fixture(scope="module")
-def small_model():
-    return small_osmn()
-
-
-@pytest.fixture(scope="module")
-def small_weights(small_model, tmp_path_factory):
-    path = tmp_path_factory.mktemp("weights") / "small.keras"
-    small_model.save(path)
-    return path
 
 
 def test_all_objects_in_one_batch_equal_one_object_at_a_time(small_model):
@@ -109,12 +90,8 @@ def test_segmenter_rejects_bad_first_masks(small_model, first, message):
 @pytest.mark.large
 def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_path, tf1_checkpoint):
     expected = np.load(SOLO / "expected.npz")
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", tf1_checkpoint("full"),
-         "--davis-root", str(SOLO / "davis"), "--year", "2017", "--split", "val",
-         "--output", str(tmp_path / "out"), "--save-scores"],
-        capture_output=True, text=True,
-    )
+    result = run_tool_process("segment", "--weights", tf1_checkpoint("full"), "--davis-root", SOLO / "davis",
+                              "--year", "2017", "--split", "val", "--output", tmp_path / "out", "--save-scores")
     assert result.returncode == 0, result.stderr
     assert "frames/s" in result.stdout and "peak memory" in result.stdout
     np.testing.assert_array_equal(read_mask(tmp_path / "out/solo/00000.png"), read_mask(SOLO / "davis/Annotations/480p/solo/00000.png"))
@@ -144,7 +121,7 @@ def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(
     mask = Image.fromarray(first, mode="P")
     mask.putpalette(palette.reshape(-1).tolist())
     mask.save(tmp_path / "first.png")
-    code, message = run_tool_inprocess(
+    code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--overlay", tmp_path / "overlay.gif", "--working-size", "64x48")
     assert code == 0, message
@@ -166,7 +143,7 @@ def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weigh
         for frame in frames:
             append(frame)
     write_mask(tmp_path / "first.png", first)
-    code, message = run_tool_inprocess(
+    code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "video.mp4", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--overlay", tmp_path / "overlay.mp4", "--working-size", "64x48")
     assert code == 0, message
@@ -187,21 +164,21 @@ def make_davis(root, sequences, year="2017"):
 def test_dataset_mode_resumes_and_overwrites(tmp_path, small_weights, capsys):
     root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1), "b": synthetic_video(num_frames=3, seed=2)})
     args = ["--weights", small_weights, "--davis-root", root, "--output", tmp_path / "out", "--working-size", "64x48"]
-    assert run_tool_inprocess(*args)[0] == 0
+    assert run_tool("segment", *args)[0] == 0
     assert sorted(p.name for p in (tmp_path / "out/b").iterdir()) == [MARKER, "00000.png", "00001.png", "00002.png"]
     stamp = (tmp_path / "out/a/00004.png").stat().st_mtime_ns
     capsys.readouterr()
-    assert run_tool_inprocess(*args)[0] == 0
+    assert run_tool("segment", *args)[0] == 0
     out = capsys.readouterr()
     assert "0 sequences segmented, 2 skipped" in out.out
     assert (tmp_path / "out/a/00004.png").stat().st_mtime_ns == stamp
-    assert run_tool_inprocess(*args, "--overwrite")[0] == 0
+    assert run_tool("segment", *args, "--overwrite")[0] == 0
     assert (tmp_path / "out/a/00004.png").stat().st_mtime_ns != stamp
 
 
 def test_dataset_mode_2016_treats_every_object_as_one(tmp_path, small_weights):
     root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1)}, year="2016")
-    code, message = run_tool_inprocess("--weights", small_weights, "--davis-root", root, "--year", "2016",
+    code, message = run_tool("segment", "--weights", small_weights, "--davis-root", root, "--year", "2016",
                                        "--output", tmp_path / "out", "--working-size", "64x48", "--save-scores")
     assert code == 0, message
     assert sorted(p.name for p in (tmp_path / "out/a").iterdir() if p.is_dir()) == ["1"]
@@ -245,7 +222,7 @@ def bad_case(tmp_path, case):
 )
 def test_bad_input_fails_clearly_and_leaves_no_output(tmp_path, small_weights, case, message):
     frames_arg, mask_arg = bad_case(tmp_path, case)
-    code, text = run_tool_inprocess("--weights", small_weights, "--frames", frames_arg, "--first-mask", mask_arg,
+    code, text = run_tool("segment", "--weights", small_weights, "--frames", frames_arg, "--first-mask", mask_arg,
                                     "--output", tmp_path / "out", "--overlay", tmp_path / "o.gif",
                                     "--working-size", "64x48")
     assert code != 0
@@ -257,7 +234,7 @@ def test_bad_input_fails_clearly_and_leaves_no_output(tmp_path, small_weights, c
 def test_weights_of_the_wrong_kind_are_named(tmp_path):
     frames_arg, mask_arg = bad_case(tmp_path, "none")
     (tmp_path / "w.h5").write_bytes(b"hdf5?")
-    code, text = run_tool_inprocess("--weights", tmp_path / "w.h5", "--frames", frames_arg, "--first-mask", mask_arg,
+    code, text = run_tool("segment", "--weights", tmp_path / "w.h5", "--frames", frames_arg, "--first-mask", mask_arg,
                                     "--output", tmp_path / "out")
     assert code != 0 and "w.h5: not OSMN weights" in text
     assert not (tmp_path / "out").exists()
@@ -297,12 +274,12 @@ def test_tool_online_finetune_flag(tmp_path, small_weights):
     frames, first = synthetic_video(num_frames=3)
     write_frames(tmp_path / "frames", frames)
     write_mask(tmp_path / "first.png", first)
-    code, message = run_tool_inprocess(
+    code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--online-finetune", "2")
     assert code == 0, message
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(3)]
-    code, message = run_tool_inprocess(
+    code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out2", "--online-finetune", "-1")
     assert code != 0
@@ -333,15 +310,37 @@ def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_c
         previous = result.probabilities > 0.5
 
 
-def test_tool_precision_and_xla_flags(tmp_path, small_weights):
+def test_tool_precision_and_xla_flags(tmp_path, small_weights, monkeypatch):
     frames, first = synthetic_video()
     write_frames(tmp_path / "frames", frames)
     write_mask(tmp_path / "first.png", first)
-    code, message = run_tool_inprocess(
-        "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
-        "--output", tmp_path / "out", "--working-size", "64x48", "--precision", "mixed_bfloat16", "--xla")
+    built = []
+
+    class Recording(VideoSegmenter):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(inference, "VideoSegmenter", Recording)
+    common = ["--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
+              "--working-size", "64x48", "--save-scores"]
+    assert run_tool("segment", *common, "--output", tmp_path / "f32")[0] == 0
+    code, message = run_tool("segment", *common, "--output", tmp_path / "bf16", "--precision", "mixed_bfloat16",
+                             "--xla")
     assert code == 0, message
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(5)]
+    assert [(s.precision, s.jit_compile) for s in built] == [("float32", False), ("mixed_bfloat16", True)]
+    assert sorted(p.name for p in (tmp_path / "bf16").iterdir()) == \
+        sorted([MARKER, "1", "2", "5"] + [f"{t:05d}.png" for t in range(5)])
+    # The run computed in bfloat16: its scores differ from float32's. Frame 1 has the same guides in both
+    # runs (from the first mask), so only the arithmetic differs there: by about bfloat16's 8-bit mantissa.
+    def scores(run, object_id, t):
+        return np.load(tmp_path / run / str(object_id) / f"{t:05d}.npy").astype(np.float32)
+
+    frame1 = max(np.abs(scores("bf16", i, 1) - scores("f32", i, 1)).max() for i in (1, 2, 5))
+    print(f"frame 1: bfloat16 scores within {frame1:.3g} of float32's")  # for -rP
+    assert 1e-3 < frame1 < 0.1, frame1
+    agreement = np.mean(read_mask(tmp_path / "bf16" / "00001.png") == read_mask(tmp_path / "f32" / "00001.png"))
+    assert agreement >= 0.99, agreement
 
 
 def test_xla_gives_the_masks_of_the_plain_graph(small_model):

@@ -1,11 +1,6 @@
 """The synthetic video dataset: determinism, exact masks, motion, DAVIS layout and CLI."""
 import dataclasses
-import importlib.util
 import json
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -17,7 +12,8 @@ from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
 from osmn_tf.frames import load_rgb
 from osmn_tf.synthetic import SyntheticConfig
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+from conftest import load_tool, run_tool_process
+
 CONFIG = SyntheticConfig()
 SMALL = SyntheticConfig(image_size=(64, 48), num_frames=6, seed=3)
 VAL = synthetic.SPLIT_FIRST_INDEX["val"]
@@ -233,7 +229,7 @@ def test_write_davis_is_readable_and_resumes(tmp_path):
     synthetic.write_davis(tmp_path, SMALL, 2, split="train", on_sequence=lambda *a: calls.append(a))
     assert calls == [("synth-train-0000", False), ("synth-train-0001", True)]
     assert read_mask(tmp_path / "Annotations" / "480p" / "synth-train-0001" / "00003.png").shape == (48, 64)
-    assert not list(tmp_path.rglob("*.tmp"))
+    assert not list(tmp_path.rglob(".*.tmp-*"))
     # Another config is refused.
     with pytest.raises(ValueError, match="another config"):
         synthetic.write_davis(tmp_path, dataclasses.replace(SMALL, seed=4), 1, split="train")
@@ -250,21 +246,11 @@ def test_write_davis_is_readable_and_resumes(tmp_path):
 
 # --- command line ---------------------------------------------------------------
 
-def _load_tool():
-    spec = importlib.util.spec_from_file_location("make_synthetic_davis", REPO / "tools" / "make_synthetic_davis.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_cli_writes_dataset_and_preview(tmp_path):
     root, preview = tmp_path / "synthetic", tmp_path / "preview.png"
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "make_synthetic_davis.py"), "--output", str(root), "--train", "2",
-         "--val", "1", "--size", "64x48", "--frames", "5", "--seed", "3", "--preview", str(preview),
-         "--preview-columns", "4", "--preview-zoom", "1", "--rider-prob", "0.5", "--quiet"],
-        capture_output=True, text=True, env=env, timeout=120)
+    result = run_tool_process("make_synthetic_davis", "--output", root, "--train", "2", "--val", "1", "--size", "64x48",
+                              "--frames", "5", "--seed", "3", "--preview", preview, "--preview-columns", "4",
+                              "--preview-zoom", "1", "--rider-prob", "0.5", "--quiet", timeout=120)
     assert result.returncode == 0, result.stderr
     assert json.loads((root / synthetic.CONFIG_FILE).read_text())["config"]["rider_prob"] == 0.5
     assert len(DavisDataset(root, year=2017, split="train").sequences) == 2
@@ -274,7 +260,7 @@ def test_cli_writes_dataset_and_preview(tmp_path):
 
 
 def test_preview_gif(tmp_path):
-    tool = _load_tool()
+    tool = load_tool("make_synthetic_davis")
     path = tmp_path / "preview.gif"
     tool.write_preview(str(path), SMALL, "train", 0, zoom=2)
     with Image.open(path) as image:

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, load_tool
+from conftest import REPO, load_tool, run_tool_process, tiny_train_config
 from osmn_tf.config import OSMNConfig, modulation_layout
 from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
@@ -46,17 +46,8 @@ def synthetic_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def source(synthetic_root):
-    # 64: tiny_config's (the demo's) guide size.
+    # 64: tiny_train_config's (the demo's) guide size.
     return DavisTrainSource(synthetic_root, split="train", image_size=SIZE, scales=(1.0, 0.75), guide_size=64)
-
-
-def tiny_config(synthetic_root, model=None, **changes):
-    """A tiny run; `model`: `OSMNConfig` fields on top of width 0.125 and 64x64 guides."""
-    fields = dict(data_root=str(synthetic_root), image_size=SIZE,
-                  model=OSMNConfig(**{"width": 0.125, "guide_size": 64, **(model or {})}), batch_size=2, steps=3,
-                  learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=3,
-                  validate_every=3, validation_batches=1, eval_working_size=None)
-    return TrainConfig(**{**fields, **changes})
 
 
 def event_values(logdir):
@@ -71,12 +62,6 @@ def event_values(logdir):
     for tag in events.Tags()["images"]:
         out[tag] = [(e.step, e.encoded_image_string) for e in events.Images(tag)]
     return out
-
-
-def run_tool(args, env=None, timeout=600):
-    result = subprocess.run(TRAIN + args, capture_output=True, text=True, timeout=timeout,
-                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})})
-    return result
 
 
 # ----------------------------------------------------------------------------
@@ -156,7 +141,7 @@ def test_replica_shards_make_up_the_whole_batch(source):
 def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, source, tmp_path):
     model_dir = tmp_path / "run"
     log = io.StringIO()
-    trainer = Trainer(tiny_config(synthetic_root), source, tf.distribute.get_strategy(), model_dir, log=log)
+    trainer = Trainer(tiny_train_config(synthetic_root), source, tf.distribute.get_strategy(), model_dir, log=log)
     losses = trainer.train(progress=False)
     assert trainer.step == 3 and np.isfinite(losses["loss/main"])
     assert tf.train.latest_checkpoint(str(model_dir)).endswith("ckpt-3")
@@ -189,7 +174,7 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
 
     # A rerun with more steps continues from the checkpoint: weights, optimizer and step.
     log = io.StringIO()
-    again = Trainer(tiny_config(synthetic_root, steps=5), source, tf.distribute.get_strategy(), model_dir, log=log)
+    again = Trainer(tiny_train_config(synthetic_root, steps=5), source, tf.distribute.get_strategy(), model_dir, log=log)
     again.train(progress=False)
     assert "resumed from step 3" in log.getvalue()
     assert again.step == 5 and int(again.optimizer.iterations.numpy()) == 5
@@ -197,7 +182,7 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
 
 
 def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(synthetic_root, source, tmp_path):
-    config = tiny_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, model={"dropout_rate": 0.0})
+    config = tiny_train_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, model={"dropout_rate": 0.0})
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "run", log=None)
     seg_before = [w.copy() for w in trainer.model.segmentation_network.get_weights()]
     spatial_before = [w.copy() for w in trainer.model.spatial_modulator.get_weights()]
@@ -222,7 +207,7 @@ def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(syntheti
 def test_accumulation_adds_the_micro_batches_gradients_and_the_visual_modulator_lr_is_multiplied(
         synthetic_root, source, tmp_path):
     lr, multiplier = 1e-3, 0.25
-    config = tiny_config(synthetic_root, steps=1, accumulation=2, learning_rates=(lr,), model={"dropout_rate": 0.0},
+    config = tiny_train_config(synthetic_root, steps=1, accumulation=2, learning_rates=(lr,), model={"dropout_rate": 0.0},
                          weight_decay=0.0, visual_modulator_lr_multiplier=multiplier)
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "a", log=None)
     reference = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "b", log=None)
@@ -265,9 +250,9 @@ def test_he_initialisation_gives_the_visual_modulator_features_of_order_one(synt
         probe = keras.Model(visual_modulator.inputs, visual_modulator.get_layer("fc7").output)
         return np.asarray(probe({"guide_image": batch["guide_image"]}, training=False))
 
-    he = Trainer(tiny_config(synthetic_root, visual_modulator_init="he"), source, tf.distribute.get_strategy(),
+    he = Trainer(tiny_train_config(synthetic_root, visual_modulator_init="he"), source, tf.distribute.get_strategy(),
                  tmp_path / "he", log=None)
-    glorot = Trainer(tiny_config(synthetic_root, visual_modulator_init="keras"), source,
+    glorot = Trainer(tiny_train_config(synthetic_root, visual_modulator_init="keras"), source,
                      tf.distribute.get_strategy(), tmp_path / "glorot", log=None)
     layers = {layer.name: layer for layer in he.model.visual_modulator.layers}
     for name in ("conv1_1", "conv3_2", "conv5_3", "fc6", "fc7"):
@@ -305,7 +290,7 @@ def test_tool_resumes_after_sigkill(tmp_path):
         process.wait()
     latest = int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
     assert latest >= 4
-    result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", str(latest + 1)])
+    result = run_tool_process("train", *TINY_FLAGS, *["--model-dir", str(model_dir), "--steps", str(latest + 1)])
     assert result.returncode == 0, result.stderr
     assert f"resumed from step {latest}" in result.stderr
     assert "pretrained" not in result.stderr  # the checkpoint holds the pretrained visual modulator
@@ -314,19 +299,19 @@ def test_tool_resumes_after_sigkill(tmp_path):
 
 
 def test_tool_reports_bad_input_clearly(tmp_path):
-    result = run_tool(["--dataset", "coco", "--model-dir", str(tmp_path / "a")])
+    result = run_tool_process("train", *["--dataset", "coco", "--model-dir", str(tmp_path / "a")])
     assert result.returncode != 0 and "needs a data root (--data-root)" in result.stderr
     missing = tmp_path / "nowhere"
-    result = run_tool(["--dataset", "davis", "--data-root", str(missing), "--model-dir", str(tmp_path / "b")])
+    result = run_tool_process("train", *["--dataset", "davis", "--data-root", str(missing), "--model-dir", str(tmp_path / "b")])
     assert result.returncode != 0 and str(missing) in result.stderr
-    result = run_tool(TINY_FLAGS + ["--model-dir", str(tmp_path / "c"), "--init", str(tmp_path / "none.keras")])
+    result = run_tool_process("train", *TINY_FLAGS, *["--model-dir", str(tmp_path / "c"), "--init", str(tmp_path / "none.keras")])
     assert result.returncode != 0 and "none.keras" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_tool_passes_the_sample_options_to_the_sources(tmp_path):
     model_dir = tmp_path / "run"
-    result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "1", "--sg-center-perturb-ratio", "0.5",
+    result = run_tool_process("train", *TINY_FLAGS, *["--model-dir", str(model_dir), "--steps", "1", "--sg-center-perturb-ratio", "0.5",
                                     "--sg-std-perturb-ratio", "0.3", "--bbox-sup", "--no-random-guide",
                                     "--skip-blank-frames"])
     assert result.returncode == 0, result.stderr
@@ -350,7 +335,7 @@ def test_tool_passes_the_sample_options_to_the_sources(tmp_path):
     tool = load_tool("train")
     crop = tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--random-crop-ratio", "0.1"]))
     assert crop.random_crop_ratio == 0.1 and tool.make_config(tool.parse_args([])).random_crop_ratio == 0.0
-    result = run_tool(TINY_FLAGS + ["--model-dir", str(tmp_path / "bad"), "--sg-std-perturb-ratio", "-1"])
+    result = run_tool_process("train", *TINY_FLAGS, *["--model-dir", str(tmp_path / "bad"), "--sg-std-perturb-ratio", "-1"])
     assert result.returncode != 0 and "sg_std_perturb_ratio must be >= 0, got -1.0" in result.stderr
 
 
@@ -408,7 +393,7 @@ def test_two_replicas_train_exactly_like_one_device(tmp_path):
     for name, extra in (("one", ["--strategy", "one_device"]),
                         ("two", ["--strategy", "mirrored", "--cpu-replicas", "2"])):
         model_dir = tmp_path / name
-        result = run_tool(TINY_FLAGS + ["--model-dir", str(model_dir), "--steps", "3", "--log-every", "1",
+        result = run_tool_process("train", *TINY_FLAGS, *["--model-dir", str(model_dir), "--steps", "3", "--log-every", "1",
                                         "--dropout", "0", "--lr", "1e-5", "--visual-modulator-init", "he",
                                         "--visual-modulator-lr-multiplier", "0.5"] + extra)
         assert result.returncode == 0, result.stderr
@@ -453,10 +438,9 @@ def test_two_workers_on_localhost_train_and_exit_cleanly(tmp_path):
 
 
 def test_data_benchmark_prints_data_and_training_rates():
-    result = subprocess.run(
-        [sys.executable, str(REPO / "tools" / "benchmark_data.py"), "--only", "davis", "--synthetic-sequences", "1",
-         "--synthetic-frames", "3", "--batches", "1", "--batch-size", "2", "--train-steps", "1", "--width", "0.125"],
-        capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    result = run_tool_process("benchmark_data", "--only", "davis", "--synthetic-sequences", "1",
+                              "--synthetic-frames", "3", "--batches", "1", "--batch-size", "2", "--train-steps", "1",
+                              "--width", "0.125")
     assert result.returncode == 0, result.stderr
     for line in ("1 process:", "tf.data parallel map:", "training, width 0.125:"):
         assert line in result.stdout, result.stdout

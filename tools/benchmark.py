@@ -10,29 +10,21 @@ import argparse
 import os
 import sys
 
+import cli_args
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", required=True, help="folder for benchmark.json and benchmark.png")
+    cli_args.add_output(parser, "folder for benchmark.json and benchmark.png")
     parser.add_argument("--quick", action="store_true", help="tiny model and frames: checks that everything runs")
-    parser.add_argument("--width", type=float, help="model width (default 1.0, the paper's)")
-    parser.add_argument("--frame-size", help="WxH (default 854x480)")
-    parser.add_argument("--repeats", type=int, help="timed repeats per measurement (default 5)")
-    parser.add_argument("--stream-frames", type=int, help="frames of the memory/retracing stream (default 1000)")
+    parser.add_argument("--width", type=cli_args.width, help="model width (default 1.0, the paper's)")
+    parser.add_argument("--frame-size", type=cli_args.size, help="WxH (default 854x480)")
+    parser.add_argument("--repeats", type=cli_args.positive_int, help="timed repeats per measurement (default 5)")
+    parser.add_argument("--stream-frames", type=cli_args.positive_int,
+                        help="frames of the memory/retracing stream (default 1000)")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA timing")
-    args = parser.parse_args(argv)
-    from osmn_tf.frames import parse_size
-
-    if args.frame_size:
-        try:
-            args.frame_size = parse_size(args.frame_size)
-        except ValueError as e:
-            parser.error(f"--frame-size: {e}")
-    for name in ("repeats", "stream_frames"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return args
+    return parser.parse_args(argv)
 
 
 def main(argv=None):
@@ -41,6 +33,7 @@ def main(argv=None):
     import dataclasses
 
     from osmn_tf.benchmarks import BenchmarkConfig, format_table, plot, run_benchmark, write_json
+    from osmn_tf.outputs import OutputError, check_is_folder
 
     config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
     changes = {"width": args.width, "frame_size": args.frame_size, "repeats": args.repeats,
@@ -49,9 +42,12 @@ def main(argv=None):
     if args.no_xla:
         config = dataclasses.replace(config, xla=False)
     try:
+        check_is_folder(args.output)
         os.makedirs(args.output, exist_ok=True)
+    except OutputError as e:
+        sys.exit(f"error: {e}")
     except OSError as e:
-        sys.exit(f"error: --output {args.output}: {e}")
+        sys.exit(f"error: --output {args.output}: {e.strerror or e}")
     results = run_benchmark(config, log=lambda line: print(line, flush=True))
     print(format_table(results))
     write_json(results, os.path.join(args.output, "benchmark.json"))

@@ -30,30 +30,31 @@ import time
 
 import numpy as np
 
+import cli_args
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coco-annotations", help="COCO instances JSON (with --coco-images)")
     parser.add_argument("--coco-images", help="folder of the COCO images")
-    parser.add_argument("--davis-root", help="DAVIS folder (JPEGImages/, Annotations/, ImageSets/)")
-    parser.add_argument("--davis-year", type=int, default=2017, choices=[2016, 2017])
-    parser.add_argument("--davis-split", default="train")
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
+    cli_args.add_davis(parser, split="train")
+    parser.add_argument("--batch-size", type=cli_args.positive_int, default=8)
+    parser.add_argument("--batches", type=cli_args.positive_int, default=12, help="timed batches per measurement")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--only", choices=["coco", "davis"], help="benchmark one source only")
-    parser.add_argument("--synthetic-sequences", type=int, default=3,
+    parser.add_argument("--synthetic-sequences", type=cli_args.positive_int, default=3,
                         help="sequences generated per synthetic dataset")
-    parser.add_argument("--synthetic-frames", type=int, default=6, help="frames per synthetic sequence")
+    parser.add_argument("--synthetic-frames", type=cli_args.positive_int, default=6,
+                        help="frames per synthetic sequence")
     parser.add_argument("--train-steps", type=int, default=3,
                         help="also time this many training steps on the same batches (0: data only)")
-    parser.add_argument("--width", type=float, default=1.0, help="model width of the timed training steps")
-    parser.add_argument("--work-dir", help="where synthetic data go (default: a temporary folder)")
+    parser.add_argument("--width", type=cli_args.width, default=1.0, help="model width of the timed training steps")
+    parser.add_argument("--work-dir", help="where synthetic data go (default: a temporary folder, deleted after)")
     args = parser.parse_args(argv)
     if bool(args.coco_annotations) != bool(args.coco_images):
         parser.error("--coco-annotations and --coco-images go together")
-    if args.batch_size < 1 or args.batches < 1:
-        parser.error("--batch-size and --batches must be >= 1")
+    if args.train_steps < 0:
+        parser.error(f"--train-steps must be >= 0, got {args.train_steps}")
     return args
 
 
@@ -109,8 +110,11 @@ def time_tf_data(source, args):
     return count * args.batch_size / (time.perf_counter() - start)
 
 
-def time_training(source, args):
-    """Training samples/s of OSMN at `--width` on this source's batches (the loop's step on one device)."""
+def time_training(source, args, model_dir):
+    """Training samples/s of OSMN at `--width` on this source's batches (the loop's step on one device).
+
+    `model_dir` receives the trainer's summaries; the caller deletes it.
+    """
     import tensorflow as tf
 
     from osmn_tf.config import OSMNConfig
@@ -121,8 +125,8 @@ def time_training(source, args):
     model = OSMNConfig(width=args.width, guide_size=source.guide_size)
     config = TrainConfig(dataset="davis", data_root="-", model=model, batch_size=args.batch_size,
                          steps=args.train_steps + 1, eval_working_size=None)
-    trainer = Trainer(config, source, tf.distribute.get_strategy(), tempfile.mkdtemp(prefix="osmn_bench_"), log=None)
-    step = trainer._build_train_step()
+    trainer = Trainer(config, source, tf.distribute.get_strategy(), model_dir, log=None)
+    step = trainer.train_step
     iterator = iter(distributed_dataset(trainer.strategy, source, args.batch_size, args.seed))
     float(step(iterator)[0])  # warm-up: tracing
     start = time.perf_counter()
@@ -131,7 +135,7 @@ def time_training(source, args):
     return args.train_steps * args.batch_size / (time.perf_counter() - start)
 
 
-def report(name, source, args):
+def report(name, source, args, scratch):
     single = time_single_process(source, args)
     print(f"{name}: {len(source)} items, image_size {source.image_size}, scales {source.scales}, "
           f"batch {args.batch_size}", flush=True)
@@ -140,13 +144,31 @@ def report(name, source, args):
     print(f"  tf.data parallel map:     {parallel:7.1f} samples/s "
           f"({os.cpu_count()} CPUs visible)", flush=True)
     if args.train_steps:
-        training = time_training(source, args)
+        training = time_training(source, args, pathlib.Path(scratch) / f"train-{name.lower()}")
         print(f"  training, width {args.width:g}:    {training:7.2f} samples/s "
               f"(data makes {parallel / training:.0f}x what training consumes)", flush=True)
 
 
+def check_paths(args):
+    """Missing inputs and a --work-dir that is a file, named by their argument, before any work."""
+    cli_args.check_inputs(("--coco-annotations", args.coco_annotations, "file"),
+                          ("--coco-images", args.coco_images, "folder"), ("--davis-root", args.davis_root, "folder"))
+    if args.work_dir and os.path.exists(args.work_dir) and not os.path.isdir(args.work_dir):
+        raise FileExistsError(f"--work-dir {args.work_dir}: exists and is not a folder")
+
+
 def main(argv=None):
     args = parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    try:
+        check_paths(args)
+        run(args)
+    except (FileNotFoundError, ValueError, OSError) as e:
+        sys.exit(f"error: {e}")
+    return 0
+
+
+def run(args):
     from osmn_tf.synthetic import SyntheticConfig, write_davis
     from osmn_tf.training.samples import CocoSource, DavisTrainSource
 
@@ -162,7 +184,7 @@ def main(argv=None):
             start = time.perf_counter()
             coco = CocoSource(*coco_files, image_size=(400, 400), scales=(0.8, 1.0, 1.2))
             print(f"CocoSource built in {time.perf_counter() - start:.2f} s", flush=True)
-            report("COCO", coco, args)
+            report("COCO", coco, args, temporary)
         if args.only != "coco":
             davis_root = args.davis_root
             if davis_root is None:
@@ -170,13 +192,12 @@ def main(argv=None):
                 print(f"writing synthetic DAVIS-layout data to {davis_root} ...", flush=True)
                 write_davis(davis_root, SyntheticConfig(image_size=(854, 480),
                                                         num_frames=args.synthetic_frames),
-                            args.synthetic_sequences, year=args.davis_year, split=args.davis_split)
+                            args.synthetic_sequences, year=args.year, split=args.split)
             start = time.perf_counter()
-            davis = DavisTrainSource(davis_root, year=args.davis_year, split=args.davis_split,
+            davis = DavisTrainSource(davis_root, year=args.year, split=args.split,
                                      image_size=(854, 480), scales=(0.5, 0.8, 1.0))
             print(f"DavisTrainSource built in {time.perf_counter() - start:.2f} s", flush=True)
-            report("DAVIS", davis, args)
-    return 0
+            report("DAVIS", davis, args, temporary)
 
 
 if __name__ == "__main__":

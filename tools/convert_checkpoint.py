@@ -14,8 +14,9 @@ import sys
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("prefix", help="TF1 checkpoint prefix, e.g. models/osmn.ckpt-300000")
-    parser.add_argument("output", help="the .keras file to write")
+    # Positional, as the documented command writes them; --weights/--output name the same in other tools.
+    parser.add_argument("weights", metavar="PREFIX", help="TF1 checkpoint prefix, e.g. models/osmn.ckpt-300000")
+    parser.add_argument("output", metavar="OUT.keras", help="the .keras file to write")
     parser.add_argument(
         "--variant",
         choices=["full", "no_spatial", "no_visual", "mod_early_conv"],
@@ -36,32 +37,23 @@ def main(argv=None):
         sys.exit(f"error: {args.output} exists (use --overwrite to replace it)")
 
     from osmn_tf import checkpoints
-    from osmn_tf.outputs import remove_stale, temporary_name
+    from osmn_tf.outputs import replacing
 
     try:
-        config = checkpoints.config_from_tf1_checkpoint(args.prefix)
+        config = checkpoints.config_from_tf1_checkpoint(args.weights)
         if args.variant:
             config = checkpoints.variant_config(args.variant, width=config.width)
         model = checkpoints.build_osmn(config)
-        loaded = checkpoints.load_tf1_checkpoint(model, args.prefix)
+        loaded = checkpoints.load_tf1_checkpoint(model, args.weights)
     except checkpoints.CheckpointError as e:
         sys.exit(f"error: {e}")
-    out_dir = os.path.dirname(os.path.abspath(args.output))
     try:
-        os.makedirs(out_dir, exist_ok=True)
-        # Written under a temporary name and renamed: an interrupted run leaves no half file. The
-        # name is opened as usual (not with mkstemp), so the file gets the user's umask, not 0600.
-        remove_stale(args.output, "tmp")
-        tmp = temporary_name(args.output, "tmp")
-        try:
+        os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+        with replacing(args.output) as tmp:
             model.save(tmp)
-            os.replace(tmp, args.output)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
     except OSError as e:
         sys.exit(f"error: cannot write {args.output}: {e.strerror or e}")
-    print(f"loaded {len(loaded)} variables from {args.prefix} ({checkpoints.variant_name(config)}, width {config.width})")
+    print(f"loaded {len(loaded)} variables from {args.weights} ({checkpoints.variant_name(config)}, width {config.width})")
     print(f"wrote {args.output}")
 
 

@@ -12,22 +12,14 @@ import argparse
 import pathlib
 import sys
 
-try:
-    import osmn_tf  # noqa: F401  (installed with `pip install -e .`)
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
-
-from osmn_tf import evaluation  # noqa: E402
+import cli_args
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--davis-root", required=True, type=pathlib.Path,
-                        help="DAVIS folder with JPEGImages, Annotations and ImageSets")
+    cli_args.add_davis(parser, required=True)
     parser.add_argument("--results", required=True, type=pathlib.Path,
                         help="folder of result masks, one sub-folder per sequence; the CSVs go here")
-    parser.add_argument("--split", default="val", help="ImageSets/<year>/<split>.txt (default: val)")
-    parser.add_argument("--year", type=int, default=2017, choices=(2016, 2017))
     parser.add_argument("--metric", default="davis", choices=("davis", "miou"),
                         help="davis: J & F as the official DAVIS 2017 package; miou: OSMN's own mIoU")
     parser.add_argument("--correct-decay", action="store_true",
@@ -47,6 +39,8 @@ def main(argv=None):
 
 
 def run(args):
+    from osmn_tf import evaluation
+
     if args.metric == "miou":
         result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
         rows = [[name, value] for name, value in result.per_object.items()]

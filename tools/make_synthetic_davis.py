@@ -22,7 +22,7 @@ import cli_args
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", help="dataset root to write (JPEGImages/, Annotations/, ImageSets/)")
+    cli_args.add_output(parser, "dataset root to write (JPEGImages/, Annotations/, ImageSets/)", required=False)
     parser.add_argument("--train", type=int, default=0, help="number of training sequences")
     parser.add_argument("--val", type=int, default=0, help="number of validation sequences")
     parser.add_argument("--year", type=int, default=2017, choices=[2016, 2017],
@@ -56,6 +56,8 @@ def parse_args(argv=None):
         parser.error("--baseline needs --val N (N >= 1)")
     if args.preview and not args.preview.lower().endswith((".png", ".gif")):
         parser.error("--preview must end in .png or .gif")
+    if args.preview_index < 0:
+        parser.error(f"--preview-index must be >= 0, got {args.preview_index}")
     if args.preview_zoom < 1 or args.preview_columns < 1:
         parser.error("--preview-zoom and --preview-columns must be >= 1")
     return args
@@ -91,7 +93,7 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
     """A contact sheet (.png) or an animation (.gif) of one sequence with its masks overlaid."""
     from PIL import Image
 
-    from osmn_tf.davis import atomic_output
+    from osmn_tf.outputs import atomic_output
     from osmn_tf.synthetic import generate_sequence, split_first_index
     from osmn_tf.visualize import overlay_labels
 
@@ -133,14 +135,24 @@ def print_baseline(config, count, progress):
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing osmn_tf starts TensorFlow
+    try:
+        run(args)
+    except (ValueError, OSError) as error:
+        sys.exit(f"error: {error}")
+
+
+def run(args):
     from tqdm import tqdm
 
     from osmn_tf import synthetic
+    from osmn_tf.outputs import check_is_folder, check_output_file
 
-    try:
-        config = make_config(args)
-    except ValueError as error:
-        sys.exit(f"error: {error}")
+    config = make_config(args)
+    # Outputs are checked before any work: a bad one is reported at once.
+    if args.output:
+        check_is_folder(args.output)
+    if args.preview:
+        check_output_file(args.preview, "--preview", overwrite=True)
 
     def progress(iterable=None, **kwargs):
         return tqdm(iterable, disable=args.quiet, unit="seq", **kwargs)
@@ -150,12 +162,8 @@ def main(argv=None):
             if count == 0:
                 continue
             with progress(total=count, desc=split) as bar:
-                try:
-                    synthetic.write_davis(args.output, config, count, year=args.year, split=split,
-                                          overwrite=args.overwrite,
-                                          on_sequence=lambda name, written: bar.update(1))
-                except (ValueError, OSError) as error:
-                    sys.exit(f"error: {error}")
+                synthetic.write_davis(args.output, config, count, year=args.year, split=split,
+                                      overwrite=args.overwrite, on_sequence=lambda name, written: bar.update(1))
             print(f"{split}: {count} sequences in {args.output}")
     if args.preview:
         write_preview(args.preview, config, args.preview_split, args.preview_index,

@@ -16,38 +16,11 @@ Several GPUs: --strategy mirrored; several machines: --strategy multi_worker wit
 TensorBoard: tensorboard --logdir MODEL_DIR
 """
 import argparse
-import math
 import os
 import sys
 import time
 
 import cli_args
-
-
-def learning_rate(text):
-    """An argparse type: a positive, finite learning rate."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"a learning rate must be a positive finite number, got {text}")
-    return value
-
-
-def refuse_negative_numbers(parser, argv, options):
-    """Reports `--lr -1e-3` as a bad learning rate: argparse would take `-1e-3` for an option."""
-    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
-    for index, token in enumerate(argv):
-        if token not in options:
-            continue
-        for value in argv[index + 1:]:
-            try:
-                float(value)
-            except ValueError:
-                break
-            if value.startswith("-"):
-                parser.error(f"argument {token}: a learning rate must be a positive finite number, got {value}")
 
 
 def parse_args(argv=None):
@@ -77,9 +50,8 @@ def parse_args(argv=None):
     data.add_argument("--skip-blank-frames", action="store_true", default=None,
                       help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
-    model.add_argument("--width", type=float, help="VGG16 channel multiplier (1.0 = the paper)")
-    model.add_argument("--no-visual-modulator", action="store_true")
-    model.add_argument("--no-spatial-modulator", action="store_true")
+    model.add_argument("--width", type=cli_args.width, help="VGG16 channel multiplier (1.0 = the paper)")
+    cli_args.add_variant(model)
     model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
                        help="also modulate conv1_1 .. conv2_2 (on in the demo, off in the release's stages)")
     model.add_argument("--guide-size", type=int,
@@ -91,7 +63,7 @@ def parse_args(argv=None):
     optim.add_argument("--steps", type=int, help="optimizer steps in all")
     optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
     optim.add_argument("--accumulation", type=int, help="micro-batches whose gradients add up to one step")
-    optim.add_argument("--lr", type=learning_rate, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
+    optim.add_argument("--lr", type=cli_args.learning_rate, nargs="+", help="learning rate(s) of a piecewise-constant schedule")
     optim.add_argument("--lr-boundaries", type=int, nargs="*", help="steps where the next --lr starts")
     optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
     optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
@@ -114,12 +86,10 @@ def parse_args(argv=None):
     run.add_argument("--strategy", default="auto", choices=["auto", "one_device", "mirrored", "multi_worker"])
     run.add_argument("--cpu-replicas", type=int, default=1,
                      help="split the CPU into N logical devices (MirroredStrategy without GPUs)")
-    run.add_argument("--precision", choices=["float32", "mixed_float16", "mixed_bfloat16"],
-                     help="compute precision (mixed: float32 weights, 16-bit compute; for GPUs)")
-    run.add_argument("--xla", action="store_true", default=None, help="compile each step with XLA")
+    cli_args.add_precision(run, default=None)
     run.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     run.add_argument("--quiet", action="store_true", help="periodic lines instead of a progress bar")
-    refuse_negative_numbers(parser, argv, ("--lr",))
+    cli_args.refuse_negative_learning_rates(parser, argv, ("--lr",))
     args = parser.parse_args(argv)
     if args.cpu_replicas < 1:
         parser.error("--cpu-replicas must be >= 1")
@@ -151,10 +121,7 @@ def make_config(args):
     model = {k: v for k, v in model_flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()
-    if args.no_visual_modulator:
-        model["use_visual_modulator"] = False
-    if args.no_spatial_modulator:
-        model["use_spatial_modulator"] = False
+    model.update(cli_args.variant_fields(args))
     if args.fix_seg:
         overrides["fix_seg"] = True
     if args.image_size:

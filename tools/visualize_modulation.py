@@ -17,22 +17,16 @@ spatial modulator's scales); a figure whose modulator the model lacks is skipped
 """
 import argparse
 import os
-import pathlib
 import sys
 
 import cli_args
-
-try:
-    import osmn_tf  # noqa: F401  (installed with `pip install -e .`)
-except ImportError:  # run from a checkout without installing
-    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--weights", required=True, help=".keras model or TF1 checkpoint prefix")
-    parser.add_argument("--output", required=True, help="folder for the three PNG figures")
+    cli_args.add_weights(parser)
+    cli_args.add_output(parser, "folder for the three PNG figures")
     parser.add_argument("--max-objects", type=int, default=None,
                         help="most objects to encode, spread evenly over the classes "
                              "(default: 100 for COCO, as the paper; every object otherwise)")
@@ -43,13 +37,10 @@ def parse_args(argv=None):
     coco.add_argument("--coco-categories", nargs="+", metavar="NAME",
                       help="category names to show (default: the paper's bicycle motorcycle car bus truck "
                            "dog cat horse cow person); 'all' for every category")
-    davis = parser.add_argument_group("first-frame objects of a DAVIS split")
-    davis.add_argument("--davis-root", help="DAVIS folder with JPEGImages/, Annotations/, ImageSets/")
-    davis.add_argument("--year", type=int, choices=[2016, 2017], default=2017)
-    davis.add_argument("--split", default="val")
+    cli_args.add_davis(parser, title="first-frame objects of a DAVIS split")
     synthetic = parser.add_argument_group("the embedded synthetic set")
     synthetic.add_argument("--synthetic", type=int, metavar="N", help="objects of N synthetic validation sequences")
-    synthetic.add_argument("--synthetic-size", type=lambda text: cli_args.size(text, minimum=16), default=(160, 96),
+    synthetic.add_argument("--synthetic-size", type=cli_args.size_at_least(16), default=(160, 96),
                            metavar="WxH",
                            help="frame size of the synthetic sequences (default 160x96)")
     synthetic.add_argument("--synthetic-class", choices=["texture", "shape"], default="texture",
@@ -74,15 +65,13 @@ def parse_args(argv=None):
 
 
 def check_paths(args):
-    """Missing inputs, named by their argument, before the (slow) model is loaded."""
-    checks = [("--coco-annotations", args.coco_annotations, os.path.isfile, "file"),
-              ("--coco-images", args.coco_images, os.path.isdir, "folder"),
-              ("--davis-root", args.davis_root, os.path.isdir, "folder")]
-    for option, path, exists, kind in checks:
-        if path and not exists(path):
-            raise FileNotFoundError(f"{option}: no such {kind}: {path}")
-    if not (os.path.isfile(args.weights) or os.path.exists(args.weights + ".index")):
-        raise FileNotFoundError(f"--weights: no such .keras file or TF1 checkpoint prefix: {args.weights}")
+    """Missing inputs and an output that is a file, named by their argument, before the (slow) model is loaded."""
+    from osmn_tf.outputs import check_is_folder
+
+    check_is_folder(args.output)
+    cli_args.check_inputs(("--coco-annotations", args.coco_annotations, "file"),
+                          ("--coco-images", args.coco_images, "folder"), ("--davis-root", args.davis_root, "folder"))
+    cli_args.check_weights(args.weights)
 
 
 def object_source(args):

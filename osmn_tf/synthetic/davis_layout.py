@@ -4,7 +4,8 @@ import pathlib
 
 from PIL import Image
 
-from osmn_tf.davis import atomic_output, write_mask
+from osmn_tf.davis import write_mask
+from osmn_tf.outputs import atomic_output
 from osmn_tf.synthetic.sampler import generate_sequence
 
 SPLIT_FIRST_INDEX = {"train": 0, "val": 1_000_000, "test": 2_000_000, "test-dev": 3_000_000}

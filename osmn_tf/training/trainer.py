@@ -11,7 +11,6 @@ the gradients over replicas and applies them.
 import dataclasses
 import json
 import math
-import os
 import pathlib
 import sys
 import time
@@ -21,10 +20,9 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.checkpoints import CheckpointError, load_weights
-from osmn_tf.davis import atomic_output
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
-from osmn_tf.outputs import remove_stale, temporary_name
+from osmn_tf.outputs import atomic_output, replacing
 from osmn_tf.precision import copy_model, dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
@@ -177,6 +175,13 @@ class Trainer:
 
         return train_step
 
+    @property
+    def train_step(self):
+        """The compiled optimizer step, `train_step(iterator) -> (main loss, total loss)` (built on first use)."""
+        if self._train_step is None:
+            self._train_step = self._build_train_step()
+        return self._train_step
+
     # ------------------------------------------------------------------
     # The loop
     # ------------------------------------------------------------------
@@ -271,14 +276,13 @@ class Trainer:
         dataset = distributed_dataset(self.strategy, self.source, config.batch_size, config.seed,
                                       start_batch=start * config.accumulation)
         iterator = iter(dataset)
-        if self._train_step is None:
-            self._train_step = self._build_train_step()
+        train_step = self.train_step
         bar = self._progress_bar(start, progress)
         losses, window_start, window_steps = {}, time.perf_counter(), 0
         if start == 0:
             self._write_probe()
         while self.step < config.steps:
-            main, total = self._train_step(iterator)
+            main, total = train_step(iterator)
             step = self.step
             window_steps += 1
             losses = {"loss/main": float(main), "loss/total": float(total)}
@@ -353,8 +357,6 @@ class Trainer:
             shutil.rmtree(self.model_dir / "scratch" / worker_name(self.strategy), ignore_errors=True)
             return None
         path = self.model_dir / FINAL_MODEL
-        remove_stale(path, "partial")
-        partial = temporary_name(path, "partial")
-        self.model.save(partial)
-        os.replace(partial, path)
+        with replacing(path) as tmp:
+            self.model.save(tmp)
         return path

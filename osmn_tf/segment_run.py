@@ -1,0 +1,181 @@
+"""A whole segmentation run as `tools/segment.py` makes it: outputs checked first, progress shown, a summary.
+
+`segment_jobs` segments into folders; this module adds what a person at a
+terminal needs around it: refusing bad outputs before the model loads,
+progress bars, and a closing line with the speed and memory.
+"""
+import contextlib
+import dataclasses
+import os
+import pathlib
+import time
+
+from osmn_tf import davis, outputs, segment_jobs
+from osmn_tf.frames import WORKING_SIZE
+
+
+@dataclasses.dataclass
+class SegmentRequest:
+    """What to segment, where to, and how.
+
+    One video: `frames` (a folder of frames or a video file) and `first_mask`
+    (a PNG of frame 0's object ids), optionally an `overlay` animation. Or a
+    DAVIS split: `davis_root`, `year`, `split` (optionally only `sequences`).
+    `weights` is a `.keras` file or a TF1 checkpoint prefix.
+    """
+
+    weights: str
+    output: str
+    frames: str = None
+    first_mask: str = None
+    overlay: str = None
+    fps: float = None
+    davis_root: str = None
+    year: int = 2017
+    split: str = "val"
+    sequences: list = None
+    save_scores: bool = False
+    working_size: tuple = WORKING_SIZE
+    overwrite: bool = False
+    online_finetune: int = 0
+    finetune_lr: float = 1e-5
+    precision: str = "float32"
+    jit_compile: bool = False
+
+
+def segment(request, progress=True, log=print):
+    """Runs `request`; returns `segment_jobs.SegmentationStats` (None when the video was complete already).
+
+    Raises `outputs.OutputError`, `ValueError`, `FileNotFoundError`,
+    `OSError` or `checkpoints.CheckpointError` for bad input, each naming
+    the file or option; a bad output is refused before any work.
+    """
+    from osmn_tf.checkpoints import load_model
+    from osmn_tf.inference import VideoSegmenter
+
+    r = request
+    outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.davis_root, r.weights])
+    if r.davis_root:
+        dataset = _davis_split(r)
+    else:
+        video = _open_video(r)
+        if video is None:
+            log(f"{r.output} is complete already; skipping it (--overwrite to redo)")
+            return None
+    adapt = None
+    if r.online_finetune:
+        from osmn_tf.training.finetune import OnlineFinetuning
+
+        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
+    segmenter = VideoSegmenter(load_model(r.weights), working_size=r.working_size, adapt=adapt,
+                               jit_compile=r.jit_compile, precision=r.precision)
+    if r.davis_root:
+        with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
+            stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
+        log(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; masks in {r.output}")
+    else:
+        stats = _segment_video(r, segmenter, *video, progress=progress)
+        log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
+    width, height = segmenter.working_size
+    log(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {width}x{height}); "
+        f"peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
+    return stats
+
+
+def _davis_split(r):
+    from osmn_tf.davis import DavisDataset
+
+    dataset = DavisDataset(r.davis_root, r.year, r.split)
+    if r.sequences:
+        unknown = sorted(set(r.sequences) - set(dataset.sequences))
+        if unknown:
+            raise ValueError(f"--sequences {unknown} are not in {dataset.split_file}")
+        dataset.sequences = [s for s in dataset.sequences if s in r.sequences]
+    return dataset
+
+
+def _open_video(r):
+    """`(frame source, first mask, palette)`, or None when the output is complete and not to be redone."""
+    from osmn_tf.video import open_frames
+
+    if r.overlay:
+        outputs.check_output_file(r.overlay, "--overlay", overwrite=True)
+        if os.path.exists(r.overlay) and os.path.exists(r.frames) and os.path.samefile(r.overlay, r.frames):
+            raise outputs.OutputError(f"--overlay {r.overlay}: is the input video (--frames)")
+    source = open_frames(r.frames)
+    first_mask, palette = davis.read_first_mask(r.first_mask)
+    expected = None if source.names is None else [f"{name}.png" for name in source.names]
+    if not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
+        return None
+    return source, first_mask, palette
+
+
+class DavisProgress:
+    """Progress bars of a DAVIS split: one over the sequences, one over the current sequence's frames.
+
+    An instance is the `progress(event, sequence, frames=None)` callable of
+    `segment_jobs.segment_davis`; use it as a context manager to close the bars.
+    """
+
+    def __init__(self, sequences, disable=False):
+        from tqdm import tqdm
+
+        self._tqdm = tqdm
+        self._disable = disable
+        self.sequences = tqdm(total=sequences, desc="sequences", unit="seq", disable=disable)
+        self.frames = None
+
+    def __call__(self, event, sequence, frames=None):
+        if event == "skip":
+            self.sequences.write(f"{sequence}: complete already, skipped")
+            self.sequences.update()
+        elif event == "start":
+            if self.frames is not None:
+                self.frames.close()
+            self.frames = self._tqdm(total=frames, desc=sequence, unit="frame", leave=False, disable=self._disable)
+        else:
+            self.frames.update()
+            if self.frames.n == self.frames.total:
+                self.sequences.update()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for bar in (self.frames, self.sequences):
+            if bar is not None:
+                bar.close()
+
+
+def _segment_video(r, segmenter, source, first_mask, palette, progress=True):
+    from tqdm import tqdm
+
+    from osmn_tf.frames import resize_frame
+    from osmn_tf.video import animation_writer
+    from osmn_tf.visualize import overlay_labels
+
+    total = len(source.names) if source.names is not None else None
+    with contextlib.ExitStack() as stack:
+        bar = stack.enter_context(tqdm(total=total, desc=pathlib.Path(str(source.path)).name, unit="frame",
+                                       disable=not progress))
+        append = None
+        if r.overlay:
+            append = stack.enter_context(animation_writer(r.overlay, r.fps or source.fps or 10.0))
+        overlay_size = []
+
+        def on_frame(frame, labels):
+            if append is not None:
+                picture = overlay_labels(frame, labels, palette)
+                # A video holds frames of one size: later frames of another size are fitted to frame 0's.
+                if not overlay_size:
+                    overlay_size.append((picture.shape[1], picture.shape[0]))
+                elif (picture.shape[1], picture.shape[0]) != overlay_size[0]:
+                    picture = resize_frame(picture, overlay_size[0])
+                append(picture)
+            bar.update()
+
+        tick = time.perf_counter()
+        frames = segment_jobs.segment_to_folder(segmenter, source, source.frame_names(), first_mask, r.output,
+                                                palette, r.save_scores, on_frame)
+        seconds = time.perf_counter() - tick
+    return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)
