@@ -32,6 +32,7 @@ setup(
     extras_require={
         "test": _requirements("requirements-test.txt"),
         "export": _requirements("requirements-export.txt"),
+        "serving": _requirements("requirements-serving.txt"),
         # The CUDA libraries TensorFlow's GPU kernels load (Linux).
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },

@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+import osmn_tf
 from osmn_tf.frames import preprocess_frame, resize_mask
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.inference import VideoSegmenter
@@ -22,7 +23,8 @@ from conftest import run_tool, small_osmn, synthetic_video
 
 SMALL = 0.125
 WORKING = (64, 48)  # (W, H) of the small export's segment_raw
-SIGNATURES = ["encode_guide", "encode_guide_raw", "segment", "segment_raw", "serving_default"]
+SIGNATURES = ["encode_guide", "encode_guide_image", "encode_guide_raw", "segment", "segment_image", "segment_raw",
+              "serving_default"]
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +145,7 @@ def test_saved_model_has_the_documented_signatures_and_loads_without_osmn_tf(fre
     (results, meta), _ = fresh
     assert meta["signatures"] == SIGNATURES
     assert meta["osmn_tf_imported"] is False
-    assert sorted(os.listdir(exported)) == ["assets", "fingerprint.pb", "saved_model.pb", "variables"]
+    assert sorted(os.listdir(exported)) == ["assets", "assets.extra", "fingerprint.pb", "saved_model.pb", "variables"]
     assert results["segment/logits"].shape == (2, 37, 51, 1)
     assert results["encode_guide/modulation_params"].shape == (2, 480)
 
@@ -333,8 +335,8 @@ def test_client_reports_an_unreachable_server(tmp_path):
         Image.fromarray(f).save(tmp_path / "frames" / f"{i:05d}.png")
     Image.fromarray(first).save(tmp_path / "first.png")
     code, message = run_tool("serving_client", "--url", "http://127.0.0.1:9", "--frames", tmp_path / "frames",
-                             "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out")
-    assert code == 1 and "cannot reach TF Serving" in message
+                             "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out", "--retries", "1")
+    assert code == 1 and "cannot reach TF Serving" in message and "gave up after 2 attempts" in message
 
 
 def test_export_tool_refuses_an_existing_version(exported, capsys):

@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Export OSMN for serving: a SavedModel for TF Serving, and optionally ONNX and LiteRT files.
 
-    python tools/export.py --weights W --output models/osmn/1 [--onnx DIR] [--tflite FILE] [--benchmark]
+    python tools/export.py --weights W --output models/osmn/1 [--server-config] [--onnx DIR] [--tflite FILE]
 
 W is a .keras file or a TF1 checkpoint prefix of the original release. TF Serving
 serves `--model_base_path=$PWD/models/osmn` with `--output` as its version 1.
 Signatures: encode_guide, segment, serving_default (preprocessed float inputs),
-encode_guide_raw, segment_raw (uint8 frames and masks); see docs/serving.md.
+encode_guide_raw, segment_raw (uint8 frames and masks), encode_guide_image,
+segment_image (JPEG/PNG bytes); see docs/serving.md. Every export holds TF
+Serving's warm-up file (assets.extra/tf_serving_warmup_requests).
+--server-config also writes models.config and batching_parameters.txt beside
+the version folders (models/osmn/); with --batching the warm-up covers only
+the signatures TF Serving's batching can run.
 """
 import argparse
 import os
@@ -28,12 +33,47 @@ def parse_args(argv=None):
                         choices=["encode_guide", "segment"],
                         help="which ONNX files (full size: only `segment` converts, see docs/serving.md)")
     parser.add_argument("--tflite", help="also write a LiteRT file (e.g. osmn.tflite) with encode_guide and segment")
+    parser.add_argument("--model-name", default="osmn", help="the model's name in TF Serving (default osmn)")
+    parser.add_argument("--no-warmup", action="store_true",
+                        help="do not write assets.extra/tf_serving_warmup_requests (needs tensorflow-serving-api)")
+    parser.add_argument("--batching", action="store_true",
+                        help="the server will run with --enable_batching: warm up only the batchable signatures "
+                             "(encode_guide, segment, serving_default)")
+    parser.add_argument("--server-config", action="store_true",
+                        help="write models.config and batching_parameters.txt beside the version folder")
+    parser.add_argument("--config-base-path",
+                        help="the model's base path as the server sees it, in models.config (default: the "
+                             "absolute path of --output's parent; /models/<name> for docker)")
+    parser.add_argument("--max-batch-size", type=int, default=8, help="batching_parameters.txt (default 8)")
     parser.add_argument("--benchmark", action="store_true",
                         help="time `segment` at the working size, N=1, through the SavedModel and the Keras model")
     args = parser.parse_args(argv)
     if os.path.exists(args.output) and os.listdir(args.output):
         parser.error(f"--output {args.output} exists and is not empty; TF Serving versions are never overwritten")
+    version = os.path.basename(os.path.normpath(args.output))
+    if args.server_config and not version.isdigit():
+        parser.error(f"--server-config: --output {args.output} must end in a version number (e.g. models/osmn/1)")
+    if args.max_batch_size < 1:
+        parser.error(f"--max-batch-size must be at least 1, got {args.max_batch_size}")
     return args
+
+
+def write_server_config(args, model_base):
+    from osmn_tf.serving.server_config import BatchingParameters, models_config
+
+    version = int(os.path.basename(os.path.normpath(args.output)))
+    base_path = args.config_base_path or os.path.abspath(model_base)
+    sizes = [s for s in (1, 2, 4, 8, 16, 32) if s < args.max_batch_size] + [args.max_batch_size]
+    files = {
+        "models.config": models_config(args.model_name, base_path, [version], {"stable": version}),
+        "batching_parameters.txt": BatchingParameters(max_batch_size=args.max_batch_size,
+                                                      allowed_batch_sizes=tuple(sizes)).text(),
+    }
+    for name, text in files.items():
+        path = os.path.join(model_base, name)
+        with open(path, "w") as f:
+            f.write(text)
+        print(f"{name}: {path}")
 
 
 def folder_size(path):
@@ -53,6 +93,19 @@ def main(argv=None):
         print(f"SavedModel: {args.output} ({folder_size(args.output) / 2**20:.1f} MiB, "
               f"{time.perf_counter() - tick:.0f} s); signatures: "
               f"{', '.join(signatures.signature_names(model))}")
+        if not args.no_warmup:
+            from osmn_tf.serving import warmup
+
+            names = set(signatures.BATCHABLE_SIGNATURES) if args.batching else None
+            endpoints = {name: inputs for name, (_, inputs)
+                         in signatures.ServingSignatures(model, args.working_size).endpoints().items()
+                         if names is None or name in names}
+            logs = warmup.warmup_logs(endpoints, args.working_size, model.num_modulation_params,
+                                      model.config.guide_size, args.model_name)
+            print(f"warm-up: {warmup.write_warmup(args.output, logs)} ({len(logs)} requests: "
+                  f"{', '.join(endpoints)})")
+        if args.server_config:
+            write_server_config(args, os.path.dirname(os.path.normpath(args.output)))
         if args.onnx:
             for path in conversion.export_onnx(model, args.onnx, args.onnx_parts):
                 print(f"onnx: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")

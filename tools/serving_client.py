@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Segment a video through TF Serving's REST API with an exported OSMN SavedModel.
+"""Segment a video through TF Serving (REST or gRPC) with an exported OSMN SavedModel.
 
     python tools/serving_client.py --url http://localhost:8501 --model osmn \
-        --frames FRAMES --first-mask 00000.png --output OUT [--raw]
+        --frames FRAMES --first-mask 00000.png --output OUT [--signatures float|raw|png|jpeg]
+    python tools/serving_client.py --grpc localhost:8500 ...
 
 Runs the library's video loop (SPEC section 5, as tools/segment.py) with every
 network call sent to TF Serving: `encode_guide` once per object on frame 0,
@@ -10,7 +11,10 @@ then `segment` on every later frame with each object's spatial guide from its
 own previous prediction, and the multi-object merge. By default the client
 preprocesses with osmn_tf (exactly the original's numbers); with --raw it sends
 uint8 frames and masks to the `_raw` signatures, which preprocess in the
-server's graph. FRAMES is a folder of images (sorted by name) or a video file.
+server's graph; --signatures png/jpeg sends the frame as a PNG/JPEG file and
+the masks as PNG files to the `_image` signatures (far smaller requests).
+Unreachable or overloaded servers (HTTP 503, gRPC UNAVAILABLE) are retried
+--retries times. FRAMES is a folder of images (sorted by name) or a video file.
 Writes OUT/<frame name>.png palette masks (frame 0: the first mask).
 """
 import argparse
@@ -25,17 +29,33 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default="http://localhost:8501", help="TF Serving's REST address")
+    parser.add_argument("--grpc", metavar="HOST:PORT",
+                        help="use TF Serving's gRPC API at HOST:PORT (e.g. localhost:8500) instead of --url")
     parser.add_argument("--model", default="osmn", help="model name in TF Serving (default osmn)")
     parser.add_argument("--version", type=int, help="model version (default: the latest)")
     parser.add_argument("--frames", required=True, help="folder of frames, sorted by name, or a video file")
     parser.add_argument("--first-mask", required=True, help="PNG of frame 0's object ids (palette or grey-level)")
     parser.add_argument("--output", required=True, help="folder for the palette PNG masks")
-    parser.add_argument("--raw", action="store_true", help="use encode_guide_raw/segment_raw (server-side preprocessing)")
+    parser.add_argument("--signatures", choices=["float", "raw", "png", "jpeg"], default="float",
+                        help="what is sent: preprocessed floats (default), uint8 arrays (_raw), or the frame "
+                             "as PNG/JPEG bytes (_image)")
+    parser.add_argument("--raw", action="store_true", help="same as --signatures raw")
+    parser.add_argument("--retries", type=int, default=3,
+                        help="retries of a request while the server is unavailable (default 3)")
     parser.add_argument("--working-size", type=cli_args.size, default="854x480",
                         help="WxH frames are resized to (not with --raw)")
     parser.add_argument("--no-visual", action="store_true", help="the served model has no visual modulator")
     parser.add_argument("--no-spatial", action="store_true", help="the served model has no spatial modulator")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.raw:
+        args.signatures = "raw"
+    if args.retries < 0:
+        parser.error(f"--retries must be 0 or more, got {args.retries}")
+    if args.grpc is not None:
+        host, _, port = args.grpc.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error(f"--grpc must be HOST:PORT (e.g. localhost:8500), got {args.grpc!r}")
+    return args
 
 
 def main(argv=None):
@@ -49,14 +69,19 @@ def main(argv=None):
     try:
         first_mask, palette = read_first_mask(args.first_mask)
         source = open_frames(args.frames)
-        server = RestPredictor(args.url, args.model, args.version)
+        if args.grpc:
+            from osmn_tf.serving.grpc_client import GrpcPredictor
+
+            server = GrpcPredictor(args.grpc, args.model, args.version, retries=args.retries)
+        else:
+            server = RestPredictor(args.url, args.model, args.version, retries=args.retries)
         client = ServingVideoSegmenter(
-            server.predict, signatures="raw" if args.raw else "float", working_size=args.working_size,
+            server.predict, signatures=args.signatures, working_size=args.working_size,
             use_visual_modulator=not args.no_visual, use_spatial_modulator=not args.no_spatial)
         tick = time.perf_counter()
         count = segment_to_folder(client, source, source.frame_names(), first_mask, args.output, palette=palette)
         print(f"{count} frames in {time.perf_counter() - tick:.1f} s through {server.endpoint}; masks in {args.output}")
-    except (ServingError, FileNotFoundError, ValueError, OSError) as e:
+    except (ServingError, FileNotFoundError, ValueError, OSError, ImportError) as e:
         sys.exit(f"error: {e}")
 
 

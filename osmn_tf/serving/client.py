@@ -4,26 +4,61 @@
 the loop `VideoSegmenter` runs locally) with each network call sent to a
 served model by a `predict` function:
 `predict(signature_name, {input name: array}, [output names], {output name: dtype}) -> {output name: array}`.
-`RestPredictor(url).predict` is one over TF Serving's REST API.
+`RestPredictor(url).predict` is one over TF Serving's REST API,
+`osmn_tf.serving.grpc_client.GrpcPredictor(target).predict` one over its gRPC API.
 """
+import base64
+import io
 import json
+import time
 import urllib.error
 import urllib.request
 
 import numpy as np
+from PIL import Image
 
 from osmn_tf.config import GUIDE_SIZE
 from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.tracking import VideoLoop, masks_at_size
 
-SIGNATURE_SETS = ("float", "raw")
-"""What a client sends: preprocessed float tensors (`encode_guide`, `segment`) or uint8
-frames and masks (`encode_guide_raw`, `segment_raw`)."""
+SIGNATURE_SETS = ("float", "raw", "png", "jpeg")
+"""What a client sends: preprocessed float tensors (`encode_guide`, `segment`), uint8
+frames and masks (`encode_guide_raw`, `segment_raw`), or the frame as PNG or JPEG
+bytes and the masks as PNG bytes (`encode_guide_image`, `segment_image`)."""
+
+JPEG_QUALITY = 95
 
 
 class ServingError(RuntimeError):
     """TF Serving answered with an error, or with something that is not a predict response."""
+
+
+class TransientServingError(ServingError):
+    """An error worth retrying: the server is (re)starting or overloaded (gRPC UNAVAILABLE, HTTP 503)."""
+
+
+def with_retries(call, retries=3, delay=0.5):
+    """`call()`, called again up to `retries` times (waiting `delay`, then twice as long each time)
+    while it raises `TransientServingError`; then that error, saying how many attempts were made."""
+    for attempt in range(retries + 1):
+        try:
+            return call()
+        except TransientServingError as e:
+            if attempt == retries:
+                raise TransientServingError(f"{e} (gave up after {retries + 1} attempts)") from e
+            time.sleep(delay * 2 ** attempt)
+
+
+def encode_image(array, image_format):
+    """PNG or JPEG bytes of a uint8 `[H, W, 3]` RGB frame or `[H, W]` grey-level mask."""
+    buffer = io.BytesIO()
+    if image_format == "jpeg":
+        Image.fromarray(array).save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    else:
+        # Level 1: masks and frames compress almost as well, several times faster than the default 6.
+        Image.fromarray(array).save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
 
 
 def predict_request(signature_name, inputs):
@@ -31,15 +66,32 @@ def predict_request(signature_name, inputs):
 
     Args:
         signature_name: e.g. `"segment"`.
-        inputs: `{name: array}`; uint8 arrays become JSON integers, floats JSON numbers.
+        inputs: `{name: array}`; uint8 arrays become JSON integers, floats JSON numbers,
+            `bytes` (or arrays of them) `{"b64": ...}` objects, as TF Serving decodes them.
     """
     body = {}
     for name, value in inputs.items():
         value = np.asarray(value)
-        if value.dtype.kind not in "biuf":
-            raise TypeError(f"input {name!r}: only numeric arrays go into a REST request, got dtype {value.dtype}")
-        body[name] = value.tolist()
+        if value.dtype.kind in "SO":
+            body[name] = np.vectorize(_b64, otypes=[object])(value).tolist() if value.ndim else _b64(value.item())
+        elif value.dtype.kind in "biuf":
+            body[name] = value.tolist()
+        else:
+            raise TypeError(f"input {name!r}: only numeric arrays and bytes go into a REST request, got {value.dtype}")
     return {"signature_name": signature_name, "inputs": body}
+
+
+def _b64(data):
+    return {"b64": base64.b64encode(data).decode("ascii")}
+
+
+def _from_json(value, dtype):
+    # TF Serving answers string outputs named `*_bytes` as {"b64": ...}.
+    if isinstance(value, dict) and "b64" in value:
+        return base64.b64decode(value["b64"])
+    if isinstance(value, list) and value and isinstance(value[0], dict):
+        return np.array([_from_json(v, dtype) for v in value], dtype=object)
+    return np.asarray(value, dtype=dtype)
 
 
 def parse_predict_response(body, output_names, dtypes=None):
@@ -61,7 +113,7 @@ def parse_predict_response(body, output_names, dtypes=None):
     if missing:
         raise ServingError(f"response lacks outputs {missing}; it has {sorted(outputs)}")
     dtypes = dtypes or {}
-    return {n: np.asarray(outputs[n], dtype=dtypes.get(n, np.float32)) for n in output_names}
+    return {n: _from_json(outputs[n], dtypes.get(n, np.float32)) for n in output_names}
 
 
 def json_predictor(send):
@@ -76,15 +128,18 @@ def json_predictor(send):
 class RestPredictor:
     """Calls TF Serving's REST predict API: `POST {url}/v1/models/{model}[/versions/{v}]:predict`.
 
-    `send(body)` posts a request body (dict) and returns the response body;
+    `send(body)` posts a request body (dict) and returns the response body,
+    retrying `retries` times while the server is unreachable or answers 503;
     `predict` is the `predict` function over it. Uses only the standard library.
     """
 
-    def __init__(self, url, model_name="osmn", version=None, timeout=600.0):
+    def __init__(self, url, model_name="osmn", version=None, timeout=600.0, retries=3, retry_delay=0.5):
         self.url = url.rstrip("/")
         self.model_name = model_name
         self.version = version
         self.timeout = timeout
+        self.retries = retries
+        self.retry_delay = retry_delay
         self.predict = json_predictor(self.send)
 
     @property
@@ -94,17 +149,23 @@ class RestPredictor:
 
     def send(self, body):
         data = json.dumps(body).encode("utf-8")
+        return with_retries(lambda: self._post(data), self.retries, self.retry_delay)
+
+    def _post(self, data):
         request = urllib.request.Request(self.endpoint, data=data, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
+            if e.code == 503:
+                raise TransientServingError(f"{self.endpoint}: HTTP 503 {e.reason}") from e
             try:
                 return json.loads(e.read())  # TF Serving puts {"error": ...} in the body
             except ValueError:
                 raise ServingError(f"{self.endpoint}: HTTP {e.code} {e.reason}") from e
         except urllib.error.URLError as e:
-            raise ServingError(f"{self.endpoint}: cannot reach TF Serving: {e.reason}") from e
+            # Refused or unreachable: the server may be (re)starting.
+            raise TransientServingError(f"{self.endpoint}: cannot reach TF Serving: {e.reason}") from e
 
 
 class ServingVideoSegmenter(VideoLoop):
@@ -115,7 +176,9 @@ class ServingVideoSegmenter(VideoLoop):
         signatures: `"float"`: preprocess here with `osmn_tf.frames`/`guides`
             (the original's numbers exactly) and call `encode_guide`/`segment`;
             `"raw"`: send uint8 frames and masks to `encode_guide_raw`/`segment_raw`,
-            which preprocess in the server's graph.
+            which preprocess in the server's graph; `"png"`/`"jpeg"`: the same
+            with the frame sent as a PNG/JPEG file and the masks as PNG files
+            (`encode_guide_image`/`segment_image`), encoded in the reading thread.
         working_size: `(W, H)` frames are resized to (`"float"` only; `"raw"`
             uses the size fixed at export).
         use_visual_modulator / use_spatial_modulator: the exported variant's inputs.
@@ -126,7 +189,8 @@ class ServingVideoSegmenter(VideoLoop):
         if signatures not in SIGNATURE_SETS:
             raise ValueError(f"signatures must be one of {SIGNATURE_SETS}, got {signatures!r}")
         self.predict = predict
-        self.raw = signatures == "raw"
+        self.raw = signatures != "float"
+        self.image_format = signatures if signatures in ("png", "jpeg") else None
         self.working_size = check_size(working_size, "working_size")
         self.visual = use_visual_modulator
         self.spatial = use_spatial_modulator
@@ -134,7 +198,10 @@ class ServingVideoSegmenter(VideoLoop):
     def start_video(self, frame, first_mask, object_ids):
         if not self.visual:
             return None
-        if self.raw:
+        if self.image_format:
+            masks = np.array([encode_image((first_mask == i).astype(np.uint8), "png") for i in object_ids], object)
+            signature, inputs = "encode_guide_image", {"frame_bytes": self.prepare_frame(frame), "masks_bytes": masks}
+        elif self.raw:
             masks = np.stack([first_mask == i for i in object_ids]).astype(np.uint8)
             signature, inputs = "encode_guide_raw", {"frame": frame, "masks": masks}
         else:
@@ -143,11 +210,17 @@ class ServingVideoSegmenter(VideoLoop):
         return self.predict(signature, inputs, ["modulation_params"])["modulation_params"]
 
     def prepare_frame(self, frame):
+        if self.image_format:
+            return encode_image(frame, self.image_format)
         return frame if self.raw else preprocess_frame(frame, self.working_size)
 
     def frame_probabilities(self, prepared, masks, params):
         num_objects = len(masks)
-        if self.raw:
+        if self.image_format:
+            signature, inputs = "segment_image", {"frame_bytes": prepared}
+            if self.spatial:
+                inputs["masks_bytes"] = np.array([encode_image(m.astype(np.uint8), "png") for m in masks], object)
+        elif self.raw:
             signature, inputs = "segment_raw", {"frame": prepared}
             if self.spatial:
                 inputs["masks"] = masks.astype(np.uint8)  # any size: the server resizes them

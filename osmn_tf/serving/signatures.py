@@ -4,9 +4,12 @@
 short: `encode_guide` (visual modulator, once per object), `segment` (every
 frame) and `serving_default` (the whole model) take the preprocessed float
 tensors of SPEC sections 1-3; `encode_guide_raw` and `segment_raw` take uint8
-frames and masks and preprocess in the graph (`osmn_tf.serving.preprocessing`).
+frames and masks and preprocess in the graph (`osmn_tf.serving.preprocessing`);
+`encode_guide_image` and `segment_image` take the frame as JPEG/PNG bytes and
+the masks as PNG bytes (`osmn_tf.serving.images`), then do what the `_raw`
+ones do, and also return the label map as PNG bytes.
 A variant without the visual (spatial) modulator has no `encode_guide*`
-signatures and no `modulation_params` (`spatial_guide`, `masks`) input.
+signatures and no `modulation_params` (`spatial_guide`, `masks`, `masks_bytes`) input.
 
 Every signature checks its inputs in the graph: batch sizes and frame sizes
 that disagree fail with an `InvalidArgumentError` naming the inputs instead of
@@ -18,6 +21,7 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, check_size
 from osmn_tf.models.folding import fold_batch_norm
+from osmn_tf.serving import images
 from osmn_tf.serving.preprocessing import (merge_labels, nearest_resize_masks, normalize_rgb, pil_bilinear_resize,
                                            spatial_guides, visual_guides)
 
@@ -32,6 +36,9 @@ def input_specs(model):
         "modulation_params": ([None, model.num_modulation_params], tf.float32),
         "frame": ([None, None, 3], tf.uint8),
         "masks": ([None, None, None], tf.uint8),
+        # Names ending in `_bytes`: TF Serving's REST API sends such strings as {"b64": ...}.
+        "frame_bytes": ([], tf.string),
+        "masks_bytes": ([None], tf.string),
     }
     return {name: tf.TensorSpec(shape, dtype, name=name) for name, (shape, dtype) in shapes.items()}
 
@@ -197,27 +204,52 @@ class ServingSignatures:
         outputs["labels"] = nearest_resize_masks(labels[tf.newaxis], tf.shape(frame)[0], tf.shape(frame)[1])[0]
         return outputs
 
+    def encode_guide_image(self, frame_bytes, masks_bytes):
+        frame = images.decode_frame(frame_bytes)
+        masks = images.decode_masks(masks_bytes, [tf.shape(frame)[:2]], "have the size of the frame")
+        return self.encode_guide_raw(frame, masks)
+
+    def segment_image(self, frame_bytes, masks_bytes=None, modulation_params=None):
+        frame = images.decode_frame(frame_bytes)
+        masks = None
+        if masks_bytes is not None:
+            # The previous frame's masks: the first mask (frame size) or a prediction (working size).
+            work_w, work_h = self.working_size
+            masks = images.decode_masks(masks_bytes, [tf.shape(frame)[:2], tf.constant([work_h, work_w])],
+                                        f"have the size of the frame or the working size {work_w}x{work_h} (WxH)")
+        outputs = self.segment_raw(frame, masks, modulation_params)
+        outputs["labels_png_bytes"] = images.encode_png(outputs["labels"])
+        return outputs
+
     def endpoints(self):
         """`{name: (function, [input names])}` for this model's variant."""
         seg = ["image"] + ["spatial_guide"] * self.spatial + ["modulation_params"] * self.visual
         raw = ["frame"] + ["masks"] * self.spatial + ["modulation_params"] * self.visual
+        image = ["frame_bytes"] + ["masks_bytes"] * self.spatial + ["modulation_params"] * self.visual
         default = ["guide_image"] * self.visual + ["spatial_guide"] * self.spatial + ["image"]
         endpoints = {}
         if self.visual:
             endpoints["encode_guide"] = (self.encode_guide, ["guide_image"])
             endpoints["encode_guide_raw"] = (self.encode_guide_raw, ["frame", "masks"])
+            endpoints["encode_guide_image"] = (self.encode_guide_image, ["frame_bytes", "masks_bytes"])
         endpoints["segment"] = (self.segment, seg)
         endpoints["segment_raw"] = (self.segment_raw, raw)
+        endpoints["segment_image"] = (self.segment_image, image)
         endpoints["serving_default"] = (self.serving_default, default)
         return endpoints
 
 
 def signature_names(model):
     """The names of the signatures `export_saved_model` writes for `model`'s variant."""
-    names = ["segment", "segment_raw", "serving_default"]
+    names = ["segment", "segment_image", "segment_raw", "serving_default"]
     if model.visual_modulator is not None:
-        names = ["encode_guide", "encode_guide_raw"] + names
+        names = ["encode_guide", "encode_guide_image", "encode_guide_raw"] + names
     return names
+
+
+BATCHABLE_SIGNATURES = ("encode_guide", "segment", "serving_default")
+"""The signatures whose every input and output has the batch dimension N first: the only
+ones TF Serving's batching (which concatenates requests along dimension 0) can run."""
 
 
 def build_export_archive(model, working_size=WORKING_SIZE):
