@@ -5,7 +5,6 @@ own protocol messages (`tensorflow-serving-api`) to `tf.saved_model.load`,
 over a real gRPC server on 127.0.0.1 for the gRPC tests.
 """
 import concurrent.futures
-import os
 
 import numpy as np
 import pytest

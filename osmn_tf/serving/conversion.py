@@ -38,7 +38,7 @@ def export_tflite(saved_model_dir, path, signature_keys=("encode_guide", "segmen
     """Converts signatures of an exported SavedModel into one LiteRT (`.tflite`) file.
 
     The file keeps the signatures' names and inputs (dynamic N, H, W); run them
-    with `Interpreter(...).get_signature_runner("segment")`. Only the float
+    with `ai_edge_litert.interpreter.Interpreter(...).get_signature_runner("segment")`. Only the float
     signatures by default. (Converting a `tf.function` over the Keras model
     instead leaves the weights as uninitialised resource variables: the
     interpreter then returns garbage.) Returns `path`.

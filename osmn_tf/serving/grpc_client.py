@@ -5,7 +5,6 @@ gRPC sends tensors as binary `TensorProto`s (no JSON text to build and parse),
 and a `PredictRequest`'s `output_filter` asks only for the outputs the loop
 reads. Needs `tensorflow-serving-api` (`pip install osmn_tf[serving]`).
 """
-import numpy as np
 
 from osmn_tf.serving.client import ServingError, TransientServingError, with_retries
 
