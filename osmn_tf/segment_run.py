@@ -10,6 +10,8 @@ import os
 import pathlib
 import time
 
+import numpy as np
+
 from osmn_tf import davis, outputs, segment_jobs
 from osmn_tf.frames import WORKING_SIZE
 
@@ -19,8 +21,11 @@ class SegmentRequest:
     """What to segment, where to, and how.
 
     One video: `frames` (a folder of frames or a video file) and `first_mask`
-    (a PNG of frame 0's object ids), optionally an `overlay` animation. Or a
-    DAVIS split: `davis_root`, `year`, `split` (optionally only `sequences`).
+    (a PNG of frame 0's object ids) and/or `annotations` (a folder of PNGs
+    named like the frames, any subset: objects that join later, corrections),
+    optionally an `overlay` animation. Or a DAVIS split: `davis_root`, `year`,
+    `split` (optionally only `sequences`). Or a YouTube-VOS split:
+    `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`).
     `weights` is a `.keras` file or a TF1 checkpoint prefix.
     """
 
@@ -28,6 +33,8 @@ class SegmentRequest:
     output: str
     frames: str = None
     first_mask: str = None
+    annotations: str = None
+    youtube_vos_root: str = None
     overlay: str = None
     fps: float = None
     davis_root: str = None
@@ -54,9 +61,14 @@ def segment(request, progress=True, log=print):
     from osmn_tf.inference import VideoSegmenter
 
     r = request
-    outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.davis_root, r.weights])
+    outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.annotations, r.davis_root,
+                                           r.youtube_vos_root, r.weights])
     if r.davis_root:
         dataset = _davis_split(r)
+    elif r.youtube_vos_root:
+        from osmn_tf.youtube_vos import YouTubeVOS
+
+        dataset = YouTubeVOS(r.youtube_vos_root, r.split)
     else:
         video = _open_video(r)
         if video is None:
@@ -73,6 +85,11 @@ def segment(request, progress=True, log=print):
         with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
             stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
         log(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; masks in {r.output}")
+    elif r.youtube_vos_root:
+        with DavisProgress(len(dataset.videos), disable=not progress) as bars:
+            stats = segment_jobs.segment_youtube_vos(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
+        log(f"{stats.sequences_done} videos segmented, {stats.sequences_skipped} skipped; "
+            f"masks in {os.path.join(r.output, 'Annotations')}")
     else:
         stats = _segment_video(r, segmenter, *video, progress=progress)
         log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
@@ -103,11 +120,38 @@ def _open_video(r):
         if os.path.exists(r.overlay) and os.path.exists(r.frames) and os.path.samefile(r.overlay, r.frames):
             raise outputs.OutputError(f"--overlay {r.overlay}: is the input video (--frames)")
     source = open_frames(r.frames)
-    first_mask, palette = davis.read_first_mask(r.first_mask)
+    annotations, files, palette = {}, {}, None
+    if r.annotations:
+        annotations, files, palette = _read_annotations(r.annotations, source)
+    if r.first_mask:
+        first_mask, palette = davis.read_first_mask(r.first_mask)
+    else:
+        first_mask = annotations.pop(0, None)
+        if first_mask is None:
+            first_mask = np.zeros(_frame_size(source, 0)[::-1], np.uint8)
     expected = None if source.names is None else [f"{name}.png" for name in source.names]
     if not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
         return None
-    return source, first_mask, palette
+    return source, first_mask, palette, annotations, files
+
+
+def _frame_size(source, index):
+    """`(W, H)` of frame `index` of a folder (its file's header) or a video (ffmpeg's report); None if unknown."""
+    from osmn_tf.annotations import image_size
+
+    if source.names is not None:
+        return image_size(source._files[source.names[index]])
+    size = source.size
+    return None if size is None else tuple(size)
+
+
+def _read_annotations(folder, source):
+    """`({frame index: object ids}, {frame index: path}, palette)` of `--annotations`, each file checked."""
+    from osmn_tf.annotations import annotation_files, read_annotations
+
+    files = annotation_files(folder, source.names)
+    annotations, palette = read_annotations(files, lambda index: _frame_size(source, index))
+    return annotations, files, palette
 
 
 class DavisProgress:
@@ -147,7 +191,7 @@ class DavisProgress:
                 bar.close()
 
 
-def _segment_video(r, segmenter, source, first_mask, palette, progress=True):
+def _segment_video(r, segmenter, source, first_mask, palette, annotations, files, progress=True):
     from tqdm import tqdm
 
     from osmn_tf.frames import resize_frame
@@ -176,6 +220,6 @@ def _segment_video(r, segmenter, source, first_mask, palette, progress=True):
 
         tick = time.perf_counter()
         frames = segment_jobs.segment_to_folder(segmenter, source, source.frame_names(), first_mask, r.output,
-                                                palette, r.save_scores, on_frame)
+                                                palette, r.save_scores, on_frame, annotations, files)
         seconds = time.perf_counter() - tick
     return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)

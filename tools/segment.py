@@ -3,8 +3,12 @@
 
 One video (an image folder or a video file):
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --first-mask 00000.png --output OUT [--overlay out.mp4]
+Objects that appear later, or corrected masks: PNGs named like the frames (any subset), with or without --first-mask:
+    python tools/segment.py --weights W --frames DIR_OR_VIDEO --annotations ANNOTATIONS --output OUT
 A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<frame>.png):
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
+A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
+    python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT
 
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
@@ -23,10 +27,14 @@ def parse_args(argv=None):
     video = parser.add_argument_group("one video")
     video.add_argument("--frames", help="folder of frames (sorted by name) or a video file")
     video.add_argument("--first-mask", help="PNG of frame 0's object ids (palette or grey-level)")
+    video.add_argument("--annotations", help="folder of PNG object ids named like the frames (00012.png for a "
+                       "video's frame 12), for any frames: new ids join there, known ids are corrected")
     video.add_argument("--overlay", help="also write the masks drawn over the frames (.mp4, .gif, ...)")
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
     davis = cli_args.add_davis(parser, title="a DAVIS split")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
+                       "Annotations, meta.json); --split valid, train, ...")
     parser.add_argument("--save-scores", action="store_true",
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
     parser.add_argument("--working-size", type=cli_args.size, default=(854, 480),
@@ -41,12 +49,16 @@ def parse_args(argv=None):
                                        "16-bit compute; for GPUs); the visual modulator stays float32")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     args = parser.parse_args(argv)
-    if bool(args.davis_root) == bool(args.frames):
-        parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
-    if args.frames and not args.first_mask:
-        parser.error("--frames needs --first-mask")
-    if args.davis_root and (args.first_mask or args.overlay):
-        parser.error("--first-mask and --overlay are for one video (--frames), not --davis-root")
+    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:
+        parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split) "
+                     "or --youtube-vos-root (a YouTube-VOS split)")
+    if args.frames and not (args.first_mask or args.annotations):
+        parser.error("--frames needs --first-mask or --annotations")
+    dataset = args.davis_root or args.youtube_vos_root
+    if dataset and (args.first_mask or args.overlay or args.annotations):
+        parser.error("--first-mask, --annotations and --overlay are for one video (--frames), not a dataset root")
+    if args.youtube_vos_root and args.sequences:
+        parser.error("--sequences is for --davis-root")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     return args
@@ -60,6 +72,7 @@ def main(argv=None):
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
+        annotations=args.annotations, youtube_vos_root=args.youtube_vos_root,
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
