@@ -130,13 +130,15 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
     return stats
 
 
-def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None):
+def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None,
+                        late_annotations=True):
     """Segments every video of a `youtube_vos.YouTubeVOS` split into `output_dir/Annotations/<video>/<frame>.png`.
 
     The challenge's submission layout: a mask for every frame of `JPEGImages`,
     in the palette of the video's annotations; each object starts at its
-    first annotation (`first_appearances`). Complete videos are skipped
-    unless `overwrite`, as `segment_davis` does.
+    first annotation (`first_appearances`); without `late_annotations`,
+    only the objects of the first annotated frame are segmented. Complete
+    videos are skipped unless `overwrite`, as `segment_davis` does.
     """
     from osmn_tf.annotations import image_size
     from osmn_tf.youtube_vos import starting_mask
@@ -152,6 +154,8 @@ def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overw
                 progress("skip", sequence=video)
             continue
         annotations, palette = dataset.annotations(video)
+        if not late_annotations:
+            annotations = dict(list(annotations.items())[:1])
         first_mask, annotations = starting_mask(annotations, image_size(frame_paths[0]))
         if progress:
             progress("start", sequence=video, frames=len(frame_paths))

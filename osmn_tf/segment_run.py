@@ -25,7 +25,8 @@ class SegmentRequest:
     named like the frames, any subset: objects that join later, corrections),
     optionally an `overlay` animation. Or a DAVIS split: `davis_root`, `year`,
     `split` (optionally only `sequences`). Or a YouTube-VOS split:
-    `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`).
+    `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`;
+    `first_frame_only`: objects annotated after the first annotated frame are left out).
     `weights` is a `.keras` file or a TF1 checkpoint prefix.
     """
 
@@ -35,6 +36,7 @@ class SegmentRequest:
     first_mask: str = None
     annotations: str = None
     youtube_vos_root: str = None
+    first_frame_only: bool = False
     overlay: str = None
     fps: float = None
     davis_root: str = None
@@ -87,7 +89,8 @@ def segment(request, progress=True, log=print):
         log(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; masks in {r.output}")
     elif r.youtube_vos_root:
         with DavisProgress(len(dataset.videos), disable=not progress) as bars:
-            stats = segment_jobs.segment_youtube_vos(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
+            stats = segment_jobs.segment_youtube_vos(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars,
+                                                     late_annotations=not r.first_frame_only)
         log(f"{stats.sequences_done} videos segmented, {stats.sequences_skipped} skipped; "
             f"masks in {os.path.join(r.output, 'Annotations')}")
     else:

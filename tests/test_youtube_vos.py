@@ -176,3 +176,28 @@ def test_an_annotation_past_the_end_of_a_video_file_leaves_no_output(tmp_path, s
                           "--output", tmp_path / "out", "--working-size", "64x48")
     assert code != 0 and "00040.png: no such frame, the video has 6 frames" in text, text
     assert not (tmp_path / "out").exists()
+
+
+def test_the_demo_evaluation_scores_late_entries_with_and_without_their_annotations(tmp_path, small_model):
+    from conftest import tiny_train_config
+    from osmn_tf import synthetic
+    from osmn_tf.training import experiment
+
+    config = tiny_train_config(tmp_path / "data")
+    results = experiment.evaluate_late_entries(small_model, config, tmp_path, tmp_path / "late", (64, 48), count=2)
+    assert sorted(results) == ["first_frame_only", "with_late_annotations"]
+    late_config = synthetic.SyntheticConfig(image_size=(64, 48), seed=config.seed, late_entry_prob=1.0)
+    late_ids = {}
+    for number in range(2):
+        scene = synthetic.sample_scene(late_config, synthetic.SPLIT_FIRST_INDEX["val"] + number)
+        late_ids[f"synth-valid-{number:04d}"] = scene.late_objects
+    names = {f"{video}_{i}" for video, ids in late_ids.items() for i in ids}
+    assert names and names <= set(results["first_frame_only"].per_object)
+    for name in names:  # never segmented without their annotations: nothing of them is found
+        assert results["first_frame_only"].per_object[name]["J"] == 0.0
+    _, masks = synthetic.generate_sequence(late_config, synthetic.SPLIT_FIRST_INDEX["val"])
+    video = "synth-valid-0000"
+    for object_id, first in late_ids[video].items():
+        written = read_mask(tmp_path / "late/with_late_annotations/Annotations" / video / f"{first:05d}.png")
+        np.testing.assert_array_equal(written == object_id, masks[first] == object_id)
+    assert (tmp_path / "late/first_frame_only/overall_results-valid.csv").is_file()

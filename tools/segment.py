@@ -33,6 +33,8 @@ def parse_args(argv=None):
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
     davis = cli_args.add_davis(parser, title="a DAVIS split")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    davis.add_argument("--first-frame-only", action="store_true",
+                       help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
     davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
                        "Annotations, meta.json); --split valid, train, ...")
     parser.add_argument("--save-scores", action="store_true",
@@ -59,6 +61,8 @@ def parse_args(argv=None):
         parser.error("--first-mask, --annotations and --overlay are for one video (--frames), not a dataset root")
     if args.youtube_vos_root and args.sequences:
         parser.error("--sequences is for --davis-root")
+    if args.first_frame_only and not args.youtube_vos_root:
+        parser.error("--first-frame-only is for --youtube-vos-root")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     return args
@@ -72,7 +76,7 @@ def main(argv=None):
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
-        annotations=args.annotations, youtube_vos_root=args.youtube_vos_root,
+        annotations=args.annotations, youtube_vos_root=args.youtube_vos_root, first_frame_only=args.first_frame_only,
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
