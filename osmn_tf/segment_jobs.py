@@ -74,7 +74,8 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
             on_frame(result.frame, result.labels)
 
     with outputs.staged_results(output_dir, save_scores) as staging, BackgroundWriter() as writer:
-        for name, result in zip(names, segmenter.track(frames, first_mask, annotations)):
+        # Results first: a live source names a frame only once it has handed it out.
+        for result, name in zip(segmenter.track(frames, first_mask, annotations), names):
             writer.submit(lambda name=name, result=result: write(staging, name, result))
             count += 1
         beyond = sorted(i for i in (annotations or {}) if i >= count)

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from osmn_tf import davis, outputs, segment_jobs
+from osmn_tf import davis, live, outputs, segment_jobs
 from osmn_tf.frames import WORKING_SIZE
 
 
@@ -27,6 +27,10 @@ class SegmentRequest:
     `split` (optionally only `sequences`). Or a YouTube-VOS split:
     `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`;
     `first_frame_only`: objects annotated after the first annotated frame are left out).
+    `frames` may be live (`osmn_tf.live`: `-` for standard input, a URL, a
+    camera, a named pipe): `frame_size` for raw frames on standard input,
+    `input_format` for ffmpeg's `-f`, `max_lag` to drop frames rather than
+    fall behind; Ctrl-C then ends the stream and the masks so far are kept.
     `weights` is a `.keras` file or a TF1 checkpoint prefix.
     """
 
@@ -36,6 +40,9 @@ class SegmentRequest:
     first_mask: str = None
     annotations: str = None
     youtube_vos_root: str = None
+    frame_size: tuple = None
+    input_format: str = None
+    max_lag: int = None
     first_frame_only: bool = False
     overlay: str = None
     fps: float = None
@@ -96,6 +103,8 @@ def segment(request, progress=True, log=print):
     else:
         stats = _segment_video(r, segmenter, *video, progress=progress)
         log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
+        if isinstance(video[0], live.LiveSource):
+            log(f"{video[0].dropped} frames dropped" + (f" to stay within --max-lag {r.max_lag}" if r.max_lag else ""))
     width, height = segmenter.working_size
     log(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {width}x{height}); "
         f"peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
@@ -122,7 +131,13 @@ def _open_video(r):
         outputs.check_output_file(r.overlay, "--overlay", overwrite=True)
         if os.path.exists(r.overlay) and os.path.exists(r.frames) and os.path.samefile(r.overlay, r.frames):
             raise outputs.OutputError(f"--overlay {r.overlay}: is the input video (--frames)")
-    source = open_frames(r.frames)
+    if live.is_live(r.frames):
+        source = live.LiveSource(r.frames, r.frame_size, r.input_format, r.max_lag)
+    else:
+        if r.frame_size or r.max_lag or r.input_format:
+            raise ValueError(f"--frame-size, --input-format and --max-lag are for live input (-, a URL, a camera), "
+                             f"not {r.frames}")
+        source = open_frames(r.frames)
     annotations, files, palette = {}, {}, None
     if r.annotations:
         annotations, files, palette = _read_annotations(r.annotations, source)
@@ -133,7 +148,8 @@ def _open_video(r):
         if first_mask is None:
             first_mask = np.zeros(_frame_size(source, 0)[::-1], np.uint8)
     expected = None if source.names is None else [f"{name}.png" for name in source.names]
-    if not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
+    # A live stream is new every time: it is never "complete already".
+    if not live.is_live(r.frames) and not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
         return None
     return source, first_mask, palette, annotations, files
 
@@ -221,8 +237,31 @@ def _segment_video(r, segmenter, source, first_mask, palette, annotations, files
                 append(picture)
             bar.update()
 
+        if isinstance(source, live.LiveSource):
+            stack.enter_context(_ctrl_c_ends(source))
         tick = time.perf_counter()
         frames = segment_jobs.segment_to_folder(segmenter, source, source.frame_names(), first_mask, r.output,
                                                 palette, r.save_scores, on_frame, annotations, files)
         seconds = time.perf_counter() - tick
     return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ends(source):
+    """The first Ctrl-C ends a live stream (the masks so far are written); a second one interrupts."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        source.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
