@@ -97,3 +97,13 @@ def test_without_max_lag_nothing_is_dropped():
 def test_a_source_ffmpeg_cannot_open_is_named():
     with pytest.raises(ValueError, match="rtsp://127.0.0.1:9/none: cannot open as a live stream"):
         LiveSource("rtsp://127.0.0.1:9/none")
+
+
+def test_live_options_with_a_folder_are_refused(tmp_path, small_weights):
+    from conftest import run_tool
+
+    (tmp_path / "frames").mkdir()
+    code, text = run_tool("segment", "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask",
+                          tmp_path / "m.png", "--output", tmp_path / "out", "--max-lag", "3")
+    assert code == 1 and "--max-lag are for live input" in text and str(tmp_path / "frames") in text, text
+    assert not (tmp_path / "out").exists()

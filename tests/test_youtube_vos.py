@@ -201,3 +201,16 @@ def test_the_demo_evaluation_scores_late_entries_with_and_without_their_annotati
         written = read_mask(tmp_path / "late/with_late_annotations/Annotations" / video / f"{first:05d}.png")
         np.testing.assert_array_equal(written == object_id, masks[first] == object_id)
     assert (tmp_path / "late/first_frame_only/overall_results-valid.csv").is_file()
+
+
+def test_evaluation_names_a_missing_result_frame(tmp_path):
+    write_split(tmp_path / "ytvos", "train", sparse=False)
+    results = tmp_path / "results" / "Annotations"
+    for video in ("vid_a", "vid_b"):
+        for t in range(NUM_FRAMES):
+            if (video, t) != ("vid_b", 3):
+                write_mask(results / video / f"{5 * t:05d}.png", np.zeros((60, 80), np.uint8))
+    code, text = run_tool("evaluate", "--youtube-vos-root", tmp_path / "ytvos", "--split", "train",
+                          "--results", tmp_path / "results")
+    assert code == 1 and f"result frame missing: {results / 'vid_b' / '00015.png'}" in text, text
+    assert not list((tmp_path / "results").glob("*.csv"))
