@@ -23,8 +23,11 @@ def test_large_frames_reach_the_network_at_the_working_size_only(small_model, mo
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
     seen = []
     real = segmenter.segment_frame
-    monkeypatch.setattr(segmenter, "segment_frame",
-                        lambda image, masks, params: seen.append((image.shape, masks.shape)) or real(image, masks, params))
+    def spy(image, masks, params):
+        seen.append((image.shape, masks.shape))
+        return real(image, masks, params)
+
+    monkeypatch.setattr(segmenter, "segment_frame", spy)
     late = np.zeros_like(first)
     late[600:700, 1000:1200] = 7  # an object annotated at full size on frame 1
     results = list(segmenter.track(frames, first, annotations={1: late}))
