@@ -145,7 +145,7 @@ class VideoLoop:
     encode, such as adapting the model, overrides it).
     """
 
-    def track(self, frames, first_mask, annotations=None, reencode_corrected=True):
+    def track(self, frames, first_mask, annotations=None, reencode_corrected=False):
         """Yields a `FrameResult` per frame; see `segment`."""
         first_mask = checked_first_mask(first_mask)
         annotations = checked_annotations(annotations)
@@ -211,7 +211,7 @@ class VideoLoop:
             yield FrameResult(frame, labels, probabilities, predicted_ids if probabilities is not None
                               else tuple(previous))
 
-    def segment(self, frames, first_mask, annotations=None, reencode_corrected=True):
+    def segment(self, frames, first_mask, annotations=None, reencode_corrected=False):
         """Yields one `uint8` `[H, W]` label map per frame, at each frame's own size.
 
         Args:
@@ -229,8 +229,10 @@ class VideoLoop:
                 it. Frame k's output shows every annotated object exactly as
                 annotated, the other objects as predicted.
             reencode_corrected: also encode a corrected object's visual guide
-                again from frame k (its appearance there); False keeps the
-                guide of the frame where it joined.
+                again from frame k (its appearance there); the default keeps
+                the guide of the frame where it joined, which scored a little
+                higher on the demo (docs/results.md): the first view is
+                usually the clearest, a correction mostly fixes the location.
 
         Leaving the loop early stops reading `frames` without waiting for a
         read in progress (`osmn_tf.prefetch.prefetch`).

@@ -52,7 +52,7 @@ def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     real = inference.spatial_guide
     monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
-    results = list(segmenter.track(frames, first, annotations={k: correction}))
+    results = list(segmenter.track(frames, first, annotations={k: correction}, reencode_corrected=True))
     # Frame k shows object 2 exactly as annotated (none of its predicted pixels elsewhere).
     np.testing.assert_array_equal(results[k].labels == 2, correction == 2)
     # Frame k + 1's spatial guide of object 2 is the correction at the working size.
@@ -62,8 +62,8 @@ def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     alone = list(segmenter.track(frames[k:], correction))
     for t in range(k + 1, 5):
         np.testing.assert_allclose(results[t].probabilities[1], alone[t - k].probabilities[0], atol=2e-5)
-    # Keeping frame 0's visual guide gives other numbers (the option matters).
-    kept = list(segmenter.track(frames, first, annotations={k: correction}, reencode_corrected=False))
+    # Keeping frame 0's visual guide (the default) gives other numbers (the option matters).
+    kept = list(segmenter.track(frames, first, annotations={k: correction}))
     assert np.abs(kept[k + 1].probabilities[1] - results[k + 1].probabilities[1]).max() > 1e-4
     np.testing.assert_array_equal(kept[k].labels == 2, correction == 2)
     # The other objects were predicted as without the correction up to frame k.
