@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Segment videos with OSMN, given the first frame's object masks.
+"""Segment videos with OSMN, given object masks of the first frame (or of any frames).
 
 One video (an image folder or a video file):
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --first-mask 00000.png --output OUT [--overlay out.mp4]
@@ -40,7 +40,7 @@ def parse_args(argv=None):
                        help="live --frames: at most N frames wait; older ones are dropped rather than falling behind")
     video.add_argument("--overlay", help="also write the masks drawn over the frames (.mp4, .gif, ...)")
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
-    davis = cli_args.add_davis(parser, title="a DAVIS split")
+    davis = cli_args.add_davis(parser, title="a dataset split: DAVIS (--davis-root) or YouTube-VOS (--youtube-vos-root)")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
     davis.add_argument("--first-frame-only", action="store_true",
                        help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
