@@ -64,6 +64,11 @@ def test_a_youtube_vos_split_is_segmented_as_a_submission_and_resumes(tmp_path, 
         assert not any((l == 5).any() for l, _ in labels[:LATE])
         np.testing.assert_array_equal(labels[LATE][0] == 5, masks[LATE] == 5)
         assert set(np.unique(labels[-1][0])) <= {0, 1, 2, 5}
+    first_only = tmp_path / "first_only"
+    code, text = run_tool("segment", "--weights", small_weights, "--youtube-vos-root", tmp_path / "ytvos",
+                          "--split", "valid", "--output", first_only, "--working-size", "64x48", "--first-frame-only")
+    assert code == 0, text
+    assert not any((read_mask(p) == 5).any() for p in (first_only / "Annotations" / "vid_a").glob("*.png"))
     before = (out / "Annotations" / "vid_a" / "00025.png").stat().st_mtime_ns
     code, _ = run_tool("segment", "--weights", small_weights, "--youtube-vos-root", tmp_path / "ytvos",
                        "--split", "valid", "--output", out, "--working-size", "64x48")
