@@ -18,7 +18,8 @@ class VideoSegmenter(VideoLoop):
         model: an `osmn_tf.OSMN`.
         working_size: `(W, H)` every frame is resized to; the original's is 854 x 480.
         adapt: optional `adapt(model, frame 0, first_mask, working_size) -> model`,
-            called at the start of every video; that video is segmented with
+            called at the start of every video (on the first annotated frame
+            when frame 0 has no object); that video is segmented with
             the model it returns (online fine-tuning:
             `osmn_tf.training.finetune.OnlineFinetuning`).
         share_frame_features: feed the frame once and let the network share
@@ -72,7 +73,7 @@ class VideoSegmenter(VideoLoop):
                                           autograph=False, jit_compile=self.jit_compile)
 
     def encode_objects(self, frame, first_mask, object_ids):
-        """The visual modulator's parameters `[K, P]` for each object of frame 0 (None without it)."""
+        """The visual modulator's parameters `[K, P]` for objects of `first_mask` on `frame` (None without it)."""
         if self._model.visual_modulator is None:
             return None
         size = self._model.config.guide_size
@@ -93,7 +94,11 @@ class VideoSegmenter(VideoLoop):
             self._bind(self.adapt(self.model, frame, first_mask, self.working_size))
         return self.encode_objects(frame, first_mask, object_ids)
 
+    def encode_new_objects(self, frame, mask, object_ids):
+        return self.encode_objects(frame, mask, object_ids)
+
     def prepare_frame(self, frame):
+        # Always the working size: a 4K frame never reaches the network at full size.
         return preprocess_frame(frame, self.working_size)
 
     def frame_probabilities(self, image, masks, params):

@@ -40,7 +40,8 @@ def peak_memory_mb():
 
 
 
-def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None):
+def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None,
+                      annotations=None, annotation_paths=None):
     """Segments one video and writes `output_dir/<name>.png` per frame (and the scores if asked).
 
     Args:
@@ -51,6 +52,8 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
         save_scores: also write `output_dir/<object id>/<name>.npy`, each
             object's probability at the working size (float16).
         on_frame: called as `on_frame(frame, labels)` after each frame (progress, overlays).
+        annotations: `{frame index: object ids}` of later frames (`VideoLoop.segment`);
+            `annotation_paths`, their files, name the file when a frame does not exist.
     Only the files written here replace files of `output_dir` (and those an
     earlier run listed in its completion marker); other files stay.
     Frames are read and preprocessed ahead, and masks written behind, in
@@ -71,9 +74,14 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
             on_frame(result.frame, result.labels)
 
     with outputs.staged_results(output_dir, save_scores) as staging, BackgroundWriter() as writer:
-        for name, result in zip(names, segmenter.track(frames, first_mask)):
+        # Results first: a live source names a frame only once it has handed it out.
+        for result, name in zip(segmenter.track(frames, first_mask, annotations), names):
             writer.submit(lambda name=name, result=result: write(staging, name, result))
             count += 1
+        beyond = sorted(i for i in (annotations or {}) if i >= count)
+        if beyond:
+            where = (annotation_paths or {}).get(beyond[0], f"the annotation of frame {beyond[0]}")
+            raise ValueError(f"{where}: no such frame, the video has {count} frames")
     return count
 
 
@@ -118,6 +126,45 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
             save_scores=save_scores,
             on_frame=(lambda frame, labels: progress("frame", sequence=sequence)) if progress else None,
         )
+        stats.seconds += time.perf_counter() - tick
+        stats.sequences_done += 1
+    return stats
+
+
+def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None,
+                        late_annotations=True):
+    """Segments every video of a `youtube_vos.YouTubeVOS` split into `output_dir/Annotations/<video>/<frame>.png`.
+
+    The challenge's submission layout: a mask for every frame of `JPEGImages`,
+    in the palette of the video's annotations; each object starts at its
+    first annotation (`first_appearances`); without `late_annotations`,
+    only the objects of the first annotated frame are segmented. Complete
+    videos are skipped unless `overwrite`, as `segment_davis` does.
+    """
+    from osmn_tf.annotations import image_size
+    from osmn_tf.youtube_vos import starting_mask
+
+    output_dir = pathlib.Path(output_dir) / "Annotations"
+    stats = SegmentationStats()
+    for video in dataset.videos:
+        target = output_dir / video
+        frame_paths = dataset.frame_paths(video)
+        if not overwrite and outputs.is_complete(target, [f"{p.stem}.png" for p in frame_paths], save_scores):
+            stats.sequences_skipped += 1
+            if progress:
+                progress("skip", sequence=video)
+            continue
+        annotations, palette = dataset.annotations(video)
+        if not late_annotations:
+            annotations = dict(list(annotations.items())[:1])
+        first_mask, annotations = starting_mask(annotations, image_size(frame_paths[0]))
+        if progress:
+            progress("start", sequence=video, frames=len(frame_paths))
+        tick = time.perf_counter()
+        stats.frames += segment_to_folder(
+            segmenter, _load_frames(frame_paths), [p.stem for p in frame_paths], first_mask, target, palette,
+            save_scores, (lambda frame, labels: progress("frame", sequence=video)) if progress else None,
+            annotations=annotations)
         stats.seconds += time.perf_counter() - tick
         stats.sequences_done += 1
     return stats

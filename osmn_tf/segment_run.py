@@ -10,7 +10,9 @@ import os
 import pathlib
 import time
 
-from osmn_tf import davis, outputs, segment_jobs
+import numpy as np
+
+from osmn_tf import davis, live, outputs, segment_jobs
 from osmn_tf.frames import WORKING_SIZE
 
 
@@ -19,8 +21,16 @@ class SegmentRequest:
     """What to segment, where to, and how.
 
     One video: `frames` (a folder of frames or a video file) and `first_mask`
-    (a PNG of frame 0's object ids), optionally an `overlay` animation. Or a
-    DAVIS split: `davis_root`, `year`, `split` (optionally only `sequences`).
+    (a PNG of frame 0's object ids) and/or `annotations` (a folder of PNGs
+    named like the frames, any subset: objects that join later, corrections),
+    optionally an `overlay` animation. Or a DAVIS split: `davis_root`, `year`,
+    `split` (optionally only `sequences`). Or a YouTube-VOS split:
+    `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`;
+    `first_frame_only`: objects annotated after the first annotated frame are left out).
+    `frames` may be live (`osmn_tf.live`: `-` for standard input, a URL, a
+    camera, a named pipe): `frame_size` for raw frames on standard input,
+    `input_format` for ffmpeg's `-f`, `max_lag` to drop frames rather than
+    fall behind; Ctrl-C then ends the stream and the masks so far are kept.
     `weights` is a `.keras` file or a TF1 checkpoint prefix.
     """
 
@@ -28,6 +38,12 @@ class SegmentRequest:
     output: str
     frames: str = None
     first_mask: str = None
+    annotations: str = None
+    youtube_vos_root: str = None
+    frame_size: tuple = None
+    input_format: str = None
+    max_lag: int = None
+    first_frame_only: bool = False
     overlay: str = None
     fps: float = None
     davis_root: str = None
@@ -54,9 +70,14 @@ def segment(request, progress=True, log=print):
     from osmn_tf.inference import VideoSegmenter
 
     r = request
-    outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.davis_root, r.weights])
+    outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.annotations, r.davis_root,
+                                           r.youtube_vos_root, r.weights])
     if r.davis_root:
         dataset = _davis_split(r)
+    elif r.youtube_vos_root:
+        from osmn_tf.youtube_vos import YouTubeVOS
+
+        dataset = YouTubeVOS(r.youtube_vos_root, r.split)
     else:
         video = _open_video(r)
         if video is None:
@@ -73,9 +94,17 @@ def segment(request, progress=True, log=print):
         with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
             stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
         log(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; masks in {r.output}")
+    elif r.youtube_vos_root:
+        with DavisProgress(len(dataset.videos), disable=not progress) as bars:
+            stats = segment_jobs.segment_youtube_vos(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars,
+                                                     late_annotations=not r.first_frame_only)
+        log(f"{stats.sequences_done} videos segmented, {stats.sequences_skipped} skipped; "
+            f"masks in {os.path.join(r.output, 'Annotations')}")
     else:
         stats = _segment_video(r, segmenter, *video, progress=progress)
         log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
+        if isinstance(video[0], live.LiveSource):
+            log(f"{video[0].dropped} frames dropped" + (f" to stay within --max-lag {r.max_lag}" if r.max_lag else ""))
     width, height = segmenter.working_size
     log(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {width}x{height}); "
         f"peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
@@ -102,12 +131,46 @@ def _open_video(r):
         outputs.check_output_file(r.overlay, "--overlay", overwrite=True)
         if os.path.exists(r.overlay) and os.path.exists(r.frames) and os.path.samefile(r.overlay, r.frames):
             raise outputs.OutputError(f"--overlay {r.overlay}: is the input video (--frames)")
-    source = open_frames(r.frames)
-    first_mask, palette = davis.read_first_mask(r.first_mask)
+    if live.is_live(r.frames):
+        source = live.LiveSource(r.frames, r.frame_size, r.input_format, r.max_lag)
+    else:
+        if r.frame_size or r.max_lag or r.input_format:
+            raise ValueError(f"--frame-size, --input-format and --max-lag are for live input (-, a URL, a camera), "
+                             f"not {r.frames}")
+        source = open_frames(r.frames)
+    annotations, files, palette = {}, {}, None
+    if r.annotations:
+        annotations, files, palette = _read_annotations(r.annotations, source)
+    if r.first_mask:
+        first_mask, palette = davis.read_first_mask(r.first_mask)
+    else:
+        first_mask = annotations.pop(0, None)
+        if first_mask is None:
+            first_mask = np.zeros(_frame_size(source, 0)[::-1], np.uint8)
     expected = None if source.names is None else [f"{name}.png" for name in source.names]
-    if not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
+    # A live stream is new every time: it is never "complete already".
+    if not live.is_live(r.frames) and not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
         return None
-    return source, first_mask, palette
+    return source, first_mask, palette, annotations, files
+
+
+def _frame_size(source, index):
+    """`(W, H)` of frame `index` of a folder (its file's header) or a video (ffmpeg's report); None if unknown."""
+    from osmn_tf.annotations import image_size
+
+    if source.names is not None:
+        return image_size(source._files[source.names[index]])
+    size = source.size
+    return None if size is None else tuple(size)
+
+
+def _read_annotations(folder, source):
+    """`({frame index: object ids}, {frame index: path}, palette)` of `--annotations`, each file checked."""
+    from osmn_tf.annotations import annotation_files, read_annotations
+
+    files = annotation_files(folder, source.names)
+    annotations, palette = read_annotations(files, lambda index: _frame_size(source, index))
+    return annotations, files, palette
 
 
 class DavisProgress:
@@ -147,7 +210,7 @@ class DavisProgress:
                 bar.close()
 
 
-def _segment_video(r, segmenter, source, first_mask, palette, progress=True):
+def _segment_video(r, segmenter, source, first_mask, palette, annotations, files, progress=True):
     from tqdm import tqdm
 
     from osmn_tf.frames import resize_frame
@@ -174,8 +237,31 @@ def _segment_video(r, segmenter, source, first_mask, palette, progress=True):
                 append(picture)
             bar.update()
 
+        if isinstance(source, live.LiveSource):
+            stack.enter_context(_ctrl_c_ends(source))
         tick = time.perf_counter()
         frames = segment_jobs.segment_to_folder(segmenter, source, source.frame_names(), first_mask, r.output,
-                                                palette, r.save_scores, on_frame)
+                                                palette, r.save_scores, on_frame, annotations, files)
         seconds = time.perf_counter() - tick
     return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)
+
+
+@contextlib.contextmanager
+def _ctrl_c_ends(source):
+    """The first Ctrl-C ends a live stream (the masks so far are written); a second one interrupts."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        source.stop()
+        signal.signal(signal.SIGINT, previous)
+
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

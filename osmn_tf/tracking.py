@@ -30,8 +30,10 @@ class FrameResult:
         frame: the input frame, `uint8` `[H, W, 3]` RGB.
         labels: `uint8` `[H, W]` object ids at the frame's own size (0 = background).
         probabilities: `float32` `[K, h, w]`, each object's probability at the
-            working size, in the order of `object_ids`; `None` for frame 0.
-        object_ids: the K object ids.
+            working size, in the order of `object_ids`; `None` for frame 0
+            and frames before any object.
+        object_ids: the K object ids the network predicted on this frame (on
+            frames without predictions: the objects tracked from here).
     """
 
     frame: np.ndarray
@@ -98,6 +100,35 @@ def masks_at_size(masks, size):
     return np.stack([resize_mask(m, size) for m in masks])
 
 
+def checked_annotations(annotations):
+    """`annotations` as `{frame index: uint8 [H, W] object ids}`, sorted; keys must be ints >= 0."""
+    if annotations is None:
+        return {}
+    if not isinstance(annotations, dict):
+        raise TypeError(f"annotations must be a dict {{frame index: label map}}, got {type(annotations).__name__}")
+    checked = {}
+    for index, labels in annotations.items():
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+            raise ValueError(f"annotations: frame indices must be ints >= 0, got {index!r}")
+        try:
+            checked[int(index)] = checked_first_mask(labels)
+        except ValueError as e:
+            raise ValueError(f"annotation of frame {index}: {str(e).replace('first_mask', 'the mask')}") from None
+        if not object_ids_of(checked[int(index)]):
+            raise ValueError(f"annotation of frame {index} has no object: every pixel is 0 (background)")
+    return dict(sorted(checked.items()))
+
+
+def _annotated_labels(labels, annotation):
+    """`labels` with the annotation's objects exactly as annotated: their pixels, and no others."""
+    labels = labels.copy()
+    for object_id in object_ids_of(annotation):
+        labels[labels == object_id] = 0
+    annotated = annotation != 0
+    labels[annotated] = annotation[annotated]
+    return labels
+
+
 class VideoLoop:
     """SPEC section 5's loop; a subclass supplies the network through three methods.
 
@@ -108,15 +139,22 @@ class VideoLoop:
     * `frame_probabilities(prepared, masks, params)`: each object's foreground
       probability `float32 [K, h, w]`; `masks` are bool `[K, h', w']`, each
       object's mask on the previous frame, at the first mask's size on frame 1.
+
+    Objects annotated after frame 0 are encoded with `encode_new_objects`
+    (by default `start_video`; a subclass whose `start_video` does more than
+    encode, such as adapting the model, overrides it).
     """
 
-    def track(self, frames, first_mask):
+    def track(self, frames, first_mask, annotations=None, reencode_corrected=False):
         """Yields a `FrameResult` per frame; see `segment`."""
         first_mask = checked_first_mask(first_mask)
-        object_ids = video_objects(first_mask)
-        params = None
-        previous = None
+        annotations = checked_annotations(annotations)
+        if not annotations:
+            video_objects(first_mask)  # frame 0 must then hold an object
         counter = itertools.count()
+        # Per object, in order of joining: its visual modulator parameters and its mask on the previous frame.
+        params, previous = {}, {}
+        has_params = True
 
         def prepare(frame):
             # In the prefetch thread: reading (the iterable's work), checks and
@@ -125,36 +163,89 @@ class VideoLoop:
             frame = checked_frame(index, frame, first_mask if index == 0 else None)
             return frame, (self.prepare_frame(frame) if index else None)
 
-        for index, (frame, prepared) in enumerate(prefetch(frames, prepare)):
-            if index == 0:
-                params = self.start_video(frame, first_mask, object_ids)
-                previous = np.stack([first_mask == i for i in object_ids])
-                yield FrameResult(frame, first_mask.astype(np.uint8), None, object_ids)
-                continue
-            probabilities = self.frame_probabilities(prepared, previous, params)
-            previous = probabilities > 0.5
-            labels = merge_probabilities(probabilities, object_ids)
-            if labels.shape != frame.shape[:2]:
-                labels = resize_mask(labels, (frame.shape[1], frame.shape[0]))
-            yield FrameResult(frame, labels, probabilities, object_ids)
+        def join(frame, mask, object_ids, first):
+            nonlocal has_params
+            encoded = (self.start_video if first else self.encode_new_objects)(frame, mask, object_ids)
+            has_params = encoded is not None
+            for k, object_id in enumerate(object_ids):
+                params[object_id] = None if encoded is None else encoded[k]
+                previous[object_id] = mask == object_id
 
-    def segment(self, frames, first_mask):
+        for index, (frame, prepared) in enumerate(prefetch(frames, prepare)):
+            annotation = annotations.get(index)
+            if annotation is not None and annotation.shape != frame.shape[:2]:
+                raise ValueError(
+                    f"the annotation of frame {index} is {annotation.shape[1]}x{annotation.shape[0]} (WxH) but "
+                    f"the frame is {frame.shape[1]}x{frame.shape[0]}: they must be the same size")
+            if index == 0:
+                if object_ids_of(first_mask):
+                    join(frame, first_mask, object_ids_of(first_mask), first=True)
+                labels, probabilities, predicted_ids = first_mask.astype(np.uint8), None, ()
+            elif previous:
+                predicted_ids = tuple(previous)
+                masks = np.stack(list(previous.values()))
+                stacked = np.stack([params[i] for i in predicted_ids]) if has_params else None
+                probabilities = self.frame_probabilities(prepared, masks, stacked)
+                previous = dict(zip(predicted_ids, probabilities > 0.5))
+                labels = merge_probabilities(probabilities, predicted_ids)
+                if labels.shape != frame.shape[:2]:
+                    labels = resize_mask(labels, (frame.shape[1], frame.shape[0]))
+            else:
+                # No object yet: nothing for the network to do.
+                labels, probabilities, predicted_ids = np.zeros(frame.shape[:2], np.uint8), None, ()
+            if annotation is not None:
+                annotated = object_ids_of(annotation)
+                new = tuple(i for i in annotated if i not in previous)
+                corrected = tuple(i for i in annotated if i in previous)
+                if new:
+                    join(frame, annotation, new, first=not previous and not params)
+                if corrected and reencode_corrected and has_params:
+                    encoded = self.encode_new_objects(frame, annotation, corrected)
+                    params.update(zip(corrected, encoded))
+                for object_id in annotated:
+                    previous[object_id] = annotation == object_id
+                labels = _annotated_labels(labels, annotation)
+                # The masks of one network call share a size: annotated ones take the predictions'.
+                size = next(iter(previous.values())).shape if probabilities is None else probabilities.shape[1:]
+                previous = {i: m if m.shape == size else resize_mask(m, size[::-1]) for i, m in previous.items()}
+            yield FrameResult(frame, labels, probabilities, predicted_ids if probabilities is not None
+                              else tuple(previous))
+
+    def segment(self, frames, first_mask, annotations=None, reencode_corrected=False):
         """Yields one `uint8` `[H, W]` label map per frame, at each frame's own size.
 
         Args:
             frames: an iterable of `uint8` `[H, W, 3]` RGB frames.
             first_mask: `uint8` `[H, W]` (or `[H, W, 1]`) integer object ids of
                 frame 0 (0 = background); float masks are refused. Frame 0's
-                output is `first_mask` itself.
+                output is `first_mask` itself. It may hold no object when
+                `annotations` gives them later.
+            annotations: optional `{frame index: [H, W] object ids}` of later
+                frames (the frame's size). An id seen for the first time at
+                frame k joins there: its visual guide from frame k and its
+                mask, frame k + 1's spatial guide from that mask; before k it
+                has no pixel. An id already tracked is corrected: its mask on
+                frame k becomes the annotation's, and tracking goes on from
+                it. Frame k's output shows every annotated object exactly as
+                annotated, the other objects as predicted.
+            reencode_corrected: also encode a corrected object's visual guide
+                again from frame k (its appearance there); the default keeps
+                the guide of the frame where it joined, which scored a little
+                higher on the demo (docs/results.md): the first view is
+                usually the clearest, a correction mostly fixes the location.
 
         Leaving the loop early stops reading `frames` without waiting for a
         read in progress (`osmn_tf.prefetch.prefetch`).
         """
-        for result in self.track(frames, first_mask):
+        for result in self.track(frames, first_mask, annotations, reencode_corrected):
             yield result.labels
 
     def start_video(self, frame, first_mask, object_ids):
         raise NotImplementedError
+
+    def encode_new_objects(self, frame, mask, object_ids):
+        """The visual modulator's parameters `[K, P]` of objects that join at `frame` (None without it)."""
+        return self.start_video(frame, mask, object_ids)
 
     def prepare_frame(self, frame):
         raise NotImplementedError

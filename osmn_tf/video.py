@@ -20,11 +20,13 @@ class FrameSource:
         names: one name per frame (file stems for a folder, `00000`, ... for a
             video), or None when a video does not tell its length up front.
         fps: frames per second of a video file; None for a folder.
+        size: `(W, H)` of a video file's frames as ffmpeg reports them; None for a folder.
     """
 
     path: pathlib.Path
     names: list | None
     fps: float | None
+    size: tuple | None = None
 
     def __iter__(self):
         """Yields `uint8` `[H, W, 3]` RGB frames; an unreadable one raises naming the file."""
@@ -60,7 +62,7 @@ def open_frames(path):
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such frame folder or video file")
     meta = _video_meta(path)
-    return FrameSource(path, None, meta.get("fps"))
+    return FrameSource(path, None, meta.get("fps"), meta.get("size"))
 
 
 def _video_meta(path):

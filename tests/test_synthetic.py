@@ -268,3 +268,77 @@ def test_preview_gif(tmp_path):
         assert image.size == (2 * 2 * 64, 2 * 48)
     with pytest.raises(SystemExit):
         tool.parse_args(["--train", "1"])  # no --output
+
+
+# --- objects that enter later ---------------------------------------------------
+
+LATE = SyntheticConfig(image_size=(64, 48), num_frames=8, seed=3, late_entry_prob=1.0)
+
+
+def test_late_objects_are_absent_before_they_enter_and_visible_from_then_on():
+    entries = {}
+    for index in range(VAL, VAL + 6):
+        scene = synthetic.sample_scene(LATE, index)
+        _, masks = synthetic.generate_sequence(LATE, index)
+        assert scene.objects[0].first_frame == 0
+        for obj in scene.objects[1:]:
+            assert 1 <= obj.first_frame <= LATE.num_frames // 2
+            entries[(index, obj.object_id)] = obj.first_frame
+            ids_per_frame = [obj.object_id in np.unique(m) for m in masks]
+            assert ids_per_frame == [t >= obj.first_frame for t in range(LATE.num_frames)], (index, obj)
+    assert len(set(entries.values())) > 1  # entry frames vary
+
+
+def test_late_entries_off_leave_every_sequence_as_it_was():
+    for index in (0, VAL + 1):
+        a = synthetic.generate_sequence(SMALL, index)
+        b = synthetic.generate_sequence(dataclasses.replace(SMALL, late_entry_prob=0.0), index)
+        for x, y in zip(a[0] + a[1], b[0] + b[1]):
+            np.testing.assert_array_equal(x, y)
+    assert all(o.first_frame == 0 for o in synthetic.sample_scene(SMALL, 0).objects)
+
+
+def test_a_root_recorded_before_late_entries_existed_is_still_accepted(tmp_path):
+    synthetic.write_davis(tmp_path, SMALL, 1, split="val")
+    record = json.loads((tmp_path / synthetic.CONFIG_FILE).read_text())
+    del record["config"]["late_entry_prob"]
+    (tmp_path / synthetic.CONFIG_FILE).write_text(json.dumps(record))
+    assert synthetic.write_davis(tmp_path, SMALL, 1, split="val") == ["synth-val-0000"]
+    with pytest.raises(ValueError, match="another config"):
+        synthetic.write_davis(tmp_path, LATE, 1, split="val")
+
+
+def test_youtube_vos_layout_with_late_entries_reads_back_and_resumes(tmp_path):
+    from osmn_tf.youtube_vos import YouTubeVOS
+
+    names = synthetic.write_youtube_vos(tmp_path, LATE, 2, split="valid")
+    assert names == ["synth-valid-0000", "synth-valid-0001"]
+    dataset = YouTubeVOS(tmp_path, "valid")
+    assert dataset.videos == names
+    scene = synthetic.sample_scene(LATE, VAL)  # "valid" holds the val sequences
+    frames, masks = synthetic.generate_sequence(LATE, VAL)
+    assert len(dataset.frame_paths(names[0])) == LATE.num_frames
+    annotations, _ = dataset.annotations(names[0])
+    assert sorted(annotations) == sorted({0, *scene.late_objects.values()})
+    for obj in scene.objects:
+        first = annotations[obj.first_frame]
+        np.testing.assert_array_equal(first == obj.object_id, masks[obj.first_frame] == obj.object_id)
+    np.testing.assert_array_equal(read_mask(tmp_path / "valid/Annotations" / names[0] / "00005.png"), masks[5])
+    categories = dataset.categories()[names[0]]
+    assert categories == {o.object_id: o.appearance.shape for o in scene.objects}
+    before = (tmp_path / "valid/JPEGImages" / names[1] / "00000.jpg").stat().st_mtime_ns
+    written = []
+    synthetic.write_youtube_vos(tmp_path, LATE, 2, split="valid", on_sequence=lambda n, w: written.append(w))
+    assert written == [False, False]
+    assert (tmp_path / "valid/JPEGImages" / names[1] / "00000.jpg").stat().st_mtime_ns == before
+
+
+def test_cli_writes_late_entries_in_the_youtube_vos_layout(tmp_path):
+    result = run_tool_process("make_synthetic_davis", "--output", tmp_path / "d", "--val", 1, "--size", "64x48",
+                              "--frames", 8, "--seed", 3, "--late-entry-prob", 1, "--layout", "youtube-vos",
+                              "--quiet")
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / "d" / synthetic.CONFIG_FILE).read_text())["config"]
+    assert SyntheticConfig.from_dict(record) == LATE
+    _, masks = synthetic.generate_sequence(LATE, VAL)
+    np.testing.assert_array_equal(read_mask(tmp_path / "d/valid/Annotations/synth-valid-0000/00007.png"), masks[7])

@@ -3,8 +3,17 @@
     python tools/evaluate.py --davis-root DAVIS --results RESULTS --split val \\
         [--year 2017] [--metric davis|miou] [--correct-decay]
 
+A YouTube-VOS-layout split with every frame's ground truth (e.g. held-out train videos):
+
+    python tools/evaluate.py --youtube-vos-root YTVOS --split train --results RESULTS \
+        [--seen-classes seen.txt]
+
 RESULTS holds one folder per sequence of indexed PNGs named as the
-annotations. Prints the tables and writes, into RESULTS,
+annotations (for YouTube-VOS, also RESULTS/Annotations/<video>/, the
+submission layout). YouTube-VOS scores each object from the frame after its
+first annotation, and splits seen/unseen classes with --seen-classes (one
+meta.json category a line); it writes `overall_results-<split>.csv` and
+`per-object_results-<split>.csv`. Prints the tables and writes, into RESULTS,
 `global_results-<split>.csv` and `per-sequence_results-<split>.csv` (davis), or
 `miou_results-<split>.csv` (miou).
 """
@@ -17,7 +26,11 @@ import cli_args
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    cli_args.add_davis(parser, required=True)
+    cli_args.add_davis(parser)
+    parser.add_argument("--youtube-vos-root", type=pathlib.Path,
+                        help="a YouTube-VOS root (ROOT/<--split>/Annotations with every frame, meta.json) instead")
+    parser.add_argument("--seen-classes", type=pathlib.Path,
+                        help="YouTube-VOS: file of the categories seen in training, one a line")
     parser.add_argument("--results", required=True, type=pathlib.Path,
                         help="folder of result masks, one sub-folder per sequence; the CSVs go here")
     parser.add_argument("--metric", default="davis", choices=("davis", "miou"),
@@ -25,7 +38,12 @@ def parse_args(argv=None):
     parser.add_argument("--correct-decay", action="store_true",
                         help="compute the decay correctly for sequences over 256 frames instead of "
                              "reproducing the official package's uint8 wrap")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.davis_root) == bool(args.youtube_vos_root):
+        parser.error("give either --davis-root or --youtube-vos-root")
+    if args.seen_classes and not args.youtube_vos_root:
+        parser.error("--seen-classes is for --youtube-vos-root")
+    return args
 
 
 def main(argv=None):
@@ -41,6 +59,8 @@ def main(argv=None):
 def run(args):
     from osmn_tf import evaluation
 
+    if args.youtube_vos_root:
+        return run_youtube_vos(args)
     if args.metric == "miou":
         result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
         rows = [[name, value] for name, value in result.per_object.items()]
@@ -58,6 +78,20 @@ def run(args):
     print(evaluation.format_table(*evaluation.per_sequence_rows(result)))
     global_path, sequence_path = evaluation.write_davis_csvs(result, args.results, args.split)
     print(f"\nGlobal results saved in {global_path}\nPer-sequence results saved in {sequence_path}")
+    return 0
+
+
+def run_youtube_vos(args):
+    from osmn_tf import evaluation, youtube_vos_eval
+
+    seen = youtube_vos_eval.read_class_list(args.seen_classes) if args.seen_classes else None
+    result = youtube_vos_eval.evaluate_youtube_vos(args.youtube_vos_root, args.results, args.split, seen)
+    print(f"---------- Overall results for {args.split} ----------")
+    print(evaluation.format_table(*youtube_vos_eval.overall_rows(result)))
+    print(f"\n---------- Per object results for {args.split} ----------")
+    print(evaluation.format_table(*youtube_vos_eval.per_object_rows(result)))
+    paths = youtube_vos_eval.write_csvs(result, args.results, args.split)
+    print(f"\nResults saved in {paths[0]} and {paths[1]}")
     return 0
 
 

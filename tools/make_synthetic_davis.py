@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Write the synthetic video dataset (`osmn_tf.synthetic`) in the DAVIS 2017 layout.
+"""Write the synthetic video dataset (`osmn_tf.synthetic`) in the DAVIS 2017 (or the YouTube-VOS) layout.
 
     python tools/make_synthetic_davis.py --output data/synthetic --train 200 --val 20
+    python tools/make_synthetic_davis.py --output data/late --val 12 --late-entry-prob 1 --layout youtube-vos
     python tools/make_synthetic_davis.py --preview /tmp/synthetic.png --preview-index 3
     python tools/make_synthetic_davis.py --val 20 --baseline
 
@@ -31,9 +32,12 @@ def parse_args(argv=None):
     parser.add_argument("--frames", type=int, default=None, help="frames per sequence (default 24)")
     parser.add_argument("--min-objects", type=int, default=None, help="fewest objects per sequence (default 2)")
     parser.add_argument("--max-objects", type=int, default=None, help="most objects per sequence (default 4)")
-    for name, default in (("twin", 0.6), ("meet", 0.6), ("rider", 0.0)):
+    for name, default in (("twin", 0.6), ("meet", 0.6), ("rider", 0.0), ("late-entry", 0.0)):
         parser.add_argument(f"--{name}-prob", type=float, default=None,
-                            help=f"SyntheticConfig.{name}_prob (default {default})")
+                            help=f"SyntheticConfig.{name.replace('-', '_')}_prob (default {default})")
+    parser.add_argument("--layout", choices=("davis", "youtube-vos"), default="davis",
+                        help="davis: JPEGImages/480p/<seq>, ImageSets; youtube-vos: <split>/JPEGImages/<video>, "
+                             "meta.json (splits train and valid; objects that enter later need --late-entry-prob)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--overwrite", action="store_true",
                         help="rewrite every sequence (needed when OUTPUT holds another config)")
@@ -71,7 +75,7 @@ def make_config(args):
         changes["image_size"] = args.size
     if args.frames is not None:
         changes["num_frames"] = args.frames
-    for name in ("twin_prob", "meet_prob", "rider_prob"):
+    for name in ("twin_prob", "meet_prob", "rider_prob", "late_entry_prob"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
     if args.min_objects is not None:
@@ -162,8 +166,13 @@ def run(args):
             if count == 0:
                 continue
             with progress(total=count, desc=split) as bar:
-                synthetic.write_davis(args.output, config, count, year=args.year, split=split,
-                                      overwrite=args.overwrite, on_sequence=lambda name, written: bar.update(1))
+                if args.layout == "youtube-vos":
+                    split = "valid" if split == "val" else split
+                    synthetic.write_youtube_vos(args.output, config, count, split=split, overwrite=args.overwrite,
+                                                on_sequence=lambda name, written: bar.update(1))
+                else:
+                    synthetic.write_davis(args.output, config, count, year=args.year, split=split,
+                                          overwrite=args.overwrite, on_sequence=lambda name, written: bar.update(1))
             print(f"{split}: {count} sequences in {args.output}")
     if args.preview:
         write_preview(args.preview, config, args.preview_split, args.preview_index,

@@ -1,10 +1,17 @@
 #!/usr/bin/env python3
-"""Segment videos with OSMN, given the first frame's object masks.
+"""Segment videos with OSMN, given object masks of the first frame (or of any frames).
 
 One video (an image folder or a video file):
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --first-mask 00000.png --output OUT [--overlay out.mp4]
+Live input (a camera, a stream, standard input), segmented as frames arrive; --max-lag drops frames to keep up:
+    ffmpeg -i rtsp://cam/stream -f rawvideo -pix_fmt rgb24 -s 854x480 - | \
+        python tools/segment.py --weights W --frames - --frame-size 854x480 --first-mask m.png --output OUT --max-lag 4
+Objects that appear later, or corrected masks: PNGs named like the frames (any subset), with or without --first-mask:
+    python tools/segment.py --weights W --frames DIR_OR_VIDEO --annotations ANNOTATIONS --output OUT
 A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<frame>.png):
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
+A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
+    python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT
 
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
@@ -21,12 +28,24 @@ def parse_args(argv=None):
     cli_args.add_weights(parser)
     cli_args.add_output(parser, "folder for the palette PNG masks")
     video = parser.add_argument_group("one video")
-    video.add_argument("--frames", help="folder of frames (sorted by name) or a video file")
+    video.add_argument("--frames", help="folder of frames (sorted by name), a video file, or live: - (standard "
+                       "input), a stream URL (rtsp://...), a camera (/dev/video0) or a named pipe")
     video.add_argument("--first-mask", help="PNG of frame 0's object ids (palette or grey-level)")
+    video.add_argument("--annotations", help="folder of PNG object ids named like the frames (00012.png for a "
+                       "video's frame 12), for any frames: new ids join there, known ids are corrected")
+    video.add_argument("--frame-size", type=cli_args.size,
+                       help="--frames -: raw rgb24 frames of this WxH on standard input (default: ffmpeg probes it)")
+    video.add_argument("--input-format", help="live --frames: ffmpeg's input format (-f), e.g. mjpeg, image2pipe")
+    video.add_argument("--max-lag", type=int, metavar="N",
+                       help="live --frames: at most N frames wait; older ones are dropped rather than falling behind")
     video.add_argument("--overlay", help="also write the masks drawn over the frames (.mp4, .gif, ...)")
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
-    davis = cli_args.add_davis(parser, title="a DAVIS split")
+    davis = cli_args.add_davis(parser, title="a dataset split: DAVIS (--davis-root) or YouTube-VOS (--youtube-vos-root)")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    davis.add_argument("--first-frame-only", action="store_true",
+                       help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
+    davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
+                       "Annotations, meta.json); --split valid, train, ...")
     parser.add_argument("--save-scores", action="store_true",
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
     parser.add_argument("--working-size", type=cli_args.size, default=(854, 480),
@@ -41,12 +60,20 @@ def parse_args(argv=None):
                                        "16-bit compute; for GPUs); the visual modulator stays float32")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     args = parser.parse_args(argv)
-    if bool(args.davis_root) == bool(args.frames):
-        parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
-    if args.frames and not args.first_mask:
-        parser.error("--frames needs --first-mask")
-    if args.davis_root and (args.first_mask or args.overlay):
-        parser.error("--first-mask and --overlay are for one video (--frames), not --davis-root")
+    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:
+        parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split) "
+                     "or --youtube-vos-root (a YouTube-VOS split)")
+    if args.frames and not (args.first_mask or args.annotations):
+        parser.error("--frames needs --first-mask or --annotations")
+    dataset = args.davis_root or args.youtube_vos_root
+    if dataset and (args.first_mask or args.overlay or args.annotations):
+        parser.error("--first-mask, --annotations and --overlay are for one video (--frames), not a dataset root")
+    if args.youtube_vos_root and args.sequences:
+        parser.error("--sequences is for --davis-root")
+    if args.first_frame_only and not args.youtube_vos_root:
+        parser.error("--first-frame-only is for --youtube-vos-root")
+    if args.max_lag is not None and args.max_lag < 1:
+        parser.error(f"--max-lag must be >= 1 frame, got {args.max_lag}")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     return args
@@ -60,6 +87,8 @@ def main(argv=None):
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
+        annotations=args.annotations, youtube_vos_root=args.youtube_vos_root, first_frame_only=args.first_frame_only,
+        frame_size=args.frame_size, input_format=args.input_format, max_lag=args.max_lag,
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,

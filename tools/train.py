@@ -185,7 +185,18 @@ def run(args, config, strategy):
     print(format_table(*global_rows(results)))
     print(f"model J&F-Mean {results.global_metrics['J&F-Mean']:.3f}, copy-the-first-mask baseline "
           f"{baseline.global_metrics['J&F-Mean']:.3f}; CSVs in {eval_dir} and "
-          f"{os.path.join(eval_dir, experiment.BASELINE_DIR)}; {(time.perf_counter() - tick) / 60:.1f} min in all")
+          f"{os.path.join(eval_dir, experiment.BASELINE_DIR)}", flush=True)
+    if config.dataset == "synthetic":
+        late_dir = os.path.join(eval_dir, experiment.LATE_DIR)
+        frames = tqdm(unit="frame", desc="late entries", disable=args.quiet)
+        late = experiment.evaluate_late_entries(
+            trainer.model, config, model_dir, late_dir, config.eval_working_size,
+            progress=lambda event, **info: frames.update(1) if event == "frame" else None)
+        frames.close()
+        print(f"{experiment.LATE_SEQUENCES} sequences with objects entering later: J&F "
+              f"{late['with_late_annotations'].overall['Overall']:.3f} with their late annotations, "
+              f"{late['first_frame_only'].overall['Overall']:.3f} from the first frame's only; CSVs in {late_dir}")
+    print(f"{(time.perf_counter() - tick) / 60:.1f} min in all")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,9 @@ The sequences are made so that both of OSMN's modulators matter:
   object of another look, like a person on a horse: smaller, in front of it,
   moving and scaling with it. Both spatial guides then sit at the same place
   and only appearance says which of the two is meant.
+* *Late entries*: with probability `late_entry_prob` an object (after the
+  first) enters the video at a later frame, as objects do in YouTube-VOS;
+  `write_youtube_vos` writes such sequences in that layout.
 * Objects travel several object sizes over a sequence (by default about 2 to 4
   diameters in 24 frames) and change scale, so copying the first frame's mask
   scores poorly.
@@ -36,8 +39,8 @@ Use it on the fly (`generate_sequence`) or write it in the DAVIS 2017 layout
 
 The package by concern: `config` (what is drawn), `scene` (a sampled
 sequence's description), `textures` (silhouettes and procedural textures),
-`sampler` (drawing scenes), `render` (drawing frames) and `davis_layout`
-(writing the DAVIS layout).
+`sampler` (drawing scenes), `render` (drawing frames), `davis_layout`
+(writing the DAVIS layout) and `youtube_vos_layout` (the YouTube-VOS layout).
 """
 from osmn_tf.synthetic.config import SHAPES, TEXTURES, SyntheticConfig
 from osmn_tf.synthetic.davis_layout import (
@@ -45,9 +48,10 @@ from osmn_tf.synthetic.davis_layout import (
 from osmn_tf.synthetic.render import render_background, render_frame, render_object
 from osmn_tf.synthetic.sampler import generate_sequence, sample_scene
 from osmn_tf.synthetic.scene import Appearance, SyntheticObject, SyntheticScene
+from osmn_tf.synthetic.youtube_vos_layout import write_youtube_vos
 
 __all__ = [
     "CONFIG_FILE", "JPEG_QUALITY", "SHAPES", "SPLIT_FIRST_INDEX", "TEXTURES", "Appearance", "SyntheticConfig",
     "SyntheticObject", "SyntheticScene", "generate_sequence", "render_background", "render_frame",
-    "render_object", "sample_scene", "sequence_name", "split_first_index", "write_davis",
+    "render_object", "sample_scene", "sequence_name", "split_first_index", "write_davis", "write_youtube_vos",
 ]

@@ -31,12 +31,16 @@ class SyntheticConfig:
             centre keeps a small offset (up to a quarter of the host's radius)
             from the host's, its radius is 0.4 to 0.65 of the host's, it
             scales with the host and is drawn in front of it.
+        late_entry_prob: probability that an object (after the first) enters
+            the video later: it is absent (not drawn, not in the masks) before
+            a frame drawn uniformly in 1..num_frames // 2; a rider enters
+            with its host.
         background_pan: the background moves by up to this many pixels per frame
             along each axis.
         min_visible_fraction: in every frame, every object shows at least this
             fraction of its in-frame silhouette; sequences that break this are
             drawn again.
-        min_first_visible_fraction: the same for frame 0 (the reference frame).
+        min_first_visible_fraction: the same for an object's first frame (its reference frame).
         min_area_fraction: in every frame every object covers at least this
             fraction of the image.
         max_attempts: how many draws of one sequence are tried before giving up.
@@ -54,6 +58,7 @@ class SyntheticConfig:
     twin_prob: float = 0.6
     meet_prob: float = 0.6
     rider_prob: float = 0.0
+    late_entry_prob: float = 0.0
     background_pan: float = 0.6
     min_visible_fraction: float = 0.3
     min_first_visible_fraction: float = 0.7
@@ -85,8 +90,8 @@ class SyntheticConfig:
             if not 0 < low <= high <= upper:
                 raise ValueError(f"SyntheticConfig.{name} must be (low, high) with 0 < low <= high <= {upper}, "
                                  f"got {getattr(self, name)!r}")
-        for name in ("twin_prob", "meet_prob", "rider_prob", "min_visible_fraction", "min_first_visible_fraction",
-                     "min_area_fraction"):
+        for name in ("twin_prob", "meet_prob", "rider_prob", "late_entry_prob", "min_visible_fraction",
+                     "min_first_visible_fraction", "min_area_fraction"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"SyntheticConfig.{name} must be in [0, 1], got {getattr(self, name)!r}")
         for name in ("max_log_scale_change", "max_rotation", "background_pan"):

@@ -47,6 +47,17 @@ def _write_jpeg(path, rgb):
         Image.fromarray(rgb).save(handle, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
 
 
+# Fields added after datasets were recorded, with the value that drew those datasets.
+_LATER_FIELDS = {"late_entry_prob": 0.0}
+
+
+def _same_config(recorded, config):
+    """Whether a recorded config is `config`; a record from before a field of `_LATER_FIELDS` existed lacks it."""
+    if not isinstance(recorded, dict):
+        return False
+    return {**_LATER_FIELDS, **recorded} == config.to_dict()
+
+
 def _check_root_config(root, config, overwrite):
     """Records `config` in `root`, or refuses a root written with another config."""
     record = {"config": config.to_dict()}
@@ -56,7 +67,7 @@ def _check_root_config(root, config, overwrite):
             existing = json.loads(path.read_text())
         except (OSError, ValueError) as error:
             raise OSError(f"cannot read {path}: {error}") from error
-        if not (isinstance(existing, dict) and existing.get("config") == record["config"]):
+        if not (isinstance(existing, dict) and _same_config(existing.get("config"), config)):
             raise ValueError(f"{root} holds synthetic data made with another config ({path}); "
                              "use another root or overwrite=True")
         return

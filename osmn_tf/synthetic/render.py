@@ -11,6 +11,8 @@ def _object_window(obj, t, image_size):
 
     `u, v` are object coordinates (radius about 1) of the pixel centres in the window.
     """
+    if t < obj.first_frame:
+        return None  # not entered yet
     width, height = image_size
     look = obj.appearance
     scale = look.radius * look.scales[t]

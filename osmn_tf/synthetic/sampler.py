@@ -174,9 +174,18 @@ def _draw_scene(rng, config, index, num_objects):
     for k, j in hosts.items():  # riders in front of their hosts (pairs are disjoint)
         if depths[k] < depths[j]:
             depths[k], depths[j] = depths[j], depths[k]
+    first_frames = [0] * num_objects
+    # Drawn only when late entries are on, so that without them the stream is unchanged.
+    if config.late_entry_prob > 0:
+        for k in range(1, num_objects):
+            if k in hosts:
+                first_frames[k] = first_frames[hosts[k]]
+            elif rng.random() < config.late_entry_prob:
+                first_frames[k] = int(rng.integers(1, max(config.num_frames // 2, 1) + 1))
     objects = tuple(
         SyntheticObject(object_id=k + 1, depth=int(depths[k]), appearance_id=look_of[k],
-                        appearance=looks[look_of[k]], centres=centres[k], host_id=hosts[k] + 1 if k in hosts else 0)
+                        appearance=looks[look_of[k]], centres=centres[k], host_id=hosts[k] + 1 if k in hosts else 0,
+                        first_frame=first_frames[k])
         for k in range(num_objects))
     return SyntheticScene(config=config, index=index, objects=objects, background=_sample_background(rng, config))
 
@@ -188,9 +197,12 @@ def _visibility_ok(scene):
     for t in range(config.num_frames):
         labels, silhouettes = compose_labels(scene, t)
         for obj, (window, inside, _, _) in zip(scene.objects, silhouettes):
+            if t < obj.first_frame:
+                continue
             total = np.count_nonzero(inside)
             visible = np.count_nonzero(labels[window][inside] == obj.object_id)
-            needed = config.min_first_visible_fraction if t == 0 else config.min_visible_fraction
+            # An object's first frame is its reference frame.
+            needed = config.min_first_visible_fraction if t == obj.first_frame else config.min_visible_fraction
             if total == 0 or visible < needed * total or visible < min_area:
                 return False
     return True
@@ -225,7 +237,8 @@ def generate_sequence(config, index):
 
     `frames` is a list of `num_frames` `uint8` `[H, W, 3]` RGB images, `masks`
     the matching `uint8` `[H, W]` object ids (0 background, 1..K objects; every
-    object is visible in frame 0). Deterministic in `(config.seed, index)`.
+    object is visible in frame 0, or from the frame where it enters with
+    `SyntheticConfig.late_entry_prob`). Deterministic in `(config.seed, index)`.
     """
     scene = sample_scene(config, index)
     frames, masks = [], []

@@ -36,6 +36,8 @@ class SyntheticObject:
         appearance: an `Appearance`.
         centres: `(T, 2)` float centre `(x, y)` in pixels, per frame.
         host_id: the object it rides on (`SyntheticConfig.rider_prob`), 0 for none.
+        first_frame: the frame where it enters (`SyntheticConfig.late_entry_prob`);
+            before it, it is neither drawn nor in the masks.
     """
 
     object_id: int
@@ -44,6 +46,7 @@ class SyntheticObject:
     appearance: Appearance
     centres: np.ndarray
     host_id: int = 0
+    first_frame: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,6 +57,11 @@ class SyntheticScene:
     index: int
     objects: tuple
     background: dict
+
+    @property
+    def late_objects(self):
+        """`{object id: first frame}` of the objects that enter after frame 0."""
+        return {o.object_id: o.first_frame for o in self.objects if o.first_frame > 0}
 
     @property
     def twins(self):

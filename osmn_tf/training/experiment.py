@@ -9,6 +9,8 @@ from osmn_tf.training.samples import CocoSource, DavisTrainSource
 
 EVAL_DIR = "eval"
 BASELINE_DIR = "baseline_first_mask"
+LATE_DIR = "late_entries"
+LATE_SEQUENCES = 12
 
 
 def synthetic_root(config, model_dir):
@@ -87,3 +89,37 @@ def evaluate_on_split(model, davis_root, output_dir, working_size, split="val", 
     baseline = evaluate_davis(davis_root, baseline_dir, split=split)
     write_davis_csvs(baseline, baseline_dir, split=split)
     return results, baseline
+
+
+def evaluate_late_entries(model, config, model_dir, output_dir, working_size, progress=None, count=LATE_SEQUENCES):
+    """The synthetic validation sequences with objects that enter later, scored with and without their annotations.
+
+    `count` sequences of the run's synthetic config with every
+    object after the first entering later (`late_entry_prob` 1), in the
+    YouTube-VOS layout under the data root's `late_entries/`; segmented into
+    `output_dir/with_late_annotations` (each object from its first
+    annotation) and `output_dir/first_frame_only`, each scored with
+    `youtube_vos_eval` (CSVs beside the masks). Returns `{name: YouTubeVOSResults}`.
+    """
+    import dataclasses
+
+    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.segment_jobs import segment_youtube_vos
+    from osmn_tf.synthetic import SyntheticConfig, write_youtube_vos
+    from osmn_tf.youtube_vos import YouTubeVOS
+    from osmn_tf.youtube_vos_eval import evaluate_youtube_vos, write_csvs
+
+    data = synthetic_root(config, model_dir) / LATE_DIR
+    synthetic = dataclasses.replace(SyntheticConfig(image_size=config.image_size, seed=config.seed),
+                                    late_entry_prob=1.0)
+    write_youtube_vos(data, synthetic, count, split="valid")
+    dataset = YouTubeVOS(data, "valid")
+    segmenter = VideoSegmenter(model, working_size)
+    results = {}
+    for name, late in (("with_late_annotations", True), ("first_frame_only", False)):
+        target = pathlib.Path(output_dir) / name
+        shutil.rmtree(target, ignore_errors=True)  # results of an earlier model would be scored as this one's
+        segment_youtube_vos(segmenter, dataset, target, progress=progress, late_annotations=late)
+        results[name] = evaluate_youtube_vos(data, target, "valid")
+        write_csvs(results[name], target, "valid")
+    return results

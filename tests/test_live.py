@@ -1,0 +1,109 @@
+"""Live input: frames from a pipe or a stream that ffmpeg generates locally (its testsrc), no camera needed."""
+import os
+import subprocess
+import sys
+import time
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from osmn_tf.davis import read_mask, write_mask
+from osmn_tf.live import LiveSource, is_live
+
+from conftest import REPO
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_testsrc(frames, size="80x60", *output):
+    return [FFMPEG, "-loglevel", "error", "-f", "lavfi", "-i", f"testsrc=size={size}:rate=25", "-frames:v",
+            str(frames), *output]
+
+
+def run_segment_from(producer, tmp_path, small_weights, *flags):
+    """Runs tools/segment.py reading `producer`'s standard output; returns the finished tool process."""
+    mask = np.zeros((60, 80), np.uint8)
+    mask[10:30, 10:40] = 1
+    write_mask(tmp_path / "first.png", mask)
+    feed = subprocess.Popen(producer, stdout=subprocess.PIPE)
+    try:
+        tool = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(small_weights), "--frames", "-",
+             "--first-mask", str(tmp_path / "first.png"), "--output", str(tmp_path / "out"), "--working-size",
+             "64x48", *flags], stdin=feed.stdout, capture_output=True, text=True, timeout=600, cwd=REPO,
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    finally:
+        feed.stdout.close()
+        feed.wait()
+    return tool
+
+
+def test_raw_frames_piped_on_standard_input_are_segmented(tmp_path, small_weights):
+    tool = run_segment_from(ffmpeg_testsrc(12, "80x60", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"), tmp_path,
+                            small_weights, "--frame-size", "80x60")
+    assert tool.returncode == 0, tool.stderr
+    written = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert written == [f"{t:05d}.png" for t in range(12)]
+    assert read_mask(tmp_path / "out" / "00011.png").shape == (60, 80)
+    assert "wrote 12 masks" in tool.stdout and "0 frames dropped" in tool.stdout
+
+
+def test_an_image_stream_on_standard_input_is_probed_by_ffmpeg(tmp_path, small_weights):
+    tool = run_segment_from(ffmpeg_testsrc(5, "80x60", "-f", "image2pipe", "-c:v", "png", "-"), tmp_path, small_weights)
+    assert tool.returncode == 0, tool.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 5
+
+
+def test_a_named_pipe_is_read_as_a_live_stream(tmp_path):
+    fifo = tmp_path / "stream.nut"
+    os.mkfifo(fifo)
+    assert is_live(str(fifo)) and is_live("-") and is_live("rtsp://camera/1") and is_live("/dev/video0")
+    assert not is_live(str(tmp_path))
+    feed = subprocess.Popen(ffmpeg_testsrc(7, "32x24", "-y", "-f", "nut", "-c:v", "rawvideo", str(fifo)))
+    try:
+        source = LiveSource(str(fifo))
+        frames = list(source)
+    finally:
+        feed.wait(timeout=60)
+    assert source.size == (32, 24) and len(frames) == 7 and frames[0].shape == (24, 32, 3)
+    assert source.dropped == 0
+
+
+def _slow_read(source, seconds):
+    names, count = [], 0
+    for _ in source:
+        count += 1
+        names.append(next(source.frame_names()))  # a frame is named once it is handed out
+        time.sleep(seconds)
+    return count, names
+
+
+def test_max_lag_drops_the_oldest_frames_and_counts_them():
+    source = LiveSource("testsrc=size=32x24:rate=100:duration=1", input_format="lavfi", max_lag=2)
+    count, names = _slow_read(source, 0.03)
+    assert source.dropped > 0 and count + source.dropped == 100
+    numbers = [int(n) for n in names]
+    assert len(numbers) == count and numbers == sorted(set(numbers)) and numbers[-1] == 99
+    assert max(np.diff(numbers)) > 1  # gaps where frames were dropped
+
+
+def test_without_max_lag_nothing_is_dropped():
+    source = LiveSource("testsrc=size=32x24:rate=100:duration=0.4", input_format="lavfi")
+    count, names = _slow_read(source, 0.01)
+    assert count == 40 and source.dropped == 0 and names == [f"{t:05d}" for t in range(40)]
+
+
+def test_a_source_ffmpeg_cannot_open_is_named():
+    with pytest.raises(ValueError, match="rtsp://127.0.0.1:9/none: cannot open as a live stream"):
+        LiveSource("rtsp://127.0.0.1:9/none")
+
+
+def test_live_options_with_a_folder_are_refused(tmp_path, small_weights):
+    from conftest import run_tool
+
+    (tmp_path / "frames").mkdir()
+    code, text = run_tool("segment", "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask",
+                          tmp_path / "m.png", "--output", tmp_path / "out", "--max-lag", "3")
+    assert code == 1 and "--max-lag are for live input" in text and str(tmp_path / "frames") in text, text
+    assert not (tmp_path / "out").exists()
