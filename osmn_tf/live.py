@@ -12,7 +12,6 @@ image or video stream).
 """
 import collections
 import os
-import pathlib
 import stat
 import threading
 
