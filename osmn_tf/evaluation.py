@@ -391,7 +391,7 @@ def _fmt(value):
     return "" if value is None or (isinstance(value, float) and math.isnan(value)) else "%.3f" % value
 
 
-def _csv_text(header, rows):
+def csv_text(header, rows):
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
@@ -400,7 +400,7 @@ def _csv_text(header, rows):
     return buffer.getvalue()
 
 
-def _write_text(path, text):
+def write_text(path, text):
     with atomic_output(path, "w", encoding="utf-8", newline="") as handle:
         handle.write(text)
 
@@ -427,8 +427,8 @@ def write_davis_csvs(results, out_dir, split="val"):
     out_dir.mkdir(parents=True, exist_ok=True)
     global_path = out_dir / f"global_results-{split}.csv"
     sequence_path = out_dir / f"per-sequence_results-{split}.csv"
-    _write_text(global_path, _csv_text(*global_rows(results)))
-    _write_text(sequence_path, _csv_text(*per_sequence_rows(results)))
+    write_text(global_path, csv_text(*global_rows(results)))
+    write_text(sequence_path, csv_text(*per_sequence_rows(results)))
     return global_path, sequence_path
 
 
@@ -437,7 +437,7 @@ def write_miou_csv(results, out_dir, split="val"):
     pathlib.Path(out_dir).mkdir(parents=True, exist_ok=True)
     path = pathlib.Path(out_dir) / f"miou_results-{split}.csv"
     rows = [[name, value] for name, value in results.per_object.items()] + [["all", results.mean]]
-    _write_text(path, _csv_text(("Sequence", "mIoU"), rows))
+    write_text(path, csv_text(("Sequence", "mIoU"), rows))
     return path
 
 

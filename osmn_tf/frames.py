@@ -80,7 +80,7 @@ def _check_rgb(rgb, name="rgb"):
     return rgb
 
 
-def _check_uint8_rgb(rgb, name="rgb"):
+def check_uint8_rgb(rgb, name="rgb"):
     rgb = _check_rgb(rgb, name)
     if rgb.dtype != np.uint8:
         # PIL's resampling works on 8-bit images; silently rounding floats would
@@ -89,7 +89,7 @@ def _check_uint8_rgb(rgb, name="rgb"):
     return rgb
 
 
-def _check_mask(mask, name="mask"):
+def check_mask(mask, name="mask"):
     """A 2-D view of `mask`; `[H, W, 1]` is accepted (the network's output layout)."""
     mask = np.asarray(mask)
     if mask.ndim == 3 and mask.shape[2] == 1:
@@ -114,7 +114,7 @@ def resize_frame(rgb, size):
     Returns:
         `uint8` array `[size[1], size[0], 3]`.
     """
-    rgb = _check_uint8_rgb(rgb)
+    rgb = check_uint8_rgb(rgb)
     width, height = check_size(size)
     return np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
 
@@ -131,7 +131,7 @@ def resize_mask(mask, size):
     Returns:
         array `[size[1], size[0]]` of `mask`'s dtype.
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     width, height = check_size(size)
     dtype = mask.dtype
     # PIL has no mode for every numpy dtype: go through one that holds the values

@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.frames import _check_mask, _check_uint8_rgb, normalize_frame, resize_mask
+from osmn_tf.frames import check_mask, check_uint8_rgb, normalize_frame, resize_mask
 
 PAD_RATIO = 0.03
 """Margin added on each side of the visual guide's crop at inference, as a fraction of the crop."""
@@ -103,7 +103,7 @@ def mask_bbox(mask):
         all inclusive. An empty mask gives `(0, 0, W, H)`: the whole image as a
         PIL crop box (right and bottom exclusive), as the original returned.
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
@@ -160,8 +160,8 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
     Returns:
         `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR`, 0 off the object.
     """
-    frame = _check_uint8_rgb(frame_rgb, "frame_rgb")
-    mask = _check_mask(mask, "mask")
+    frame = check_uint8_rgb(frame_rgb, "frame_rgb")
+    mask = check_mask(mask, "mask")
     if augment is not None:
         if not isinstance(augment, VisualGuideAugmentation):
             raise TypeError(
@@ -235,7 +235,7 @@ def spatial_guide_params(mask, *, perturb=None, rng=None):
         `(center, scale)`, each a `float64` array `[2]` in `(x, y)` order, or
         `None` for an empty mask.
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     if perturb is not None:
         if not isinstance(perturb, SpatialGuidePerturbation):
             raise TypeError(
@@ -273,7 +273,7 @@ def spatial_guide(mask, *, perturb=None, rng=None):
     Returns:
         `float32` array `[H, W, 1]` in [0, 1]; all zeros for an empty mask.
     """
-    mask = _check_mask(mask)
+    mask = check_mask(mask)
     height, width = mask.shape
     params = spatial_guide_params(mask, perturb=perturb, rng=rng)
     if params is None:

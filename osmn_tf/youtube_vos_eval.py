@@ -14,7 +14,7 @@ import pathlib
 import numpy as np
 
 from osmn_tf.davis import read_mask, void_as_background
-from osmn_tf.evaluation import BOUND_TH, _csv_text, _write_text, boundary_measure, region_similarity
+from osmn_tf.evaluation import BOUND_TH, csv_text, write_text, boundary_measure, region_similarity
 from osmn_tf.youtube_vos import YouTubeVOS
 
 
@@ -134,6 +134,6 @@ def write_csvs(results, out_dir, split):
     out_dir = pathlib.Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = out_dir / f"overall_results-{split}.csv", out_dir / f"per-object_results-{split}.csv"
-    _write_text(paths[0], _csv_text(*overall_rows(results)))
-    _write_text(paths[1], _csv_text(*per_object_rows(results)))
+    write_text(paths[0], csv_text(*overall_rows(results)))
+    write_text(paths[1], csv_text(*per_object_rows(results)))
     return paths

@@ -30,9 +30,9 @@ def split_first_index(split):
     return SPLIT_FIRST_INDEX[split]
 
 
-def _sequence_complete(root, name, num_frames, resolution):
-    for folder, suffix in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
-        path = root / folder / resolution / name
+def frames_complete(frame_folder, mask_folder, num_frames):
+    """Whether a written sequence has all its frames (`00000.jpg` ...) and masks (`00000.png` ...)."""
+    for path, suffix in ((frame_folder, ".jpg"), (mask_folder, ".png")):
         if not path.is_dir():
             return False
         present = {p.name for p in path.iterdir() if p.suffix == suffix}
@@ -41,7 +41,7 @@ def _sequence_complete(root, name, num_frames, resolution):
     return True
 
 
-def _write_jpeg(path, rgb):
+def write_jpeg(path, rgb):
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(path) as handle:
         Image.fromarray(rgb).save(handle, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
@@ -58,7 +58,7 @@ def _same_config(recorded, config):
     return {**_LATER_FIELDS, **recorded} == config.to_dict()
 
 
-def _check_root_config(root, config, overwrite):
+def check_root_config(root, config, overwrite):
     """Records `config` in `root`, or refuses a root written with another config."""
     record = {"config": config.to_dict()}
     path = root / CONFIG_FILE
@@ -110,18 +110,19 @@ def write_davis(root, config, num_sequences, year=2017, split="train", first_ind
     if not split or any(c in split for c in "/\\") or split.startswith("."):
         raise ValueError(f"split must be a plain name such as 'train' or 'val', got {split!r}")
     first_index = split_first_index(split) if first_index is None else int(first_index)
-    _check_root_config(root, config, overwrite)
+    check_root_config(root, config, overwrite)
     names = []
     for number in range(int(num_sequences)):
         name = sequence_name(split, number)
         names.append(name)
-        if not overwrite and _sequence_complete(root, name, config.num_frames, resolution):
+        if not overwrite and frames_complete(root / "JPEGImages" / resolution / name,
+                                           root / "Annotations" / resolution / name, config.num_frames):
             if on_sequence is not None:
                 on_sequence(name, False)
             continue
         frames, masks = generate_sequence(config, first_index + number)
         for t, (rgb, labels) in enumerate(zip(frames, masks)):
-            _write_jpeg(root / "JPEGImages" / resolution / name / f"{t:05d}.jpg", rgb)
+            write_jpeg(root / "JPEGImages" / resolution / name / f"{t:05d}.jpg", rgb)
             write_mask(root / "Annotations" / resolution / name / f"{t:05d}.png", labels)
         if on_sequence is not None:
             on_sequence(name, True)

@@ -4,20 +4,10 @@ import pathlib
 
 from osmn_tf.davis import write_mask
 from osmn_tf.outputs import atomic_output
-from osmn_tf.synthetic.davis_layout import _check_root_config, _write_jpeg, sequence_name, split_first_index
+from osmn_tf.synthetic.davis_layout import (check_root_config, frames_complete, sequence_name, split_first_index,
+                                             write_jpeg)
 from osmn_tf.synthetic.sampler import sample_scene
 from osmn_tf.synthetic.render import render_frame
-
-
-def _complete(split_dir, name, num_frames):
-    for folder, suffix in (("JPEGImages", ".jpg"), ("Annotations", ".png")):
-        path = split_dir / folder / name
-        if not path.is_dir():
-            return False
-        present = {p.name for p in path.iterdir() if p.suffix == suffix}
-        if not all(f"{t:05d}{suffix}" in present for t in range(num_frames)):
-            return False
-    return True
 
 
 def write_youtube_vos(root, config, num_sequences, split="valid", first_index=None, overwrite=False,
@@ -43,7 +33,7 @@ def write_youtube_vos(root, config, num_sequences, split="valid", first_index=No
     if not split or any(c in split for c in "/\\") or split.startswith("."):
         raise ValueError(f"split must be a plain name such as 'train' or 'valid', got {split!r}")
     first_index = split_first_index("val" if split == "valid" else split) if first_index is None else int(first_index)
-    _check_root_config(root, config, overwrite)
+    check_root_config(root, config, overwrite)
     split_dir = root / split
     names, videos = [], {}
     for number in range(int(num_sequences)):
@@ -54,13 +44,14 @@ def write_youtube_vos(root, config, num_sequences, split="valid", first_index=No
             str(o.object_id): {"category": o.appearance.shape,
                                "frames": [f"{t:05d}" for t in range(o.first_frame, config.num_frames)]}
             for o in scene.objects}}
-        if not overwrite and _complete(split_dir, name, config.num_frames):
+        if not overwrite and frames_complete(split_dir / "JPEGImages" / name, split_dir / "Annotations" / name,
+                                           config.num_frames):
             if on_sequence is not None:
                 on_sequence(name, False)
             continue
         for t in range(config.num_frames):
             rgb, labels = render_frame(scene, t)
-            _write_jpeg(split_dir / "JPEGImages" / name / f"{t:05d}.jpg", rgb)
+            write_jpeg(split_dir / "JPEGImages" / name / f"{t:05d}.jpg", rgb)
             write_mask(split_dir / "Annotations" / name / f"{t:05d}.png", labels)
         if on_sequence is not None:
             on_sequence(name, True)
