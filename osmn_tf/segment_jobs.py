@@ -100,35 +100,17 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
     if not isinstance(dataset, DavisDataset):
         raise TypeError(f"dataset must be a DavisDataset, got {type(dataset).__name__}")
     output_dir = pathlib.Path(output_dir)
-    stats = SegmentationStats()
-    for sequence in dataset.sequences:
-        target = output_dir / sequence
-        frame_paths = dataset.frame_paths(sequence)
-        if not overwrite and outputs.is_complete(target, [f"{p.stem}.png" for p in frame_paths], save_scores):
-            stats.sequences_skipped += 1
-            if progress:
-                progress("skip", sequence=sequence)
-            continue
+
+    def read_masks(sequence):
         first_annotation = dataset.annotation_paths(sequence)[0]
         first_mask = dataset.read_annotation(first_annotation)
         if not object_ids_of(first_mask):
             raise ValueError(f"{first_annotation}: the first mask has no object")
-        if progress:
-            progress("start", sequence=sequence, frames=len(frame_paths))
-        frames = _load_frames(frame_paths)
-        tick = time.perf_counter()
-        stats.frames += segment_to_folder(
-            segmenter,
-            frames,
-            [p.stem for p in frame_paths],
-            first_mask,
-            target,
-            save_scores=save_scores,
-            on_frame=(lambda frame, labels: progress("frame", sequence=sequence)) if progress else None,
-        )
-        stats.seconds += time.perf_counter() - tick
-        stats.sequences_done += 1
-    return stats
+        return first_mask, None, None
+
+    videos = ((sequence, output_dir / sequence, dataset.frame_paths(sequence), read_masks)
+              for sequence in dataset.sequences)
+    return _segment_videos(segmenter, videos, save_scores, overwrite, progress)
 
 
 def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None,
@@ -145,26 +127,38 @@ def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overw
     from osmn_tf.youtube_vos import starting_mask
 
     output_dir = pathlib.Path(output_dir) / "Annotations"
-    stats = SegmentationStats()
-    for video in dataset.videos:
-        target = output_dir / video
-        frame_paths = dataset.frame_paths(video)
-        if not overwrite and outputs.is_complete(target, [f"{p.stem}.png" for p in frame_paths], save_scores):
-            stats.sequences_skipped += 1
-            if progress:
-                progress("skip", sequence=video)
-            continue
+
+    def read_masks(video):
         annotations, palette = dataset.annotations(video)
         if not late_annotations:
             annotations = dict(list(annotations.items())[:1])
-        first_mask, annotations = starting_mask(annotations, image_size(frame_paths[0]))
+        first_mask, annotations = starting_mask(annotations, image_size(dataset.frame_paths(video)[0]))
+        return first_mask, annotations, palette
+
+    videos = ((video, output_dir / video, dataset.frame_paths(video), read_masks) for video in dataset.videos)
+    return _segment_videos(segmenter, videos, save_scores, overwrite, progress)
+
+
+def _segment_videos(segmenter, videos, save_scores, overwrite, progress):
+    """The loop of the dataset modes: `videos` yields `(name, output folder, frame paths, read_masks)`.
+
+    `read_masks(name)` gives `(first mask, later annotations or None, palette or None)`; it is called
+    only for videos that are segmented, since folders that are complete already are skipped.
+    """
+    stats = SegmentationStats()
+    for name, target, frame_paths, read_masks in videos:
+        if not overwrite and outputs.is_complete(target, [f"{p.stem}.png" for p in frame_paths], save_scores):
+            stats.sequences_skipped += 1
+            if progress:
+                progress("skip", sequence=name)
+            continue
+        first_mask, annotations, palette = read_masks(name)
         if progress:
-            progress("start", sequence=video, frames=len(frame_paths))
+            progress("start", sequence=name, frames=len(frame_paths))
+        on_frame = (lambda frame, labels, name=name: progress("frame", sequence=name)) if progress else None
         tick = time.perf_counter()
-        stats.frames += segment_to_folder(
-            segmenter, _load_frames(frame_paths), [p.stem for p in frame_paths], first_mask, target, palette,
-            save_scores, (lambda frame, labels: progress("frame", sequence=video)) if progress else None,
-            annotations=annotations)
+        stats.frames += segment_to_folder(segmenter, _load_frames(frame_paths), [p.stem for p in frame_paths],
+                                          first_mask, target, palette, save_scores, on_frame, annotations=annotations)
         stats.seconds += time.perf_counter() - tick
         stats.sequences_done += 1
     return stats
