@@ -4,7 +4,6 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
 from osmn_tf.guides import spatial_guide, visual_guide
-from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.precision import check_precision
 from osmn_tf.tracking import VideoLoop, masks_at_size
 
@@ -47,9 +46,9 @@ class VideoSegmenter(VideoLoop):
 
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
-        model = fold_batch_norm(model)
         self._model = model
-        frame_model = self._frame_model = model.frame_model(self.precision)
+        # The spatial modulator's BatchNorm folded: one pass over each bias map (`osmn_tf.models.folding`).
+        frame_model = self._frame_model = model.frame_model(self.precision, fold_batch_norm=True)
         self._input_names = [t.name for t in frame_model.inputs]
 
         # Plain Python (no AutoGraph needed): named functions, not lambdas, which AutoGraph warns about.

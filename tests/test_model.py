@@ -227,6 +227,13 @@ def test_fold_batch_norm_gives_the_same_maps_and_logits_at_inference(mod_early_c
     clone = osmn_tf.OSMN.from_config(folded.get_config())
     clone.set_weights(folded.get_weights())
     np.testing.assert_array_equal(clone(inputs, training=False), folded(inputs, training=False))
+    # The per-frame part folds its spatial modulator alone and shares the segmentation network.
+    frame = model.frame_model(fold_batch_norm=True)
+    assert frame.get_layer("segmentation_network") is model.segmentation_network
+    assert frame is not model.frame_model() and frame.get_layer("spatial_modulator").batch_norm_folded
+    frame_inputs = [inputs[2], inputs[1], np.asarray(model.visual_modulator(inputs[0], training=False))]
+    np.testing.assert_allclose(frame(frame_inputs, training=False), model.frame_model()(frame_inputs, training=False),
+                               rtol=1e-4, atol=1e-4 * np.abs(logits).max())
     # Training normalises with the batch's statistics: different maps.
     trained = modulator(guide, training=True)
     assert np.abs(trained[0] - expected[0]).max() > 0.1

@@ -2,6 +2,7 @@
 import keras
 
 from osmn_tf.config import GUIDE_SIZE, OSMNConfig, num_modulation_params
+from osmn_tf.models.folding import fold_spatial_modulator
 from osmn_tf.models.segmentation_network import SegmentationNetwork
 from osmn_tf.models.spatial_modulator import SpatialModulator
 from osmn_tf.models.visual_modulator import VisualModulator
@@ -109,7 +110,7 @@ class OSMN(keras.Model):
             return 0
         return num_modulation_params(self.config.mod_early_conv, self.config.width)
 
-    def frame_model(self, precision=None):
+    def frame_model(self, precision=None, fold_batch_norm=False):
         """The per-frame part as a Keras model.
 
         Inputs, in order: `image` `[N, H, W, 3]`, `spatial_guide` `[N, H, W, 1]`,
@@ -121,15 +122,26 @@ class OSMN(keras.Model):
         built from copies of the spatial modulator and the segmentation
         network under that precision, holding their weights as they are now;
         the visual modulator, not part of it, is not copied.
+
+        `fold_batch_norm`: for inference, the spatial modulator is a folded
+        copy (`fold_spatial_modulator`); the segmentation network is still
+        shared when the precision is this model's own.
         """
-        if precision is None or precision == self.dtype_policy.name:
+        same_precision = precision is None or precision == self.dtype_policy.name
+        fold = fold_batch_norm and self.spatial_modulator is not None and not self.batch_norm_folded
+        if same_precision and not fold:
             if self._frame_model is None:
                 self._frame_model = self._compose_frame_model(self.spatial_modulator, self.segmentation_network)
             return self._frame_model
-        spatial_modulator = None
-        if self.spatial_modulator is not None:
-            spatial_modulator = copy_model(self.spatial_modulator, precision)
-        return self._compose_frame_model(spatial_modulator, copy_model(self.segmentation_network, precision))
+        spatial_modulator = self.spatial_modulator
+        if fold:
+            spatial_modulator = fold_spatial_modulator(spatial_modulator, precision)
+        elif spatial_modulator is not None:
+            spatial_modulator = copy_model(spatial_modulator, precision)
+        segmentation_network = self.segmentation_network
+        if not same_precision:
+            segmentation_network = copy_model(segmentation_network, precision)
+        return self._compose_frame_model(spatial_modulator, segmentation_network)
 
     def _compose_frame_model(self, spatial_modulator, segmentation_network):
         image = keras.Input((None, None, 3), name="image")
