@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
 from osmn_tf.guides import spatial_guide, visual_guide
-from osmn_tf.precision import check_precision
+from osmn_tf.precision import resolve_precision
 from osmn_tf.tracking import VideoLoop, masks_at_size
 
 
@@ -28,7 +28,9 @@ class VideoSegmenter(VideoLoop):
         jit_compile: compile the per-frame function with XLA (one compilation
             per frame size and object count).
         precision: compute precision of the per-frame network
-            (`osmn_tf.precision.PRECISIONS`). The visual modulator, which runs
+            (`osmn_tf.precision.PRECISIONS`), or `auto`: the fastest whose
+            masks agree with float32's on this CPU (`osmn_tf.precision.auto_precision`);
+            `self.precision` is the one used. The visual modulator, which runs
             once per object, and online fine-tuning keep `model`'s own
             precision: a 16-bit visual modulator would cost no time worth
             saving but adds about a third of the masks' disagreement with float32.
@@ -39,7 +41,7 @@ class VideoSegmenter(VideoLoop):
         self.model = model
         self.share_frame_features = bool(share_frame_features)
         self.jit_compile = bool(jit_compile)
-        self.precision = check_precision(precision)
+        self.precision = resolve_precision(precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
         self.working_size = check_size(working_size, "working_size")
         self.adapt = adapt
         self._bind(model)

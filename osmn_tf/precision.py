@@ -4,18 +4,59 @@ Mixed precision keeps the variables in float32 and computes in float16 or
 bfloat16, which GPUs with tensor cores run several times faster. The
 visual modulator's last layer (`fc8`), the fused logits and the losses stay
 float32 (those layers are built with `dtype="float32"`).
+
+On CPUs with bfloat16 instructions (AVX512_BF16, or AMX-BF16) oneDNN runs
+bfloat16 convolutions about 2x (AVX512_BF16) to 3-4x (AMX) faster than
+float32: `auto` picks `mixed_bfloat16` there (docs/performance.md has the
+measured speed and mask agreement), float32 elsewhere.
 """
 import contextlib
+import functools
 
 import keras
 
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+AUTO = "auto"
+# CPU flags (as /proc/cpuinfo and py-cpuinfo name them) under which oneDNN computes bfloat16 natively.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def check_precision(precision, name="precision"):
-    if precision not in PRECISIONS:
-        raise ValueError(f"{name} must be one of {PRECISIONS}, got {precision!r}")
+def check_precision(precision, name="precision", allow_auto=False):
+    allowed = PRECISIONS + ((AUTO,) if allow_auto else ())
+    if precision not in allowed:
+        raise ValueError(f"{name} must be one of {allowed}, got {precision!r}")
     return precision
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_info():
+    """`(brand, flags)` of this machine's CPU, from py-cpuinfo (read once: it takes about a second)."""
+    import cpuinfo
+
+    info = cpuinfo.get_cpu_info()
+    return info.get("brand_raw", "unknown CPU"), frozenset(info.get("flags", ()))
+
+
+def cpu_bfloat16_flags(flags=None):
+    """The bfloat16 instruction sets of the CPU (`flags`: a set of CPU flags; default this machine's)."""
+    flags = cpu_info()[1] if flags is None else flags
+    return tuple(f for f in BFLOAT16_CPU_FLAGS if f in flags)
+
+
+def auto_precision(flags=None, has_gpu=False):
+    """The precision `auto` stands for: `mixed_bfloat16` on a CPU with bfloat16 instructions, else float32.
+
+    On a GPU it stays float32: its 16-bit speed and parity are not measured here.
+    """
+    if has_gpu:
+        return "float32"
+    return "mixed_bfloat16" if cpu_bfloat16_flags(flags) else "float32"
+
+
+def resolve_precision(precision, has_gpu=False, name="precision"):
+    """`precision` itself, or for `auto` the one `auto_precision` picks on this machine."""
+    check_precision(precision, name, allow_auto=True)
+    return auto_precision(has_gpu=has_gpu) if precision == AUTO else precision
 
 
 @contextlib.contextmanager

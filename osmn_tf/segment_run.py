@@ -59,6 +59,26 @@ class SegmentRequest:
     jit_compile: bool = False
 
 
+def precision_advice(requested, used):
+    """One line on the precision a run uses, and on this CPU whether another would be faster."""
+    from osmn_tf.precision import AUTO, auto_precision, cpu_bfloat16_flags, cpu_info
+
+    if requested == AUTO:
+        return f"precision auto: {used} on this CPU ({cpu_info()[0]})"
+    faster = auto_precision(has_gpu=_has_gpu())
+    if used == "float32" and faster != used:
+        return (f"precision float32; this CPU has {', '.join(cpu_bfloat16_flags()).upper()}: --precision auto "
+                f"({faster}) runs the network faster, its masks agreeing with float32 on >= 99% of pixels "
+                "(docs/performance.md)")
+    return f"precision {used}"
+
+
+def _has_gpu():
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
 def segment(request, progress=True, log=print):
     """Runs `request`; returns `segment_jobs.SegmentationStats` (None when the video was complete already).
 
@@ -90,6 +110,7 @@ def segment(request, progress=True, log=print):
         adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
     segmenter = VideoSegmenter(load_model(r.weights), working_size=r.working_size, adapt=adapt,
                                jit_compile=r.jit_compile, precision=r.precision)
+    log(precision_advice(r.precision, segmenter.precision))
     if r.davis_root:
         with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
             stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)

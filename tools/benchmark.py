@@ -3,6 +3,7 @@
 
     python tools/benchmark.py --output benchmark/          # the full run (full model, 854x480; ~20 min on 2 cores)
     python tools/benchmark.py --quick --output /tmp/bench  # smoke run of every measurement
+    python tools/benchmark.py --output benchmark/ --trained-model demo/  # + parity on the trained demo
 
 Writes OUTPUT/benchmark.json and OUTPUT/benchmark.png and prints a table.
 """
@@ -24,6 +25,10 @@ def parse_args(argv=None):
     parser.add_argument("--stream-frames", type=cli_args.positive_int,
                         help="frames of the memory/retracing stream (default 1000)")
     parser.add_argument("--no-xla", action="store_true", help="skip the XLA timing")
+    parser.add_argument("--trained-model", metavar="RUN",
+                        help="a tools/train.py run folder (model.keras, train_config.json, data/): each "
+                             "precision's J&F-Mean and mask agreement with float32 on its validation videos "
+                             "(masks kept in OUTPUT/parity/)")
     return parser.parse_args(argv)
 
 
@@ -37,7 +42,7 @@ def main(argv=None):
 
     config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
     changes = {"width": args.width, "frame_size": args.frame_size, "repeats": args.repeats,
-               "stream_frames": args.stream_frames}
+               "stream_frames": args.stream_frames, "trained_model": args.trained_model}
     config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
     if args.no_xla:
         config = dataclasses.replace(config, xla=False)
@@ -48,7 +53,14 @@ def main(argv=None):
         sys.exit(f"error: {e}")
     except OSError as e:
         sys.exit(f"error: --output {args.output}: {e.strerror or e}")
-    results = run_benchmark(config, log=lambda line: print(line, flush=True))
+    if args.trained_model:
+        run = args.trained_model
+        for needed in ("model.keras", "train_config.json", "data"):
+            if not os.path.exists(os.path.join(run, needed)):
+                sys.exit(f"error: --trained-model {run}: no {needed} there (give a tools/train.py --model-dir "
+                         "of a finished run)")
+    results = run_benchmark(config, log=lambda line: print(line, flush=True),
+                            output_dir=os.path.join(args.output, "parity"))
     print(format_table(results))
     write_json(results, os.path.join(args.output, "benchmark.json"))
     plot(results, os.path.join(args.output, "benchmark.png"))

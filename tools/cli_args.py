@@ -8,7 +8,9 @@ import math
 import os
 import sys
 
+# osmn_tf.precision's names, here so that `--help` imports no Keras.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+AUTO = "auto"
 
 
 def size(text, minimum=1):
@@ -119,9 +121,10 @@ def variant_fields(args):
 
 
 def add_precision(parser, default="float32", help="compute precision (mixed: float32 weights, 16-bit compute; "
-                                                  "for GPUs)"):
-    """`--precision` and `--xla`."""
-    parser.add_argument("--precision", default=default, choices=PRECISIONS, help=help)
+                                                  "for GPUs)", allow_auto=False):
+    """`--precision` (with `auto` if `allow_auto`) and `--xla`."""
+    parser.add_argument("--precision", default=default, choices=PRECISIONS + ((AUTO,) if allow_auto else ()),
+                        help=help)
     parser.add_argument("--xla", action="store_true", default=None if default is None else False,
                         help="compile with XLA")
 

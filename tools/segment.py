@@ -57,7 +57,9 @@ def parse_args(argv=None):
                         help="Adam learning rate of --online-finetune")
     speed = parser.add_argument_group("speed")
     cli_args.add_precision(speed, help="compute precision of the per-frame network (mixed: float32 weights, "
-                                       "16-bit compute; for GPUs); the visual modulator stays float32")
+                                       "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
+                                       "instructions, else float32; the visual modulator stays float32",
+                           allow_auto=True)
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     args = parser.parse_args(argv)
     if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:

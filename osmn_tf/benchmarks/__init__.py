@@ -2,8 +2,10 @@
 
 `tools/benchmark.py` runs `run_benchmark` and prints, saves and plots what it
 returns. `config` holds `BenchmarkConfig`, `timing` the shared timers and
-probes, `measurements` one function per measurement and the targets, `report`
-the table, JSON file and chart.
+probes, `measurements` one function per measurement and the targets,
+`precisions` each precision side by side with the machine's raw rates,
+`parity` each precision's parity on a trained model, `report` the table,
+JSON file and chart.
 """
 from osmn_tf.benchmarks.config import BenchmarkConfig
 from osmn_tf.benchmarks.measurements import TARGETS, run_benchmark, targets

@@ -16,8 +16,14 @@ class BenchmarkConfig:
             retracing (smaller frames, so that 1000 of them take minutes).
         finetune_steps_timed, finetune_steps, video_frames: the one-shot
             fine-tuning comparison (paper: 1000 steps, a 70-frame video).
-        precisions, xla: extra per-frame timings (float32 is always timed).
+        precisions, xla: the precisions timed beside float32, and an XLA timing.
         matmul_size: side of the square matmul that measures the machine's FLOP/s.
+        conv_shape: `(H, W, C)` of the 3x3, C -> C convolution that measures
+            each data type's raw convolution rate (default: VGG16's block 3
+            at 854x480).
+        trained_model: a `tools/train.py` run folder (`model.keras`,
+            `train_config.json`, its synthetic `data/`): each precision's
+            parity with float32 on its validation videos; None skips it.
     """
 
     width: float = 1.0
@@ -33,10 +39,12 @@ class BenchmarkConfig:
     precisions: tuple = ("mixed_bfloat16", "mixed_float16")
     xla: bool = True
     matmul_size: int = 2048
+    conv_shape: tuple = (240, 427, 256)
+    trained_model: str = None
     seed: int = 0
 
     @classmethod
     def quick(cls):
         """A smoke run of every measurement in well under a minute (numbers not meaningful)."""
         return cls(width=0.125, frame_size=(160, 96), repeats=2, io_frames=4, stream_frames=20,
-                   stream_size=(64, 48), finetune_steps_timed=2, matmul_size=512)
+                   stream_size=(64, 48), finetune_steps_timed=2, matmul_size=512, conv_shape=(48, 80, 32))

@@ -20,10 +20,13 @@ from osmn_tf.benchmarks.config import BenchmarkConfig
 from osmn_tf.benchmarks.timing import (
     convolution_flops, device_name, interleaved, matmul_flops_per_second, median_seconds, rss_mb, run_times)
 from osmn_tf.frames import load_rgb, preprocess_frame
+from osmn_tf.benchmarks.parity import trained_parity
+from osmn_tf.benchmarks.precisions import measure_precisions
 from osmn_tf.guides import spatial_guide
 from osmn_tf.inference import VideoSegmenter
 from osmn_tf.models import build_osmn
-from osmn_tf.segment_jobs import peak_memory_mb, segment_to_folder
+from osmn_tf.precision import auto_precision, cpu_bfloat16_flags, cpu_info
+from osmn_tf.segment_jobs import peak_memory_mb
 
 
 class NetworkInputs:
@@ -99,33 +102,15 @@ def measure_objects(model, size, max_objects, repeats, rng):
             "objects_ratio_per_object": objects[max_objects]["per_object"] / objects[1]["per_object"]}
 
 
-def measure_io(model, size, io_frames, repeats, rng):
-    """4. Reading and writing hide behind compute; 5. the time to the first mask and the peak memory."""
-    osmn = VideoSegmenter(model, size)
-    one = NetworkInputs(model, size, 1, rng)
-    results = {}
-    with tempfile.TemporaryDirectory() as scratch:
-        scratch = pathlib.Path(scratch)
-        paths = _write_frames(scratch / "frames", io_frames + 1, size, rng)
-        first_mask = np.zeros((size[1], size[0]), np.uint8)
-        first_mask[one.masks[0]] = 1
-        # A fresh segmenter: the first mask's time includes tracing, reading and the visual modulator.
-        tick = time.perf_counter()
-        results_iter = VideoSegmenter(model, size).track((load_rgb(p) for p in paths), first_mask)
-        next(results_iter)
-        next(results_iter)
-        results["time_to_first_mask_seconds"] = time.perf_counter() - tick
-        results_iter.close()
-        tick = time.perf_counter()
-        segment_to_folder(osmn, (load_rgb(p) for p in paths), [p.stem for p in paths], first_mask, scratch / "out")
-        end_to_end = (time.perf_counter() - tick)
-        # Frame 0 is the given mask: the network runs on the others (and the visual modulator once).
-        network_only = median_seconds(_segmenter_step(osmn, one), repeats)
-    results["end_to_end_frames_per_second"] = io_frames / end_to_end
-    results["network_frames_per_second"] = 1 / network_only
-    results["io_ratio"] = results["end_to_end_frames_per_second"] / results["network_frames_per_second"]
-    results["peak_rss_mb"] = peak_memory_mb()
-    return results
+def measure_first_mask(model, size, paths, first_mask):
+    """The time to the first mask of a fresh segmenter (tracing, reading, the visual modulator included)."""
+    tick = time.perf_counter()
+    results = VideoSegmenter(model, size).track((load_rgb(p) for p in paths), first_mask)
+    next(results)
+    next(results)
+    seconds = time.perf_counter() - tick
+    results.close()
+    return seconds
 
 
 def measure_stream(model, config, rng, log=print):
@@ -172,29 +157,42 @@ def measure_finetune(model, bare, size, config, per_frame_seconds, rng):
             "finetune_video_seconds": finetune_video, "speedup": finetune_video / osmn_video}
 
 
-def measure_precision(model, size, config, rng):
-    """7. Per-frame time under each precision and XLA, and how often their masks agree with float32."""
-    osmn = VideoSegmenter(model, size)
-    one = NetworkInputs(model, size, 1, rng)
-    variants = {"float32": osmn}
-    for precision in config.precisions:
-        variants[precision] = VideoSegmenter(model, size, precision=precision)
-    if config.xla:
-        variants["xla"] = VideoSegmenter(model, size, jit_compile=True)
-    reference = osmn.segment_frame(one.image, one.masks, one.params) > 0.5
-    results = {}
-    for name, segmenter in variants.items():
-        seconds = median_seconds(_segmenter_step(segmenter, one), config.repeats)
-        masks = segmenter.segment_frame(one.image, one.masks, one.params) > 0.5
-        results[name] = {"seconds": seconds, "mask_agreement": float(np.mean(masks == reference))}
-    return results
+def measure_xla(model, size, one, repeats):
+    """Per-frame time with XLA (float32), and how often its masks agree with the plain float32 graph's."""
+    plain, xla = VideoSegmenter(model, size), VideoSegmenter(model, size, jit_compile=True)
+    seconds = median_seconds(_segmenter_step(xla, one), repeats)
+    agreement = np.mean((xla.segment_frame(one.image, one.masks, one.params) > 0.5)
+                        == (plain.segment_frame(one.image, one.masks, one.params) > 0.5))
+    return {"seconds": seconds, "mask_agreement": float(agreement)}
 
 
-def run_benchmark(config=BenchmarkConfig(), log=print):
-    """Runs every measurement; returns a JSON-ready dict of numbers and the targets' verdicts."""
+def measure_trained_parity(config, output_dir, log=print):
+    """`parity.trained_parity` on `config.trained_model` (a `tools/train.py` run folder) at its working size."""
+    import json
+
+    from osmn_tf.checkpoints import load_model
+
+    run = pathlib.Path(config.trained_model)
+    train_config = json.loads((run / "train_config.json").read_text())
+    working_size = tuple(train_config["eval_working_size"] or train_config["image_size"])
+    log(f"parity on the trained model {run / 'model.keras'}: its validation videos at "
+        f"{working_size[0]}x{working_size[1]}, once per precision...")
+    parity = trained_parity(load_model(run / "model.keras"), run / "data", working_size, config.precisions,
+                            output_dir)
+    return {precision: dataclasses.asdict(row) for precision, row in parity.items()}
+
+
+def run_benchmark(config=BenchmarkConfig(), log=print, output_dir=None):
+    """Runs every measurement; returns a JSON-ready dict of numbers and the targets' verdicts.
+
+    `output_dir`: where the trained-model parity writes its masks (a temporary folder when None).
+    """
     rng = np.random.default_rng(config.seed)
     size = tuple(config.frame_size)
-    results = {"config": dataclasses.asdict(config), "device": device_name(), "tensorflow": tf.__version__}
+    brand, flags = cpu_info()
+    results = {"config": dataclasses.asdict(config), "device": device_name(), "cpu": brand,
+               "cpu_bfloat16": list(cpu_bfloat16_flags(flags)), "tensorflow": tf.__version__,
+               "auto_precision": auto_precision(flags, has_gpu=bool(tf.config.list_physical_devices("GPU")))}
     log("timing a matmul (the machine's FLOP/s)...")
     results["matmul_gflops"] = matmul_flops_per_second(config.matmul_size, config.repeats) / 1e9
     model = _random_model(config.width, config.seed)
@@ -204,15 +202,31 @@ def run_benchmark(config=BenchmarkConfig(), log=print):
     results["flops_efficiency"] = results["network_gflops_per_second"] / results["matmul_gflops"]
     log(f"timing 1..{config.max_objects} objects, shared and per-object...")
     results.update(measure_objects(model, size, config.max_objects, config.repeats, rng))
-    log(f"segmenting {config.io_frames} JPEG frames end to end...")
-    results.update(measure_io(model, size, config.io_frames, config.repeats, rng))
+    inputs = {count: NetworkInputs(model, size, count, rng) for count in sorted({1, config.max_objects})}
+    with tempfile.TemporaryDirectory() as scratch:
+        paths = _write_frames(pathlib.Path(scratch), config.io_frames + 1, size, rng)
+        log(f"float32, {', '.join(config.precisions)}: {config.io_frames} JPEG frames end to end, the network "
+            f"alone, and the raw matmul/convolution rates...")
+        results["precision"] = measure_precisions(model, size, config, inputs.__getitem__, paths,
+                                                  results["network_gflops_per_frame"] * 1e9)
+        results["time_to_first_mask_seconds"] = measure_first_mask(model, size, paths,
+                                                                    inputs[1].masks[0].astype(np.uint8))
+    results["peak_rss_mb"] = peak_memory_mb()
+    float32 = results["precision"]["float32"]
+    results["end_to_end_frames_per_second"] = float32["end_to_end_frames_per_second"]
+    results["network_frames_per_second"] = float32["network_frames_per_second"]
+    results["io_ratio"] = float32["io_ratio"]
     log(f"streaming {config.stream_frames} frames at {config.stream_size[0]}x{config.stream_size[1]} "
         "(memory, retracing)...")
     results["stream"] = measure_stream(model, config, rng, log)
     log(f"timing {config.finetune_steps_timed} fine-tuning steps of the bare FCN (batch 1)...")
     results["finetune"] = measure_finetune(model, bare, size, config, results["per_frame_seconds"], rng)
-    log(f"timing float32, {', '.join(config.precisions)}{', xla' if config.xla else ''}...")
-    results["precision"] = measure_precision(model, size, config, rng)
+    if config.xla:
+        log("timing XLA...")
+        results["xla"] = measure_xla(model, size, inputs[1], config.repeats)
+    if config.trained_model:
+        with tempfile.TemporaryDirectory() as scratch:
+            results["trained_parity"] = measure_trained_parity(config, output_dir or scratch, log)
     results["targets"] = targets(results)
     return results
 
@@ -243,24 +257,47 @@ def _finetune_step_seconds(model, size, steps, rng):
 
 TARGETS = {
     "modulation_ratio": ("<=", 1.05, "OSMN / bare FCN time per frame, one object"),
-    "flops_efficiency": (">=", 0.85, "network FLOP/s / matmul FLOP/s"),
     "objects_ratio_shared": ("<=", 2.45, "time for 3 objects / 1 object, shared early layers"),
-    "io_ratio": (">=", 0.90, "end-to-end frames/s / network-only frames/s"),
 }
+# Every precision timed, against float32 or its own data type's rates.
+PRECISION_TARGETS = {
+    "io_ratio": (">=", 0.90, "end-to-end frames/s / network-only frames/s"),
+    "flops_efficiency": (">=", 0.85, "network FLOP/s / the same data type's matmul FLOP/s"),
+    "mask_agreement": (">=", 0.99, "masks agree with float32 (random weights, one frame)"),
+}
+PARITY_TARGETS = {
+    "mask_agreement": (">=", 0.99, "masks agree with float32 on the trained model's validation videos"),
+    "abs_j_and_f_difference": ("<=", 0.01, "|J&F-Mean - float32's| on the trained model's validation videos"),
+}
+# `auto`'s speed-up over float32 against the raw convolution speed-up of the data type it picks.
+AUTO_SPEEDUP_OF_RAW = 0.8
+
+
+def _verdict(value, op, limit, meaning):
+    return {"value": value, "limit": f"{op} {limit}", "meaning": meaning,
+            "holds": bool(value <= limit if op == "<=" else value >= limit)}
 
 
 def targets(results):
-    """Each target's value and whether it holds."""
-    verdicts = {}
-    for key, (op, limit, meaning) in TARGETS.items():
-        value = results[key]
-        verdicts[key] = {"value": value, "limit": f"{op} {limit}", "meaning": meaning,
-                         "holds": bool(value <= limit if op == "<=" else value >= limit)}
+    """Each target's value and whether it holds (`<precision>/<row>` for the per-precision ones)."""
+    verdicts = {key: _verdict(results[key], *target) for key, target in TARGETS.items()}
+    for precision, row in results["precision"].items():
+        for key, target in PRECISION_TARGETS.items():
+            if precision != "float32" or key != "mask_agreement":
+                verdicts[f"{precision}/{key}"] = _verdict(row[key], *target)
+    for precision, row in results.get("trained_parity", {}).items():
+        if precision != "float32":
+            row = {**row, "abs_j_and_f_difference": abs(row["j_and_f_difference"])}
+            for key, target in PARITY_TARGETS.items():
+                verdicts[f"{precision}/trained_{key}"] = _verdict(row[key], *target)
+    auto = results["auto_precision"]
+    if auto != "float32" and auto in results["precision"]:
+        verdicts["auto/speedup_of_raw"] = _verdict(results["precision"][auto]["speedup_of_raw"], ">=",
+                                                   AUTO_SPEEDUP_OF_RAW,
+                                                   f"auto ({auto}) speed-up / its raw convolution speed-up")
     stream = results["stream"]
-    verdicts["no_retracing"] = {"value": stream["traces"], "limit": "== 1", "meaning": "traces of the frame function",
-                                "holds": stream["traces"] == 1}
-    verdicts["objects_identical"] = {
-        "value": all(o["masks_identical"] for o in results["objects"].values()), "limit": "== True",
-        "meaning": "shared and per-object masks equal", "holds": all(
-            o["masks_identical"] for o in results["objects"].values())}
+    verdicts["no_retracing"] = _verdict(stream["traces"], "<=", 1, "traces of the frame function")
+    identical = all(o["masks_identical"] for o in results["objects"].values())
+    verdicts["objects_identical"] = {"value": identical, "limit": "== True",
+                                     "meaning": "shared and per-object masks equal", "holds": identical}
     return verdicts

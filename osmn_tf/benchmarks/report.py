@@ -25,8 +25,6 @@ def format_table(results):
                      f"{timing['shared']:.3f} s / {timing['per_object']:.3f} s"
                      f" (masks identical: {timing['masks_identical']})"))
     rows += [
-        ("end to end / network only", f"{results['end_to_end_frames_per_second']:.3f} / "
-                                      f"{results['network_frames_per_second']:.3f} frames/s"),
         ("time to first mask", f"{results['time_to_first_mask_seconds']:.1f} s"),
         ("peak RSS", f"{results['peak_rss_mb']:.0f} MiB"),
         (f"stream of {stream['frames']} frames at {'x'.join(map(str, stream['size']))}",
@@ -35,17 +33,35 @@ def format_table(results):
          f"{finetune['finetune_video_seconds']:.0f} s / {finetune['osmn_video_seconds']:.1f} s "
          f"= {finetune['speedup']:.0f}x (step {finetune['step_seconds']:.2f} s, timed "
          f"{config['finetune_steps_timed']})"),
+        ("CPU; bfloat16 instructions; auto picks", f"{results['cpu']}; {', '.join(results['cpu_bfloat16']) or 'none'}; "
+                                                   f"{results['auto_precision']}"),
     ]
-    for name, timing in results["precision"].items():
-        rows.append((f"per frame, {name}", f"{timing['seconds']:.3f} s (masks agree "
-                                           f"{100 * timing['mask_agreement']:.2f}% with float32)"))
+    count = config["max_objects"]
+    for name, row in results["precision"].items():
+        rows += [
+            (f"{name}: per frame, 1 / {count} objects", f"{row['seconds_1_objects']:.3f} s / "
+                                                        f"{row[f'seconds_{count}_objects']:.3f} s"),
+            (f"{name}: end to end / network only", f"{row['end_to_end_frames_per_second']:.3f} / "
+                                                   f"{row['network_frames_per_second']:.3f} frames/s"),
+            (f"{name}: network / matmul / conv GFLOP/s", f"{row['network_gflops_per_second']:.0f} / "
+                                                         f"{row['matmul_gflops']:.0f} / {row['conv_gflops']:.0f}"),
+            (f"{name}: speed-up / raw conv speed-up", f"{row['speedup']:.2f}x / {row['raw_conv_speedup']:.2f}x "
+                                                      f"= {row['speedup_of_raw']:.2f}"),
+            (f"{name}: masks agree with float32", f"{100 * row['mask_agreement']:.2f}% (random weights)"),
+        ]
+    if "xla" in results:
+        rows.append(("float32 with XLA: per frame", f"{results['xla']['seconds']:.3f} s (masks agree "
+                                                    f"{100 * results['xla']['mask_agreement']:.2f}%)"))
+    for name, row in results.get("trained_parity", {}).items():
+        rows.append((f"{name}: trained model J&F-Mean, agreement", f"{row['j_and_f']:.4f} "
+                     f"({row['j_and_f_difference']:+.4f}), masks agree {100 * row['mask_agreement']:.2f}%"))
     lines = [f"{name:<48} {value}" for name, value in rows]
     lines.append("")
-    lines.append(f"{'target':<24} {'value':>10} {'limit':>10}  holds")
+    lines.append(f"{'target':<40} {'value':>10} {'limit':>10}  holds")
     for name, verdict in results["targets"].items():
         value = verdict["value"]
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        lines.append(f"{name:<24} {shown:>10} {verdict['limit']:>10}  {'yes' if verdict['holds'] else 'NO'}")
+        lines.append(f"{name:<40} {shown:>10} {verdict['limit']:>10}  {'yes' if verdict['holds'] else 'NO'}")
     return "\n".join(lines)
 
 
@@ -55,7 +71,7 @@ def write_json(results, path):
 
 
 def plot(results, path):
-    """Frames/s against the number of objects (shared vs per-object), and the time per frame by part."""
+    """Frames/s against the number of objects (shared vs per-object), the time per frame by part, frames/s by precision."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,7 +79,7 @@ def plot(results, path):
 
     objects = results["objects"]
     counts = [int(c) for c in objects]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    figure, (left, right, by_precision) = plt.subplots(1, 3, figsize=(16, 4))
     for key, label in (("shared", "early layers shared"), ("per_object", "one copy per object")):
         left.plot(counts, [1 / objects[c][key] for c in objects], marker="o", label=label)
     left.set_xlabel("objects per frame")
@@ -86,10 +102,22 @@ def plot(results, path):
         bottom += seconds
     right.set_ylabel("seconds")
     right.legend(fontsize=8)
-    right.set_title("Time per frame by stage")
+    right.set_title("Time per frame by stage (float32)")
+
+    precisions = results["precision"]
+    names = list(precisions)
+    positions = range(len(names))
+    for offset, key, label in ((-0.2, "network_frames_per_second", "network"),
+                               (0.2, "end_to_end_frames_per_second", "end to end (JPEG in, PNG out)")):
+        by_precision.bar([i + offset for i in positions], [precisions[n][key] for n in names], width=0.4, label=label)
+    by_precision.set_xticks(list(positions), [n + (" (auto)" if n == results["auto_precision"] else "")
+                                              for n in names], fontsize=8)
+    by_precision.set_ylabel("frames / s, 1 object")
+    by_precision.legend(fontsize=8)
+    by_precision.set_title("Frames/s by precision")
     config = results["config"]
     figure.suptitle(f"OSMN width {config['width']}, {'x'.join(map(str, config['frame_size']))}, "
-                    f"{results['device']}")
+                    f"{results['device']} ({results['cpu']})")
     figure.tight_layout()
     with atomic_output(path, "wb") as handle:
         figure.savefig(handle, format="png", dpi=100)
