@@ -86,10 +86,18 @@ def checked_frame(index, frame, first_mask=None):
 
 
 def merge_probabilities(probabilities, object_ids):
-    """Label map from per-object probabilities `[K, h, w]`: argmax over [0.5 background, p_1..p_K]."""
-    scores = np.concatenate([np.full((1, *probabilities.shape[1:]), BACKGROUND_SCORE, np.float32), probabilities])
-    lookup = np.asarray((0, *object_ids), dtype=np.uint8)
-    return lookup[np.argmax(scores, axis=0)]
+    """Label map from per-object probabilities `[K, h, w]`: argmax over [0.5 background, p_1..p_K].
+
+    The background, first in that list, wins ties; so a pixel is the best
+    object's when its probability exceeds 0.5 (computed so, without stacking a
+    background plane: this runs on every frame between two network calls).
+    """
+    ids = np.asarray(object_ids, dtype=np.uint8)
+    if len(ids) == 1:
+        return np.where(probabilities[0] > BACKGROUND_SCORE, ids[0], np.uint8(0))
+    best = np.argmax(probabilities, axis=0)
+    top = np.take_along_axis(probabilities, best[np.newaxis], axis=0)[0]
+    return np.where(top > BACKGROUND_SCORE, ids[best], np.uint8(0))
 
 
 def masks_at_size(masks, size):

@@ -364,3 +364,18 @@ def test_frames_are_read_in_a_thread_and_a_failing_frame_is_reported_at_its_inde
     assert len([next(results) for _ in range(3)]) == 3
     with pytest.raises(OSError, match="frame 3 is unreadable"):
         next(results)
+
+
+@pytest.mark.parametrize("num_objects", [1, 2, 3])
+def test_merge_is_the_originals_argmax_over_a_half_background(num_objects):
+    from osmn_tf.tracking import merge_probabilities
+
+    rng = np.random.default_rng(num_objects)
+    # Quantised so that ties (with the background's 0.5 and between objects) are common.
+    probabilities = rng.integers(0, 9, (num_objects, 40, 50)).astype(np.float32) / 8
+    object_ids = (3, 7, 200)[:num_objects]
+    scores = np.concatenate([np.full((1, 40, 50), 0.5, np.float32), probabilities])
+    expected = np.asarray((0, *object_ids), np.uint8)[np.argmax(scores, axis=0)]
+    merged = merge_probabilities(probabilities, object_ids)
+    assert merged.dtype == np.uint8 and np.isin(0.5, probabilities)
+    np.testing.assert_array_equal(merged, expected)

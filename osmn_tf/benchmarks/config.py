@@ -30,7 +30,7 @@ class BenchmarkConfig:
     frame_size: tuple = (854, 480)
     repeats: int = 5
     max_objects: int = 3
-    io_frames: int = 8
+    io_frames: int = 16
     stream_frames: int = 1000
     stream_size: tuple = (128, 96)
     finetune_steps_timed: int = 20
