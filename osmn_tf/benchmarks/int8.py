@@ -22,18 +22,11 @@ import tensorflow as tf
 from osmn_tf.benchmarks.timing import interleaved
 from osmn_tf.davis import DavisDataset, read_mask
 from osmn_tf.evaluation import evaluate_davis
-from osmn_tf.frames import load_rgb
 from osmn_tf.inference import VideoSegmenter
 from osmn_tf.models import build_osmn
 from osmn_tf.quantization import routes as route_lib
-from osmn_tf.quantization.calibration import calibration_samples, random_samples
+from osmn_tf.quantization.calibration import calibration_samples, dataset_videos, random_samples
 from osmn_tf.segment_jobs import segment_davis
-
-
-def _videos(dataset, sequences):
-    for sequence in sequences:
-        first = dataset.read_annotation(dataset.annotation_paths(sequence)[0])
-        yield (load_rgb(p) for p in dataset.frame_paths(sequence)), first
 
 
 def mask_agreement(dir_a, dir_b, dataset):
@@ -71,7 +64,7 @@ def prepare(work_dir, demo_model, demo_root, demo_size, routes=route_lib.ROUTES,
     model = load_model(demo_model)
     train = DavisDataset(demo_root, split="train")
     sequences = train.sequences[:calibration_videos]
-    samples = calibration_samples(model, _videos(train, sequences), demo_size, frames_per_video)
+    samples = calibration_samples(model, dataset_videos(train, sequences), demo_size, frames_per_video)
     report["demo_calibration"] = {"videos": list(sequences), "samples": len(samples)}
     log(f"demo calibration: {len(samples)} samples from {', '.join(sequences)}")
     frame_model = model.frame_model(fold_batch_norm=True)

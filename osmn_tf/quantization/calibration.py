@@ -78,3 +78,12 @@ def random_samples(frame_model, working_size, count, seed=0):
                 sample[tensor.name] = rng.normal(1.0, 0.1, (1, *tensor.shape[1:])).astype(np.float32)
         samples.append(sample)
     return samples
+
+
+def dataset_videos(dataset, sequences=None):
+    """`(frames, first_mask)` of each sequence of a `DavisDataset` (frames read as they are used)."""
+    from osmn_tf.frames import load_rgb
+
+    for sequence in sequences or dataset.sequences:
+        first_mask = dataset.read_annotation(dataset.annotation_paths(sequence)[0])
+        yield (load_rgb(path) for path in dataset.frame_paths(sequence)), first_mask

@@ -40,6 +40,12 @@ def _require(module):
                                 f"{INSTALL_HINT}") from e
 
 
+def check_extra():
+    """Raises `MissingExtraError` unless OpenVINO and NNCF import: before any long work that needs them."""
+    _require("openvino")
+    _require("nncf")
+
+
 def weights_fingerprint(model):
     """A hash of `model`'s weights: a saved network refuses a model it was not quantized from."""
     digest = hashlib.sha256()
@@ -87,9 +93,10 @@ class Int8FrameNetwork:
             raise ValueError(f"{name} is not the model this INT8 network was quantized from (weights differ); "
                              f"quantize it again from these weights")
 
-    def save(self, path):
-        """Writes the network into the folder `path` (replaced as a whole, atomically)."""
+    def save(self, path, name="path"):
+        """Writes the network into the folder `path` (replaced as a whole, atomically; see `check_network_folder`)."""
         ov = _require("openvino")
+        check_network_folder(path, name)
         with outputs.replaced_folder(path) as staging:
             # compress_to_fp16=False: the float parts stay float32, as they were calibrated.
             ov.save_model(self.ov_model, os.fspath(staging / MODEL_FILE), compress_to_fp16=False)
@@ -120,6 +127,17 @@ class Int8FrameNetwork:
         except RuntimeError as e:
             raise ValueError(f"{name} {path / MODEL_FILE}: OpenVINO cannot read it: {str(e).splitlines()[0]}") from e
         return cls(ov_model, working_size, fingerprint, threads)
+
+
+def check_network_folder(path, name="path"):
+    """Refuses to replace `path` unless it is absent, empty, or an INT8 network folder: saving replaces it whole."""
+    path = pathlib.Path(path)
+    if path.exists() and not path.is_dir():
+        raise outputs.OutputError(f"{name} {path}: exists and is not a folder")
+    if path.is_dir() and any(path.iterdir()) and not (path / METADATA).is_file():
+        raise outputs.OutputError(f"{name} {path}: a folder that is not an INT8 network ({METADATA} missing); "
+                                  f"refusing to replace it")
+    return path
 
 
 def quantize(model, calibration, working_size, threads=None):

@@ -179,7 +179,14 @@ def build_inc(saved_model_dir, samples, out_dir):
     from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
 
     names = list(tf.saved_model.load(os.fspath(saved_model_dir)).signatures["serve"].structured_input_signature[1])
-    quantized = quantize_model(os.fspath(saved_model_dir), StaticQuantConfig(), _CalibrationLoader(samples, names))
+    # INC writes its workspace (./nc_workspace) into the current directory: make that `out_dir`.
+    previous = os.getcwd()
+    os.chdir(out_dir)
+    try:
+        quantized = quantize_model(os.path.abspath(saved_model_dir), StaticQuantConfig(),
+                                   _CalibrationLoader(samples, names))
+    finally:
+        os.chdir(previous)
     int8_path = os.path.join(out_dir, "inc.int8")
     quantized.save(int8_path)
     return os.fspath(saved_model_dir), int8_path
