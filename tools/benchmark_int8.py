@@ -74,16 +74,16 @@ def format_table(report, seconds):
              f"width {report['speed_width']}; {cpu_model()}; commit {commit()}",
              f"keras float32: {keras_seconds:.3f} s/frame; demo model float32 J&F-Mean "
              f"{report['demo_keras_float32']['J&F-Mean']:.4f}",
-             f"{'route':<12} {'f32 s':>7} {'int8 s':>7} {'vs keras':>8} {'vs own f32':>10} "
+             f"{'route':<28} {'f32 s':>7} {'int8 s':>7} {'vs keras':>8} {'vs own f32':>10} "
              f"{'agree int8':>10} {'dJ&F int8':>9} {'agree f32':>9}"]
     for route, entry in report["routes"].items():
         if "error" in entry:
-            lines.append(f"{route:<12} FAILED: {entry['error']['type']}: {entry['error']['message'][:300]}")
+            lines.append(f"{route:<28} FAILED: {entry['error']['type']}: {entry['error']['message'][:300]}")
             continue
         f32, int8 = seconds.get(f"{route}_float32"), seconds.get(f"{route}_int8")
         if f32 is None or int8 is None:
             continue
-        lines.append(f"{route:<12} {f32:7.3f} {int8:7.3f} {keras_seconds / int8:7.2f}x {f32 / int8:9.2f}x "
+        lines.append(f"{route:<28} {f32:7.3f} {int8:7.3f} {keras_seconds / int8:7.2f}x {f32 / int8:9.2f}x "
                      f"{entry['int8_mask_agreement']:10.5f} {entry['int8_J&F_difference']:+9.4f} "
                      f"{entry['float32_mask_agreement']:9.5f}")
     return "\n".join(lines)
