@@ -72,9 +72,9 @@ def format_table(report, seconds):
     keras_seconds = seconds["keras_float32"]
     lines = [f"INT8 routes, per-frame network, {report['speed_size'][0]}x{report['speed_size'][1]}, 1 object, "
              f"width {report['speed_width']}; {cpu_model()}; commit {commit()}",
-             f"keras float32: {keras_seconds:.3f} s/frame; demo model float32 J&F-Mean "
+             f"keras float32: {keras_seconds:.3f} s/frame ({1 / keras_seconds:.2f} frames/s); demo model float32 J&F-Mean "
              f"{report['demo_keras_float32']['J&F-Mean']:.4f}",
-             f"{'route':<28} {'f32 s':>7} {'int8 s':>7} {'vs keras':>8} {'vs own f32':>10} "
+             f"{'route':<28} {'f32 s':>7} {'int8 s':>7} {'int8 fps':>8} {'vs keras':>8} {'vs own f32':>10} "
              f"{'agree int8':>10} {'dJ&F int8':>9} {'agree f32':>9}"]
     for route, entry in report["routes"].items():
         if "error" in entry:
@@ -83,7 +83,7 @@ def format_table(report, seconds):
         f32, int8 = seconds.get(f"{route}_float32"), seconds.get(f"{route}_int8")
         if f32 is None or int8 is None:
             continue
-        lines.append(f"{route:<28} {f32:7.3f} {int8:7.3f} {keras_seconds / int8:7.2f}x {f32 / int8:9.2f}x "
+        lines.append(f"{route:<28} {f32:7.3f} {int8:7.3f} {1 / int8:8.2f} {keras_seconds / int8:7.2f}x {f32 / int8:9.2f}x "
                      f"{entry['int8_mask_agreement']:10.5f} {entry['int8_J&F_difference']:+9.4f} "
                      f"{entry['float32_mask_agreement']:9.5f}")
     return "\n".join(lines)

@@ -11,7 +11,6 @@ loads them all into one process and times them interleaved
 import json
 import os
 import pathlib
-import shutil
 import time
 import traceback
 
