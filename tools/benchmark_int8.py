@@ -71,7 +71,7 @@ def commit():
 def format_table(report, seconds):
     keras_seconds = seconds["keras_float32"]
     lines = [f"INT8 routes, per-frame network, {report['speed_size'][0]}x{report['speed_size'][1]}, 1 object, "
-             f"width {report['speed_width']}; {cpu_model()}; commit {commit()}",
+             f"width {report['speed_width']}; {report.get('cpu') or cpu_model()}; commit {report.get('commit') or commit()}",
              f"keras float32: {keras_seconds:.3f} s/frame ({1 / keras_seconds:.2f} frames/s); demo model float32 J&F-Mean "
              f"{report['demo_keras_float32']['J&F-Mean']:.4f}",
              f"{'route':<28} {'f32 s':>7} {'int8 s':>7} {'int8 fps':>8} {'vs keras':>8} {'vs own f32':>10} "
@@ -105,11 +105,12 @@ def main(argv=None):
         int8.prepare(args.work, args.weights, args.davis, args.demo_size, routes, args.frame_size, args.width, log=log)
     if args.phase in ("time", "all"):
         seconds = int8.time_routes(args.work, args.repeats, log=log)
-        report = json.loads(open(os.path.join(args.work, "prepared.json")).read())
+        report = {**json.loads(open(os.path.join(args.work, "prepared.json")).read()), "cpu": cpu_model(),
+                  "commit": commit()}
         table = format_table(report, seconds)
         print(table)
         with atomic_output(os.path.join(args.work, "int8.json"), "w") as f:
-            json.dump({"seconds_per_frame": seconds, "cpu": cpu_model(), "commit": commit(), **report}, f, indent=2)
+            json.dump({"seconds_per_frame": seconds, **report}, f, indent=2)
         print(f"wrote {os.path.join(args.work, 'int8.json')}")
 
 
