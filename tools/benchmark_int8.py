@@ -10,7 +10,7 @@ frames of 2 training videos, scored on the validation split: mask agreement
 with Keras float32 and J&F-Mean) and for a random-weight full-width model
 (calibrated on synthetic frames), and writes them into W. `time` times them
 all side by side in one process (one object per frame) and prints the table;
-`all` does both. Needs `pip install -e ".[int8,export]"`.
+`all` does both. Needs `pip install -e ".[int8-study]"`.
 """
 import argparse
 import json
