@@ -84,8 +84,9 @@ def main(argv=None):
 
         def progress(samples, done=[0]):
             done[0] += 1
-            print(f"calibration: video {done[0]}/{count}, {samples} samples, "
-                  f"{time.perf_counter() - tick:.0f} s", flush=True)
+            elapsed = time.perf_counter() - tick
+            print(f"calibration: video {done[0]}/{count}, {samples} samples, {elapsed:.0f} s, "
+                  f"ETA {elapsed / done[0] * (count - done[0]):.0f} s (then quantization)", flush=True)
 
         samples = calibration_samples(model, videos, args.working_size, args.calibration_frames, progress)
         network = quantize(model, samples, args.working_size)
