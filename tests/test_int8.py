@@ -152,3 +152,8 @@ def test_missing_extra_says_which_pip_install(monkeypatch, small_model, small_we
                              "--working-size", "80x60", "--output", tmp_path / "model.int8")
     assert code != 0 and 'pip install -e ".[int8]"' in message, message
     assert not (tmp_path / "model.int8").exists()
+    (tmp_path / "model.int8").mkdir()
+    code, message = run_tool("segment", "--weights", small_weights, "--frames", frames, "--first-mask", first,
+                             "--working-size", "80x60", "--output", tmp_path / "out", "--int8-model",
+                             tmp_path / "model.int8")
+    assert code != 0 and 'pip install -e ".[int8]"' in message, message

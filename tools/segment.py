@@ -88,6 +88,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
     from osmn_tf.checkpoints import CheckpointError
+    from osmn_tf.quantization.network import MissingExtraError
     from osmn_tf.segment_run import SegmentRequest, segment
 
     request = SegmentRequest(
@@ -100,7 +101,7 @@ def main(argv=None):
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model)
     try:
         segment(request)
-    except (CheckpointError, FileNotFoundError, ValueError, OSError, ImportError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")
 
 
