@@ -16,6 +16,10 @@ _TENSORFLOW_NAMES = {
     "load_tf1_checkpoint": "osmn_tf.checkpoints",
     "load_imagenet_vgg16": "osmn_tf.imagenet",
     "VideoSegmenter": "osmn_tf.inference",
+    # The INT8 per-frame network (the `int8` extra).
+    "quantize": "osmn_tf.quantization",
+    "calibration_samples": "osmn_tf.quantization",
+    "Int8FrameNetwork": "osmn_tf.quantization",
 }
 
 __all__ = [

@@ -34,16 +34,31 @@ class VideoSegmenter(VideoLoop):
             once per object, and online fine-tuning keep `model`'s own
             precision: a 16-bit visual modulator would cost no time worth
             saving but adds about a third of the masks' disagreement with float32.
+        frame_network: optional replacement of the per-frame network, e.g. an
+            INT8 one (`osmn_tf.quantization.quantize`): a callable from
+            `{input name: float32 [1, ...] array}` to the logits `[1, H, W, 1]`,
+            called once per object; its `working_size`, if it has one, must be this
+            one. The visual modulator still runs in `model`. Not with `adapt`:
+            a network fine-tuned per video would need quantizing per video.
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
-                 precision="float32"):
+                 precision="float32", frame_network=None):
         self.model = model
+        self.frame_network = frame_network
         self.share_frame_features = bool(share_frame_features)
         self.jit_compile = bool(jit_compile)
         self.precision = resolve_precision(precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
         self.working_size = check_size(working_size, "working_size")
         self.adapt = adapt
+        if frame_network is not None:
+            if adapt is not None:
+                raise ValueError("frame_network and adapt exclude each other: online fine-tuning changes the "
+                                 "network that frame_network replaces")
+            fixed = getattr(frame_network, "working_size", None)
+            if fixed is not None and tuple(fixed) != self.working_size:
+                raise ValueError(f"frame_network runs at working size {fixed[0]}x{fixed[1]}, but working_size is "
+                                 f"{self.working_size[0]}x{self.working_size[1]}")
         self._bind(model)
 
     def _bind(self, model):
@@ -119,6 +134,19 @@ class VideoSegmenter(VideoLoop):
             "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self._model.spatial_modulator else None,
             "modulation_params": params,
         }
-        probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names]).numpy()[..., 0]
+        if self.frame_network is not None:
+            probabilities = self._network_probabilities(inputs, num_objects)
+        else:
+            probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names]).numpy()[..., 0]
         # A model without modulators has no per-object input: one map serves every object.
         return np.broadcast_to(probabilities, (num_objects, *probabilities.shape[1:]))
+
+    def _network_probabilities(self, inputs, num_objects):
+        """`frame_network`'s probabilities `[K, h, w]`, one object at a time (it runs at batch size 1)."""
+        logits = []
+        for k in range(num_objects if len(self._input_names) > 1 else 1):
+            one = {n: np.asarray(inputs[n][min(k, len(inputs[n]) - 1)][np.newaxis], np.float32)
+                   for n in self._input_names}
+            logits.append(np.asarray(self.frame_network(one))[0, ..., 0])
+        # The sigmoid, written with tanh: no overflow on large negative logits.
+        return (0.5 + 0.5 * np.tanh(0.5 * np.stack(logits))).astype(np.float32)

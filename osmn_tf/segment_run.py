@@ -31,7 +31,9 @@ class SegmentRequest:
     camera, a named pipe): `frame_size` for raw frames on standard input,
     `input_format` for ffmpeg's `-f`, `max_lag` to drop frames rather than
     fall behind; Ctrl-C then ends the stream and the masks so far are kept.
-    `weights` is a `.keras` file or a TF1 checkpoint prefix.
+    `weights` is a `.keras` file or a TF1 checkpoint prefix. `int8_model`:
+    a folder `osmn_tf.quantization.Int8FrameNetwork.save` wrote from the same
+    weights and working size, which then runs the per-frame network.
     """
 
     weights: str
@@ -57,6 +59,7 @@ class SegmentRequest:
     finetune_lr: float = 1e-5
     precision: str = "float32"
     jit_compile: bool = False
+    int8_model: str = None
 
 
 def precision_advice(requested, used):
@@ -91,7 +94,11 @@ def segment(request, progress=True, log=print):
 
     r = request
     outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.annotations, r.davis_root,
-                                           r.youtube_vos_root, r.weights])
+                                           r.youtube_vos_root, r.weights, r.int8_model])
+    if r.int8_model:
+        from osmn_tf.quantization import check_extra
+
+        check_extra()
     if r.davis_root:
         dataset = _davis_split(r)
     elif r.youtube_vos_root:
@@ -108,9 +115,11 @@ def segment(request, progress=True, log=print):
         from osmn_tf.training.finetune import OnlineFinetuning
 
         adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
-    segmenter = VideoSegmenter(load_model(r.weights), working_size=r.working_size, adapt=adapt,
-                               jit_compile=r.jit_compile, precision=r.precision)
-    log(precision_advice(r.precision, segmenter.precision))
+    model = load_model(r.weights)
+    segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
+                               precision=r.precision, frame_network=_int8_network(r, model))
+    log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
+        else precision_advice(r.precision, segmenter.precision))
     if r.davis_root:
         with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
             stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
@@ -130,6 +139,21 @@ def segment(request, progress=True, log=print):
     log(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {width}x{height}); "
         f"peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
     return stats
+
+
+def _int8_network(r, model):
+    """The `--int8-model` network, checked against the model and working size; None without one."""
+    if not r.int8_model:
+        return None
+    from osmn_tf.quantization import Int8FrameNetwork
+
+    network = Int8FrameNetwork.load(r.int8_model, name="--int8-model")
+    network.check_model(model, f"--weights {r.weights}")
+    if network.working_size != tuple(r.working_size):
+        raise ValueError(f"--int8-model {r.int8_model} was quantized at {network.working_size[0]}x"
+                         f"{network.working_size[1]}; give --working-size {network.working_size[0]}x"
+                         f"{network.working_size[1]} or quantize again")
+    return network
 
 
 def _davis_split(r):

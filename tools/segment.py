@@ -60,6 +60,9 @@ def parse_args(argv=None):
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
                                        "instructions, else float32; the visual modulator stays float32",
                            allow_auto=True)
+    speed.add_argument("--int8-model", metavar="DIR",
+                       help="run the per-frame network in INT8: a folder tools/quantize.py wrote from the same "
+                            "--weights and --working-size (needs pip install -e \".[int8]\")")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     args = parser.parse_args(argv)
     if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:
@@ -78,6 +81,8 @@ def parse_args(argv=None):
         parser.error(f"--max-lag must be >= 1 frame, got {args.max_lag}")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
+    if args.int8_model and (args.online_finetune or args.precision != "float32" or args.xla):
+        parser.error("--int8-model replaces the per-frame network: not with --online-finetune, --precision or --xla")
     return args
 
 
@@ -85,6 +90,7 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
     from osmn_tf.checkpoints import CheckpointError
+    from osmn_tf.quantization.network import MissingExtraError
     from osmn_tf.segment_run import SegmentRequest, segment
 
     request = SegmentRequest(
@@ -94,10 +100,10 @@ def main(argv=None):
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
-        precision=args.precision, jit_compile=args.xla)
+        precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model)
     try:
         segment(request)
-    except (CheckpointError, FileNotFoundError, ValueError, OSError) as e:
+    except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")
 
 

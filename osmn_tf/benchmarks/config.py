@@ -21,6 +21,10 @@ class BenchmarkConfig:
         conv_shape: `(H, W, C)` of the 3x3, C -> C convolution that measures
             each data type's raw convolution rate (default: VGG16's block 3
             at 854x480).
+        int8: also time and compare the INT8 per-frame network
+            (`osmn_tf.quantization`, the `int8` extra), calibrated on
+            `int8_calibration` synthetic frames for speed and on the trained
+            model's first training videos for parity.
         trained_model: a `tools/train.py` run folder (`model.keras`,
             `train_config.json`, its synthetic `data/`): each precision's
             parity with float32 on its validation videos; None skips it.
@@ -40,6 +44,8 @@ class BenchmarkConfig:
     xla: bool = True
     matmul_size: int = 2048
     conv_shape: tuple = (240, 427, 256)
+    int8: bool = True
+    int8_calibration: int = 8
     trained_model: str = None
     seed: int = 0
 

@@ -166,6 +166,18 @@ def measure_xla(model, size, one, repeats):
     return {"seconds": seconds, "mask_agreement": float(agreement)}
 
 
+def int8_network(model, size, samples, log=print):
+    """`model`'s INT8 per-frame network at `size`, or None (said in the log) without the `int8` extra."""
+    from osmn_tf.quantization import MissingExtraError, quantize
+
+    try:
+        network = quantize(model, samples, size)
+    except MissingExtraError as e:
+        log(f"INT8 not measured: {e}")
+        return None
+    return network
+
+
 def measure_trained_parity(config, output_dir, log=print):
     """`parity.trained_parity` on `config.trained_model` (a `tools/train.py` run folder) at its working size."""
     import json
@@ -177,8 +189,18 @@ def measure_trained_parity(config, output_dir, log=print):
     working_size = tuple(train_config["eval_working_size"] or train_config["image_size"])
     log(f"parity on the trained model {run / 'model.keras'}: its validation videos at "
         f"{working_size[0]}x{working_size[1]}, once per precision...")
-    parity = trained_parity(load_model(run / "model.keras"), run / "data", working_size, config.precisions,
-                            output_dir)
+    model = load_model(run / "model.keras")
+    networks = {}
+    if config.int8:
+        from osmn_tf.davis import DavisDataset
+        from osmn_tf.quantization import calibration_samples, dataset_videos
+
+        # Calibrated on training videos: the validation videos stay unseen.
+        train = DavisDataset(run / "data", year=2017, split="train")
+        samples = calibration_samples(model, dataset_videos(train, train.sequences[:2]), working_size)
+        networks = {"int8": int8_network(model, working_size, samples, log)}
+    parity = trained_parity(model, run / "data", working_size, config.precisions, output_dir,
+                            frame_networks={k: v for k, v in networks.items() if v is not None})
     return {precision: dataclasses.asdict(row) for precision, row in parity.items()}
 
 
@@ -207,8 +229,18 @@ def run_benchmark(config=BenchmarkConfig(), log=print, output_dir=None):
         paths = _write_frames(pathlib.Path(scratch), config.io_frames + 1, size, rng)
         log(f"float32, {', '.join(config.precisions)}: {config.io_frames} JPEG frames end to end, the network "
             f"alone, and the raw matmul/convolution rates...")
+        others = {}
+        if config.int8:
+            from osmn_tf.quantization import random_samples
+
+            log(f"quantizing the per-frame network to INT8 ({config.int8_calibration} synthetic calibration "
+                "frames)...")
+            samples = random_samples(model.frame_model(fold_batch_norm=True), size, config.int8_calibration)
+            network = int8_network(model, size, samples, log)
+            if network is not None:
+                others["int8"] = VideoSegmenter(model, size, frame_network=network)
         results["precision"] = measure_precisions(model, size, config, inputs.__getitem__, paths,
-                                                  results["network_gflops_per_frame"] * 1e9)
+                                                  results["network_gflops_per_frame"] * 1e9, others)
         results["time_to_first_mask_seconds"] = measure_first_mask(model, size, paths,
                                                                     inputs[1].masks[0].astype(np.uint8))
     results["peak_rss_mb"] = peak_memory_mb()
@@ -283,7 +315,7 @@ def targets(results):
     verdicts = {key: _verdict(results[key], *target) for key, target in TARGETS.items()}
     for precision, row in results["precision"].items():
         for key, target in PRECISION_TARGETS.items():
-            if precision != "float32" or key != "mask_agreement":
+            if (precision != "float32" or key != "mask_agreement") and row[key] is not None:
                 verdicts[f"{precision}/{key}"] = _verdict(row[key], *target)
     for precision, row in results.get("trained_parity", {}).items():
         if precision != "float32":

@@ -33,7 +33,20 @@ class PrecisionParity:
     mask_agreement: float
 
 
-def trained_parity(model, davis_root, working_size, precisions, output_dir, sequences=None, progress=None):
+def mask_agreement(results, reference, dataset):
+    """Fraction of pixels whose object id agrees between two result folders, over every frame after the first."""
+    agreeing = total = 0
+    for sequence in dataset.sequences:
+        for path in dataset.frame_paths(sequence)[1:]:
+            ours = read_mask(pathlib.Path(results) / sequence / f"{path.stem}.png")
+            theirs = read_mask(pathlib.Path(reference) / sequence / f"{path.stem}.png")
+            agreeing += int(np.count_nonzero(ours == theirs))
+            total += ours.size
+    return agreeing / total
+
+
+def trained_parity(model, davis_root, working_size, precisions, output_dir, sequences=None, progress=None,
+                   frame_networks=None):
     """Segments `davis_root`'s 2017 `val` split once per precision; returns `{precision: PrecisionParity}`.
 
     Args:
@@ -43,6 +56,8 @@ def trained_parity(model, davis_root, working_size, precisions, output_dir, sequ
         precisions: names for `VideoSegmenter(precision=...)`; float32 is always included.
         output_dir: masks go to `output_dir/<precision>/<sequence>/`.
         sequences: a subset of the split's sequences (default all).
+        frame_networks: `{name: frame_network}` (e.g. an INT8 `Int8FrameNetwork`)
+            compared with float32 beside the precisions.
     """
     dataset = DavisDataset(davis_root, year=2017, split="val")
     if sequences is not None:
@@ -52,19 +67,14 @@ def trained_parity(model, davis_root, working_size, precisions, output_dir, sequ
         dataset.sequences = list(sequences)
     output_dir = pathlib.Path(output_dir)
     scores = {}
-    for precision in dict.fromkeys((REFERENCE, *precisions)):
-        segmenter = VideoSegmenter(model, working_size, precision=precision)
-        segment_davis(segmenter, dataset, output_dir / precision, overwrite=True, progress=progress)
-        scores[precision] = evaluate_davis(davis_root, output_dir / precision, "val", 2017,
-                                           dataset.sequences).global_metrics["J&F-Mean"]
-    results = {}
-    for precision, score in scores.items():
-        agreeing = total = 0
-        for sequence in dataset.sequences:
-            for path in dataset.frame_paths(sequence)[1:]:
-                ours = read_mask(output_dir / precision / sequence / f"{path.stem}.png")
-                reference = read_mask(output_dir / REFERENCE / sequence / f"{path.stem}.png")
-                agreeing += int(np.count_nonzero(ours == reference))
-                total += ours.size
-        results[precision] = PrecisionParity(score, score - scores[REFERENCE], agreeing / total)
-    return results
+    segmenters = {p: (lambda p=p: VideoSegmenter(model, working_size, precision=p))
+                  for p in dict.fromkeys((REFERENCE, *precisions))}
+    for name, network in (frame_networks or {}).items():
+        segmenters[name] = lambda network=network: VideoSegmenter(model, working_size, frame_network=network)
+    for name, make in segmenters.items():
+        segment_davis(make(), dataset, output_dir / name, overwrite=True, progress=progress)
+        scores[name] = evaluate_davis(davis_root, output_dir / name, "val", 2017,
+                                      dataset.sequences).global_metrics["J&F-Mean"]
+    return {name: PrecisionParity(score, score - scores[REFERENCE],
+                                  mask_agreement(output_dir / name, output_dir / REFERENCE, dataset))
+            for name, score in scores.items()}

@@ -52,16 +52,21 @@ def end_to_end_frames_per_second(segmenter, paths, first_mask, scratch):
     return (len(paths) - 1) / (time.perf_counter() - tick)
 
 
-def measure_precisions(model, size, config, inputs_of, frame_paths, flops_per_frame):
+def measure_precisions(model, size, config, inputs_of, frame_paths, flops_per_frame, others=None):
     """Per precision: seconds per frame (1 and `config.max_objects` objects), end to end, FLOP/s, agreement.
 
     Args:
+        others: `{name: VideoSegmenter}` timed beside the precisions (e.g. `int8`:
+            one with an INT8 `frame_network`); TensorFlow has no raw INT8 rate to
+            compare them with, so their FLOP/s and raw speed-up rows are None.
         inputs_of: `inputs_of(objects)` -> the network inputs of one frame (`NetworkInputs`).
         frame_paths: JPEG frames for the end-to-end runs; their first mask is `inputs_of(1)`'s.
         flops_per_frame: the network's convolution FLOPs for one object.
     """
-    precisions = ("float32", *config.precisions)
-    segmenters = {p: VideoSegmenter(model, size, precision=p) for p in precisions}
+    segmenters = {p: VideoSegmenter(model, size, precision=p) for p in ("float32", *config.precisions)}
+    rated = tuple(segmenters)
+    segmenters.update(others or {})
+    precisions = tuple(segmenters)
     results = {p: {} for p in precisions}
     for count in sorted({1, config.max_objects}):
         inputs = inputs_of(count)
@@ -81,16 +86,19 @@ def measure_precisions(model, size, config, inputs_of, frame_paths, flops_per_fr
         for p in precisions:
             results[p]["end_to_end_frames_per_second"] = end_to_end_frames_per_second(
                 segmenters[p], frame_paths, first_mask, pathlib.Path(scratch) / p)
-    rates = raw_rates(precisions, config.matmul_size, config.conv_shape, config.repeats)
+    rates = raw_rates(rated, config.matmul_size, config.conv_shape, config.repeats)
     reference = results["float32"]["seconds_1_objects"]
     for p in precisions:
         row = results[p]
         row["network_frames_per_second"] = 1 / row["seconds_1_objects"]
         row["io_ratio"] = row["end_to_end_frames_per_second"] / row["network_frames_per_second"]
         row["network_gflops_per_second"] = flops_per_frame / row.pop("best_seconds") / 1e9
-        row["matmul_gflops"], row["conv_gflops"] = rates[p]["matmul"], rates[p]["conv"]
-        row["flops_efficiency"] = row["network_gflops_per_second"] / row["matmul_gflops"]
         row["speedup"] = reference / row["seconds_1_objects"]
-        row["raw_conv_speedup"] = row["conv_gflops"] / rates["float32"]["conv"]
-        row["speedup_of_raw"] = row["speedup"] / row["raw_conv_speedup"]
+        row.update(matmul_gflops=None, conv_gflops=None, flops_efficiency=None, raw_conv_speedup=None,
+                   speedup_of_raw=None)
+        if p in rates:
+            row["matmul_gflops"], row["conv_gflops"] = rates[p]["matmul"], rates[p]["conv"]
+            row["flops_efficiency"] = row["network_gflops_per_second"] / row["matmul_gflops"]
+            row["raw_conv_speedup"] = row["conv_gflops"] / rates["float32"]["conv"]
+            row["speedup_of_raw"] = row["speedup"] / row["raw_conv_speedup"]
     return results

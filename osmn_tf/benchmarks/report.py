@@ -44,9 +44,11 @@ def format_table(results):
             (f"{name}: end to end / network only", f"{row['end_to_end_frames_per_second']:.3f} / "
                                                    f"{row['network_frames_per_second']:.3f} frames/s"),
             (f"{name}: network / matmul / conv GFLOP/s", f"{row['network_gflops_per_second']:.0f} / "
-                                                         f"{row['matmul_gflops']:.0f} / {row['conv_gflops']:.0f}"),
-            (f"{name}: speed-up / raw conv speed-up", f"{row['speedup']:.2f}x / {row['raw_conv_speedup']:.2f}x "
-                                                      f"= {row['speedup_of_raw']:.2f}"),
+                                                         f"{_number(row['matmul_gflops'], '.0f')} / "
+                                                         f"{_number(row['conv_gflops'], '.0f')}"),
+            (f"{name}: speed-up / raw conv speed-up", f"{row['speedup']:.2f}x / "
+                                                      f"{_number(row['raw_conv_speedup'], '.2f')}x "
+                                                      f"= {_number(row['speedup_of_raw'], '.2f')}"),
             (f"{name}: masks agree with float32", f"{100 * row['mask_agreement']:.2f}% (random weights)"),
         ]
     if "xla" in results:
@@ -55,14 +57,18 @@ def format_table(results):
     for name, row in results.get("trained_parity", {}).items():
         rows.append((f"{name}: trained model J&F-Mean, agreement", f"{row['j_and_f']:.4f} "
                      f"({row['j_and_f_difference']:+.4f}), masks agree {100 * row['mask_agreement']:.2f}%"))
-    lines = [f"{name:<48} {value}" for name, value in rows]
+    lines = [f"{name:<50} {value}" for name, value in rows]
     lines.append("")
-    lines.append(f"{'target':<40} {'value':>10} {'limit':>10}  holds")
+    lines.append(f"{'target':<46} {'value':>10} {'limit':>10}  holds")
     for name, verdict in results["targets"].items():
         value = verdict["value"]
         shown = f"{value:.3f}" if isinstance(value, float) else str(value)
-        lines.append(f"{name:<40} {shown:>10} {verdict['limit']:>10}  {'yes' if verdict['holds'] else 'NO'}")
+        lines.append(f"{name:<46} {shown:>10} {verdict['limit']:>10}  {'yes' if verdict['holds'] else 'NO'}")
     return "\n".join(lines)
+
+
+def _number(value, spec):
+    return "n/a" if value is None else format(value, spec)
 
 
 def write_json(results, path):

@@ -1,0 +1,262 @@
+"""The INT8 post-training quantization routes a TensorFlow user has for the per-frame network, side by side.
+
+Every route starts from the same per-frame Keras model (BatchNorm folded,
+`OSMN.frame_model(fold_batch_norm=True)`) at one fixed input shape (one
+object, the working size), calibrates on the same samples
+(`osmn_tf.quantization.calibration`). `build_route` writes a route's float32
+and INT8 models into a folder, `load_runner` reads one back as a runner: a
+callable from `{input name: float32 [1, ...] array}` to the logits `[1, H, W, 1]`.
+
+* `litert`: TFLiteConverter full-integer (int8 weights and activations, float
+  input/output) from a SavedModel of the frame model, run by `ai_edge_litert`'s
+  interpreter with XNNPACK.
+* `openvino`: `openvino.convert_model` of the same SavedModel, `nncf.quantize`,
+  compiled for the CPU; `openvino_float_modulation` leaves the modulation
+  (elementwise multiply and add) in float32 (`osmn_tf.quantization.network`).
+* `inc`: Intel Neural Compressor's TensorFlow package (`quantize_model`,
+  `StaticQuantConfig`): a graph with oneDNN INT8 kernels run by TensorFlow.
+* `onnxruntime`: tf2onnx's ONNX of the frame model, `quantize_static` (QDQ), ONNX Runtime's CPU provider;
+  `onnxruntime_float_modulation` quantizes only convolutions and pools.
+
+Each route's float32 runner is its runtime on the unquantized model, so
+that its speedup is measured against itself as well as against Keras.
+"""
+import os
+
+import numpy as np
+import tensorflow as tf
+
+ROUTES = ("litert", "openvino", "openvino_float_modulation", "inc", "onnxruntime", "onnxruntime_float_modulation")
+
+
+def frame_input_specs(frame_model, working_size):
+    """TensorSpecs of `frame_model`'s inputs for one object at `working_size` `(W, H)`."""
+    width, height = working_size
+    specs = []
+    for tensor in frame_model.inputs:
+        shape = [1, *tensor.shape[1:]]
+        if len(shape) == 4:
+            shape[1:3] = [height, width]
+        specs.append(tf.TensorSpec(shape, tf.float32, name=tensor.name))
+    return specs
+
+
+def export_frame_saved_model(frame_model, working_size, path):
+    """Writes `frame_model` as a SavedModel (Keras export: weights captured as constants-to-be) with one
+    `serve` signature at a fixed shape; the converters start from it. Returns `path`."""
+    frame_model.export(os.fspath(path), format="tf_saved_model",
+                       input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
+    return os.fspath(path)
+
+
+def _batches(samples):
+    for sample in samples:
+        yield {name: np.asarray(value, np.float32) for name, value in sample.items()}
+
+
+# LiteRT ---------------------------------------------------------------------------------------------------------
+def litert_model_bytes(saved_model_dir, samples=None):
+    """The `.tflite` flatbuffer of the SavedModel: float32, or full-integer when calibration `samples` are given."""
+    converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir))
+    if samples is not None:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        serve = tf.saved_model.load(os.fspath(saved_model_dir)).signatures["serve"]
+        order = list(serve.structured_input_signature[1])
+
+        # The converter wants the signature's inputs as a dict keyed by its names.
+        def representative():
+            for sample in _batches(samples):
+                yield {name: sample[_input_name(name, sample)] for name in order}
+
+        converter.representative_dataset = representative
+        # Every op in int8 (no float fallback); input and output stay float32.
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
+
+
+def _input_name(signature_name, sample):
+    # Exporters may suffix an input's name (`image:0`, `image_1`).
+    if signature_name in sample:
+        return signature_name
+    for name in sample:
+        if signature_name.startswith(name):
+            return name
+    raise KeyError(f"no input for the model's {signature_name!r}; have {sorted(sample)}")
+
+
+class LiteRTRunner:
+    def __init__(self, path, threads=2):
+        from ai_edge_litert.interpreter import Interpreter
+
+        # XNNPACK is the interpreter's default CPU delegate, for float32 and int8 alike.
+        self.interpreter = Interpreter(model_path=os.fspath(path), num_threads=threads)
+        self.runner = self.interpreter.get_signature_runner()
+        self.names = list(self.runner.get_input_details())
+
+    def __call__(self, inputs):
+        outputs = self.runner(**{name: inputs[_input_name(name, inputs)] for name in self.names})
+        return next(iter(outputs.values()))
+
+
+def build_litert(saved_model_dir, samples, out_dir):
+    paths = []
+    for name, calibration in (("litert.f32.tflite", None), ("litert.int8.tflite", samples)):
+        path = os.path.join(out_dir, name)
+        with open(path, "wb") as f:
+            f.write(litert_model_bytes(saved_model_dir, calibration))
+        paths.append(path)
+    return tuple(paths)
+
+
+# OpenVINO -------------------------------------------------------------------------------------------------------
+def openvino_config(threads=2):
+    import openvino as ov
+
+    # float32 where not int8: on CPUs with bf16 units OpenVINO may otherwise pick bf16.
+    return {ov.properties.hint.inference_precision: ov.Type.f32, ov.properties.inference_num_threads: threads}
+
+
+class OpenVINORunner:
+    def __init__(self, path_or_model, threads=2):
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(os.fspath(path_or_model)) if isinstance(path_or_model, (str, os.PathLike)) \
+            else path_or_model
+        self.compiled = core.compile_model(model, "CPU", openvino_config(threads))
+        self.request = self.compiled.create_infer_request()
+        self.names = [p.get_any_name() for p in self.compiled.inputs]
+
+    def __call__(self, inputs):
+        result = self.request.infer({name: inputs[_input_name(name, inputs)] for name in self.names})
+        return np.asarray(result[self.compiled.outputs[0]])
+
+
+def build_openvino(saved_model_dir, samples, out_dir, float_modulation=False):
+    import openvino as ov
+
+    from osmn_tf.quantization.network import nncf_quantize
+
+    float_path, int8_path = os.path.join(out_dir, "openvino.f32.xml"), os.path.join(out_dir, "openvino.int8.xml")
+    model = ov.convert_model(os.fspath(saved_model_dir))
+    # compress_to_fp16=False: the float32 model stays float32 on disk.
+    ov.save_model(model, float_path, compress_to_fp16=False)
+    ov.save_model(nncf_quantize(model, list(_batches(samples)), float_modulation), int8_path, compress_to_fp16=False)
+    return float_path, int8_path
+
+
+# Intel Neural Compressor (TensorFlow) ----------------------------------------------------------------------------
+class _CalibrationLoader:
+    """The dataloader INC's calibration iterates: `(inputs, label)` pairs, `batch_size` 1."""
+
+    def __init__(self, samples, names):
+        self.samples = list(_batches(samples))
+        self.names = names
+        self.batch_size = 1
+
+    def __iter__(self):
+        for sample in self.samples:
+            yield [sample[_input_name(n, sample)] for n in self.names], 0
+
+    def __len__(self):
+        return len(self.samples)
+
+
+class TFGraphRunner:
+    """Runs a SavedModel's first signature in TensorFlow (oneDNN kernels, INT8 ones for INC's graphs)."""
+
+    def __init__(self, path):
+        self.loaded = tf.saved_model.load(os.fspath(path))
+        self.function = self.loaded.signatures[sorted(self.loaded.signatures)[0]]
+        self.names = list(self.function.structured_input_signature[1])
+
+    def __call__(self, inputs):
+        outputs = self.function(**{n: tf.constant(inputs[_input_name(n, inputs)]) for n in self.names})
+        return next(iter(outputs.values())).numpy()
+
+
+def build_inc(saved_model_dir, samples, out_dir):
+    from neural_compressor.tensorflow import StaticQuantConfig, quantize_model
+
+    names = list(tf.saved_model.load(os.fspath(saved_model_dir)).signatures["serve"].structured_input_signature[1])
+    # INC writes its workspace (./nc_workspace) into the current directory: make that `out_dir`.
+    previous = os.getcwd()
+    os.chdir(out_dir)
+    try:
+        quantized = quantize_model(os.path.abspath(saved_model_dir), StaticQuantConfig(),
+                                   _CalibrationLoader(samples, names))
+    finally:
+        os.chdir(previous)
+    int8_path = os.path.join(out_dir, "inc.int8")
+    quantized.save(int8_path)
+    return os.fspath(saved_model_dir), int8_path
+
+
+# ONNX Runtime ---------------------------------------------------------------------------------------------------
+class ONNXRunner:
+    def __init__(self, path, threads=2):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(os.fspath(path), options, providers=["CPUExecutionProvider"])
+        self.names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, inputs):
+        return self.session.run(None, {n: inputs[_input_name(n, inputs)] for n in self.names})[0]
+
+
+def build_onnxruntime(frame_model, working_size, samples, out_dir, float_modulation=False):
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    float_path = os.path.join(out_dir, "frame.onnx")
+    frame_model.export(float_path, format="onnx", input_signature=[frame_input_specs(frame_model, working_size)],
+                       verbose=False)
+    prepared = os.path.join(out_dir, "frame.prep.onnx")
+    quant_pre_process(float_path, prepared)
+    names = [i.name for i in ONNXRunner(float_path).session.get_inputs()]
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter([{n: s[_input_name(n, s)] for n in names} for s in _batches(samples)])
+
+        def get_next(self):
+            return next(self.items, None)
+
+    int8_path = os.path.join(out_dir, "frame.int8.onnx")
+    # float_modulation: only convolutions and pools in INT8, the modulation's Mul and Add stay float32.
+    op_types = ["Conv", "MaxPool", "AveragePool"] if float_modulation else None
+    quantize_static(prepared, int8_path, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
+                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=op_types)
+    return float_path, int8_path
+
+
+# Any route ------------------------------------------------------------------------------------------------------
+def build_route(route, frame_model, working_size, samples, out_dir):
+    """Writes `route`'s float32 and INT8 per-frame models into `out_dir`; returns their paths `(float32, int8)`."""
+    if route not in ROUTES:
+        raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
+    os.makedirs(out_dir, exist_ok=True)
+    if route.startswith("onnxruntime"):
+        return build_onnxruntime(frame_model, working_size, samples, out_dir, route.endswith("float_modulation"))
+    saved_model = os.path.join(out_dir, "frame_saved_model")
+    if not os.path.exists(saved_model):
+        export_frame_saved_model(frame_model, working_size, saved_model)
+    if route.startswith("openvino"):
+        return build_openvino(saved_model, samples, out_dir, route.endswith("float_modulation"))
+    return {"litert": build_litert, "inc": build_inc}[route](saved_model, samples, out_dir)
+
+
+def load_runner(route, path, threads=2):
+    """A runner of a model `build_route` wrote (TensorFlow runs INC's with its own thread pool)."""
+    if route == "litert":
+        return LiteRTRunner(path, threads)
+    if route.startswith("openvino"):
+        return OpenVINORunner(path, threads)
+    if route == "inc":
+        return TFGraphRunner(path)
+    if route.startswith("onnxruntime"):
+        return ONNXRunner(path, threads)
+    raise ValueError(f"route must be one of {ROUTES}, got {route!r}")
