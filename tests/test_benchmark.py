@@ -4,6 +4,7 @@ import json
 import numpy as np
 
 from conftest import run_tool
+from osmn_tf.davis import read_mask
 
 
 def test_quick_benchmark_runs_every_measurement_and_writes_json_and_a_chart(tmp_path):
@@ -28,8 +29,12 @@ def test_quick_benchmark_runs_every_measurement_and_writes_json_and_a_chart(tmp_
         np.testing.assert_allclose(row["io_ratio"], row["end_to_end_frames_per_second"] * row["seconds_1_objects"])
         np.testing.assert_allclose(row["speedup"], results["precision"]["float32"]["seconds_1_objects"]
                                    / row["seconds_1_objects"])
+        np.testing.assert_allclose(row["end_to_end_speedup"], row["end_to_end_frames_per_second"]
+                                   / results["precision"]["float32"]["end_to_end_frames_per_second"])
         if name != "int8":
             np.testing.assert_allclose(row["speedup_of_raw"], row["speedup"] / row["raw_conv_speedup"])
+            np.testing.assert_allclose(row["end_to_end_speedup_of_raw"],
+                                       row["end_to_end_speedup"] / row["raw_conv_speedup"])
     assert results["precision"]["float32"]["mask_agreement"] == 1.0
     assert results["io_ratio"] == results["precision"]["float32"]["io_ratio"]
     # The fine-tuning comparison is the paper's: 1000 steps plus 69 bare-FCN frames vs one encoding plus 69 OSMN frames.
@@ -44,3 +49,35 @@ def test_quick_benchmark_runs_every_measurement_and_writes_json_and_a_chart(tmp_
 def test_bad_arguments_name_the_flag(tmp_path, capsys):
     code, _ = run_tool("benchmark", "--quick", "--output", tmp_path, "--frame-size", "12by5")
     assert code != 0 and "--frame-size" in capsys.readouterr().err
+
+
+def test_trained_model_parity_reads_a_training_run(tmp_path, small_weights):
+    """`--trained-model`: the run's model at its evaluation size, every precision and INT8 against float32."""
+    import dataclasses
+    import shutil
+
+    from osmn_tf.benchmarks import BenchmarkConfig
+    from osmn_tf.benchmarks.measurements import measure_trained_parity
+    from osmn_tf.synthetic import SyntheticConfig, write_davis
+
+    run = tmp_path / "run"
+    run.mkdir()
+    shutil.copy(small_weights, run / "model.keras")
+    (run / "train_config.json").write_text(json.dumps({"eval_working_size": [64, 48], "image_size": [32, 32]}))
+    synthetic = SyntheticConfig(image_size=(64, 48), num_frames=5, seed=4)
+    write_davis(run / "data", synthetic, 2, split="train")
+    write_davis(run / "data", synthetic, 2, split="val")
+    config = dataclasses.replace(BenchmarkConfig.quick(), trained_model=str(run), precisions=("mixed_bfloat16",))
+    parity = measure_trained_parity(config, tmp_path / "parity", log=lambda line: None)
+    assert set(parity) == {"float32", "mixed_bfloat16", "int8"}
+    # Masks at the evaluation size were written for each, and compared with float32's.
+    for name in parity:
+        assert read_mask(tmp_path / "parity" / name / "synth-val-0000" / "00001.png").shape == (48, 64)
+    assert parity["float32"]["mask_agreement"] == 1.0
+    assert 0.5 < parity["int8"]["mask_agreement"] < 1.0
+
+
+def test_a_trained_model_folder_without_its_files_is_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    code, message = run_tool("benchmark", "--quick", "--output", tmp_path / "out", "--trained-model", tmp_path / "run")
+    assert code != 0 and f"--trained-model {tmp_path / 'run'}: no model.keras there" in str(message)

@@ -291,11 +291,11 @@ TARGETS = {
     "modulation_ratio": ("<=", 1.05, "OSMN / bare FCN time per frame, one object"),
     "objects_ratio_shared": ("<=", 2.45, "time for 3 objects / 1 object, shared early layers"),
 }
-# Every precision timed, against float32 or its own data type's rates.
+# Every precision timed, against its own data type's rates. (Parity is a target on a trained model only:
+# with random weights most logits sit near 0, where any rounding flips a pixel.)
 PRECISION_TARGETS = {
     "io_ratio": (">=", 0.90, "end-to-end frames/s / network-only frames/s"),
     "flops_efficiency": (">=", 0.85, "network FLOP/s / the same data type's matmul FLOP/s"),
-    "mask_agreement": (">=", 0.99, "masks agree with float32 (random weights, one frame)"),
 }
 PARITY_TARGETS = {
     "mask_agreement": (">=", 0.99, "masks agree with float32 on the trained model's validation videos"),
@@ -315,7 +315,7 @@ def targets(results):
     verdicts = {key: _verdict(results[key], *target) for key, target in TARGETS.items()}
     for precision, row in results["precision"].items():
         for key, target in PRECISION_TARGETS.items():
-            if (precision != "float32" or key != "mask_agreement") and row[key] is not None:
+            if row[key] is not None:
                 verdicts[f"{precision}/{key}"] = _verdict(row[key], *target)
     for precision, row in results.get("trained_parity", {}).items():
         if precision != "float32":
@@ -324,9 +324,9 @@ def targets(results):
                 verdicts[f"{precision}/trained_{key}"] = _verdict(row[key], *target)
     auto = results["auto_precision"]
     if auto != "float32" and auto in results["precision"]:
-        verdicts["auto/speedup_of_raw"] = _verdict(results["precision"][auto]["speedup_of_raw"], ">=",
-                                                   AUTO_SPEEDUP_OF_RAW,
-                                                   f"auto ({auto}) speed-up / its raw convolution speed-up")
+        verdicts["auto/end_to_end_speedup_of_raw"] = _verdict(
+            results["precision"][auto]["end_to_end_speedup_of_raw"], ">=", AUTO_SPEEDUP_OF_RAW,
+            f"auto ({auto}) end-to-end speed-up over float32 / its raw convolution speed-up")
     stream = results["stream"]
     verdicts["no_retracing"] = _verdict(stream["traces"], "<=", 1, "traces of the frame function")
     identical = all(o["masks_identical"] for o in results["objects"].values())

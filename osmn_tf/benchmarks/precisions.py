@@ -88,17 +88,20 @@ def measure_precisions(model, size, config, inputs_of, frame_paths, flops_per_fr
                 segmenters[p], frame_paths, first_mask, pathlib.Path(scratch) / p)
     rates = raw_rates(rated, config.matmul_size, config.conv_shape, config.repeats)
     reference = results["float32"]["seconds_1_objects"]
+    reference_end_to_end = results["float32"]["end_to_end_frames_per_second"]
     for p in precisions:
         row = results[p]
+        row["end_to_end_speedup"] = row["end_to_end_frames_per_second"] / reference_end_to_end
         row["network_frames_per_second"] = 1 / row["seconds_1_objects"]
         row["io_ratio"] = row["end_to_end_frames_per_second"] / row["network_frames_per_second"]
         row["network_gflops_per_second"] = flops_per_frame / row.pop("best_seconds") / 1e9
         row["speedup"] = reference / row["seconds_1_objects"]
         row.update(matmul_gflops=None, conv_gflops=None, flops_efficiency=None, raw_conv_speedup=None,
-                   speedup_of_raw=None)
+                   speedup_of_raw=None, end_to_end_speedup_of_raw=None)
         if p in rates:
             row["matmul_gflops"], row["conv_gflops"] = rates[p]["matmul"], rates[p]["conv"]
             row["flops_efficiency"] = row["network_gflops_per_second"] / row["matmul_gflops"]
             row["raw_conv_speedup"] = row["conv_gflops"] / rates["float32"]["conv"]
             row["speedup_of_raw"] = row["speedup"] / row["raw_conv_speedup"]
+            row["end_to_end_speedup_of_raw"] = row["end_to_end_speedup"] / row["raw_conv_speedup"]
     return results

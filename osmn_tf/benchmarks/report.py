@@ -42,12 +42,13 @@ def format_table(results):
             (f"{name}: per frame, 1 / {count} objects", f"{row['seconds_1_objects']:.3f} s / "
                                                         f"{row[f'seconds_{count}_objects']:.3f} s"),
             (f"{name}: end to end / network only", f"{row['end_to_end_frames_per_second']:.3f} / "
-                                                   f"{row['network_frames_per_second']:.3f} frames/s"),
+                                                   f"{row['network_frames_per_second']:.3f} frames/s "
+                                                   f"(end to end {row['end_to_end_speedup']:.2f}x float32's)"),
             (f"{name}: network / matmul / conv GFLOP/s", f"{row['network_gflops_per_second']:.0f} / "
                                                          f"{_number(row['matmul_gflops'], '.0f')} / "
                                                          f"{_number(row['conv_gflops'], '.0f')}"),
             (f"{name}: speed-up / raw conv speed-up", f"{row['speedup']:.2f}x / "
-                                                      f"{_number(row['raw_conv_speedup'], '.2f')}x "
+                                                      f"{_number(row['raw_conv_speedup'], '.2f', 'x')} "
                                                       f"= {_number(row['speedup_of_raw'], '.2f')}"),
             (f"{name}: masks agree with float32", f"{100 * row['mask_agreement']:.2f}% (random weights)"),
         ]
@@ -67,8 +68,8 @@ def format_table(results):
     return "\n".join(lines)
 
 
-def _number(value, spec):
-    return "n/a" if value is None else format(value, spec)
+def _number(value, spec, unit=""):
+    return "n/a" if value is None else format(value, spec) + unit
 
 
 def write_json(results, path):
