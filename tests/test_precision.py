@@ -89,3 +89,17 @@ def test_trained_parity_compares_every_precision_with_float32(tmp_path, small_mo
     assert (tmp_path / "out" / "mixed_bfloat16").is_dir() and 0.9 < bf16.mask_agreement <= 1.0
     with pytest.raises(ValueError, match="not in"):
         trained_parity(small_model, root, (64, 48), [], tmp_path / "out2", sequences=["nope"])
+
+
+def test_cpu_flags_read_here_are_py_cpuinfos():
+    import cpuinfo
+
+    precision.cpu_info.cache_clear()
+    try:
+        brand, flags = precision.cpu_info()
+    finally:
+        precision.cpu_info.cache_clear()
+    theirs = cpuinfo.get_cpu_info()
+    assert len(flags) > 10 and brand
+    assert precision.cpu_bfloat16_flags(flags) == precision.cpu_bfloat16_flags(frozenset(theirs["flags"]))
+    assert {"sse2", "avx", "avx2", "fma"} & flags == {"sse2", "avx", "avx2", "fma"} & set(theirs["flags"])
