@@ -2,7 +2,7 @@
 """Compare the INT8 quantization routes of the per-frame network: parity on a trained model, speed at full size.
 
     python tools/benchmark_int8.py prepare --work W --weights demo/model.keras --davis demo/data --demo-size 160x96
-    flock /tmp/cpu.lock python tools/benchmark_int8.py time --work W     # timing only, under the machine's lock
+    python tools/benchmark_int8.py time --work W     # timing only: run it on a quiet machine
 
 `prepare` quantizes every route (LiteRT full-integer, OpenVINO + NNCF, Intel
 Neural Compressor TF, ONNX Runtime QDQ) for the trained model (calibrated on
