@@ -48,7 +48,7 @@ class VideoSegmenter(VideoLoop):
         self.frame_network = frame_network
         self.share_frame_features = bool(share_frame_features)
         self.jit_compile = bool(jit_compile)
-        self.precision = resolve_precision(precision, has_gpu=bool(tf.config.list_physical_devices("GPU")))
+        self.precision = resolve_precision(precision)
         self.working_size = check_size(working_size, "working_size")
         self.adapt = adapt
         if frame_network is not None:

@@ -51,20 +51,29 @@ def cpu_bfloat16_flags(flags=None):
     return tuple(f for f in BFLOAT16_CPU_FLAGS if f in flags)
 
 
-def auto_precision(flags=None, has_gpu=False):
+def has_gpu():
+    """Whether TensorFlow sees a GPU (imported here: the model code itself needs no TensorFlow)."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def auto_precision(flags=None, gpu=None):
     """The precision `auto` stands for: `mixed_bfloat16` on a CPU with bfloat16 instructions, else float32.
 
-    On a GPU it stays float32: its 16-bit speed and parity are not measured here.
+    On a GPU (`gpu`; None: `has_gpu()`) it stays float32: its 16-bit speed and parity are not measured here.
     """
-    if has_gpu:
+    if gpu is None:
+        gpu = has_gpu()
+    if gpu:
         return "float32"
     return "mixed_bfloat16" if cpu_bfloat16_flags(flags) else "float32"
 
 
-def resolve_precision(precision, has_gpu=False, name="precision"):
+def resolve_precision(precision, name="precision"):
     """`precision` itself, or for `auto` the one `auto_precision` picks on this machine."""
     check_precision(precision, name, allow_auto=True)
-    return auto_precision(has_gpu=has_gpu) if precision == AUTO else precision
+    return auto_precision() if precision == AUTO else precision
 
 
 @contextlib.contextmanager

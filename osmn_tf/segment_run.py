@@ -68,18 +68,12 @@ def precision_advice(requested, used):
 
     if requested == AUTO:
         return f"precision auto: {used} on this CPU ({cpu_info()[0]})"
-    faster = auto_precision(has_gpu=_has_gpu())
+    faster = auto_precision()
     if used == "float32" and faster != used:
         return (f"precision float32; this CPU has {', '.join(cpu_bfloat16_flags()).upper()}: --precision auto "
                 f"({faster}) runs the network faster, its masks agreeing with float32 on >= 99% of pixels "
                 "(docs/performance.md)")
     return f"precision {used}"
-
-
-def _has_gpu():
-    import tensorflow as tf
-
-    return bool(tf.config.list_physical_devices("GPU"))
 
 
 def segment(request, progress=True, log=print):

@@ -15,7 +15,7 @@ from osmn_tf.inference import VideoSegmenter
     ({"avx512_bf16"}, True, "float32"),                      # a GPU's 16-bit speed is not measured here
 ])
 def test_auto_picks_bfloat16_only_where_the_cpu_computes_it(flags, gpu, expected):
-    assert precision.auto_precision(frozenset(flags), has_gpu=gpu) == expected
+    assert precision.auto_precision(frozenset(flags), gpu=gpu) == expected
 
 
 def test_auto_is_refused_where_a_concrete_precision_is_needed():

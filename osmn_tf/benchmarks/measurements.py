@@ -17,11 +17,11 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.benchmarks.config import BenchmarkConfig
+from osmn_tf.benchmarks.parity import trained_parity
+from osmn_tf.benchmarks.precisions import measure_precisions
 from osmn_tf.benchmarks.timing import (
     convolution_flops, device_name, interleaved, matmul_flops_per_second, median_seconds, rss_mb, run_times)
 from osmn_tf.frames import load_rgb, preprocess_frame
-from osmn_tf.benchmarks.parity import trained_parity
-from osmn_tf.benchmarks.precisions import measure_precisions
 from osmn_tf.guides import spatial_guide
 from osmn_tf.inference import VideoSegmenter
 from osmn_tf.models import build_osmn
@@ -214,7 +214,7 @@ def run_benchmark(config=BenchmarkConfig(), log=print, output_dir=None):
     brand, flags = cpu_info()
     results = {"config": dataclasses.asdict(config), "device": device_name(), "cpu": brand,
                "cpu_bfloat16": list(cpu_bfloat16_flags(flags)), "tensorflow": tf.__version__,
-               "auto_precision": auto_precision(flags, has_gpu=bool(tf.config.list_physical_devices("GPU")))}
+               "auto_precision": auto_precision(flags)}
     log("timing a matmul (the machine's FLOP/s)...")
     results["matmul_gflops"] = matmul_flops_per_second(config.matmul_size, config.repeats) / 1e9
     model = _random_model(config.width, config.seed)
