@@ -97,8 +97,14 @@ class VideoSegmenter(VideoLoop):
         return self.encode_guides(guides)
 
     def encode_guides(self, guides):
-        """The visual modulator's parameters `[K, P]` for visual guides `float32 [K, S, S, 3]` (`visual_guide`)."""
-        return self._encode(guides).numpy()
+        """The visual modulator's parameters `[K, P]` for visual guides `float32 [K, S, S, 3]` (`visual_guide`).
+
+        One guide per call, as the original encodes each object: the
+        convolutions' round-off depends on the batch size, and the video loop
+        amplifies round-off (a pixel at probability 0.5 flips, the median of
+        its object's mask moves, and the next spatial guide with it).
+        """
+        return np.concatenate([self._encode(guides[k : k + 1]).numpy() for k in range(len(guides))])
 
     @property
     def frame_traces(self):

@@ -26,6 +26,21 @@ def test_all_objects_in_one_batch_equal_one_object_at_a_time(small_model):
     assert np.abs(together[0][0] - together[0][1]).max() > 1e-3
 
 
+def test_the_visual_modulator_encodes_one_object_per_call_as_the_original(small_model):
+    # The convolutions' round-off depends on the batch size and the video loop
+    # amplifies it (tests/test_multi_object_fidelity.py): a batch of K guides
+    # gave other masks than the original's one object at a time.
+    frames, first = synthetic_video()
+    segmenter = VideoSegmenter(small_model, working_size=WORKING)
+    batches = []
+    encode = segmenter._encode
+    segmenter._encode = lambda guides: batches.append(len(guides)) or encode(guides)
+    params = segmenter.encode_objects(frames[0], first, (1, 2, 5))
+    assert batches == [1, 1, 1] and params.shape == (3, small_model.num_modulation_params)
+    guide = inference.visual_guide(frames[0], first == 2, size=small_model.config.guide_size)
+    np.testing.assert_array_equal(params[1], encode(guide[np.newaxis]).numpy()[0])
+
+
 def test_labels_follow_the_original_merge_and_frame_sizes(small_model):
     frames, first = synthetic_video(size=(81, 61))
     results = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))

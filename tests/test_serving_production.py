@@ -240,7 +240,8 @@ def test_grpc_tool_reproduces_the_keras_video_loop(grpc_server, small_model, tmp
                              tmp_path / "first.png", "--output", tmp_path / "out", "--working-size",
                              f"{WORKING[0]}x{WORKING[1]}")
     assert code == 0, message
-    assert service.calls == ["encode_guide"] + ["segment"] * 3
+    # One encode request per object (as the original encodes them), then one segment request per frame.
+    assert service.calls == ["encode_guide"] * 3 + ["segment"] * 3
     expected = list(VideoSegmenter(small_model, working_size=WORKING).segment(frames, first))
     for t, labels in enumerate(expected):
         got = np.asarray(Image.open(tmp_path / "out" / f"{t:05d}.png"))
@@ -253,7 +254,7 @@ def test_grpc_png_signatures_agree_with_the_keras_video_loop(grpc_server, small_
     frames, first = synthetic_video(num_frames=3)
     with grpc_client.GrpcPredictor(target) as server:
         got = list(client.ServingVideoSegmenter(server.predict, signatures="png").segment(frames, first))
-    assert service.calls == ["encode_guide_image"] + ["segment_image"] * 2
+    assert service.calls == ["encode_guide_image"] * 3 + ["segment_image"] * 2  # one encode per object
     expected = list(VideoSegmenter(small_model, working_size=WORKING).segment(frames, first))
     for t, (a, b) in enumerate(zip(got, expected)):
         assert np.mean(a == b) >= 0.99, f"frame {t}"

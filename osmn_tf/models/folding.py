@@ -6,8 +6,14 @@ map, so `relu(bn(conv(g)))` equals `relu(conv'(g) + b)` with
 one pass over each bias map instead of three (BatchNorm's two extra passes
 over these large maps take two thirds of the spatial modulator's time on a
 CPU frame).
+
+The fold is computed in float32 with the backend's own ops (`rsqrt`), the
+arithmetic the original's graph and this project's reference runs used. A
+fold in float64 moves the bias maps by round-off only, but the sequence loop
+amplifies round-off: a pixel whose probability sits at 0.5 flips, the median
+of that object's mask moves, and the next frame's spatial guide with it
+(0.2% of a frame on a three-object sequence, tests/test_multi_object_fidelity.py).
 """
-import numpy as np
 from keras import ops
 
 from osmn_tf.precision import dtype_policy
@@ -24,12 +30,9 @@ def fold_spatial_modulator(spatial_modulator, precision=None):
             {**spatial_modulator.get_config(), "batch_norm_folded": True})
     for block in spatial_modulator.blocks:
         conv, bn = spatial_modulator.get_layer(f"conv{block}"), spatial_modulator.get_layer(f"conv{block}_bn")
-        gamma, beta, mean, variance = (ops.convert_to_numpy(w).astype(np.float64)
-                                       for w in (bn.gamma, bn.beta, bn.moving_mean, bn.moving_variance))
-        scale = gamma / np.sqrt(variance + bn.epsilon)
-        kernel = ops.convert_to_numpy(conv.kernel).astype(np.float64) * scale
+        scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
         folded.get_layer(f"conv{block}").set_weights(
-            [kernel.astype(np.float32), (beta - mean * scale).astype(np.float32)])
+            [ops.convert_to_numpy(conv.kernel * scale), ops.convert_to_numpy(bn.beta - bn.moving_mean * scale)])
     return folded
 
 

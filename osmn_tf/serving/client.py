@@ -198,14 +198,20 @@ class ServingVideoSegmenter(VideoLoop):
     def start_video(self, frame, first_mask, object_ids):
         if not self.visual:
             return None
+        # One request per object, as the original encodes each object: the
+        # visual modulator's round-off depends on the batch size, which the
+        # video loop can amplify (`VideoSegmenter.encode_guides`).
+        return np.concatenate([self._encode_object(frame, first_mask == i) for i in object_ids])
+
+    def _encode_object(self, frame, mask):
+        """The visual modulator's parameters `[1, P]` of the object `mask` (bool `[H, W]`) marks on `frame`."""
         if self.image_format:
-            masks = np.array([encode_image((first_mask == i).astype(np.uint8), "png") for i in object_ids], object)
+            masks = np.array([encode_image(mask.astype(np.uint8), "png")], object)
             signature, inputs = "encode_guide_image", {"frame_bytes": self.prepare_frame(frame), "masks_bytes": masks}
         elif self.raw:
-            masks = np.stack([first_mask == i for i in object_ids]).astype(np.uint8)
-            signature, inputs = "encode_guide_raw", {"frame": frame, "masks": masks}
+            signature, inputs = "encode_guide_raw", {"frame": frame, "masks": mask[np.newaxis].astype(np.uint8)}
         else:
-            guides = np.stack([visual_guide(frame, first_mask == i, size=GUIDE_SIZE) for i in object_ids])
+            guides = visual_guide(frame, mask, size=GUIDE_SIZE)[np.newaxis]
             signature, inputs = "encode_guide", {"guide_image": guides}
         return self.predict(signature, inputs, ["modulation_params"])["modulation_params"]
 
