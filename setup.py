@@ -36,6 +36,8 @@ setup(
         # The INT8 per-frame network (OpenVINO + NNCF); int8-study: every route tools/benchmark_int8.py compares.
         "int8": _requirements("requirements-int8.txt"),
         "int8-study": _requirements("requirements-int8-study.txt"),
+        # The release's dense-CRF post-processing.
+        "crf": _requirements("requirements-crf.txt"),
         # The CUDA libraries TensorFlow's GPU kernels load (Linux).
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },
