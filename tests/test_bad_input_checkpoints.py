@@ -122,9 +122,12 @@ def test_stale_temporaries_of_a_killed_conversion_are_removed(tmp_path, tiny_var
     assert not stale.exists()
 
 
+NOT_A_ZIP = "not a complete .keras archive (a .keras file is a zip archive: this one is cut short or is not one)"
+
+
 @pytest.mark.parametrize("how,reason", [
-    ("truncated", "not a complete .keras archive (a .keras file is a zip archive: this one is cut short or is not one)"),
-    ("not a zip", "not a complete .keras archive (a .keras file is a zip archive: this one is cut short or is not one)"),
+    ("truncated", NOT_A_ZIP),
+    ("not a zip", NOT_A_ZIP),
     ("changed", "Bad CRC-32 for file 'model.weights.h5'"),
 ])
 def test_a_damaged_keras_file_is_named(how, reason, small_weights, tmp_path):
