@@ -151,3 +151,32 @@ def test_a_grpc_target_needs_a_valid_port(target, problem, video, tmp_path, caps
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error: --grpc" in error and problem in error, error  # argparse's line: "<prog>: error: ..."
     assert not (tmp_path / "out").exists()
+
+
+def test_a_server_without_metadata_asks_for_the_guide_size(video, tmp_path):
+    import http.server
+    import json
+    import threading
+
+    class NoMetadata(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"error": f"Malformed request: GET {self.path}"}).encode()
+            self.send_response(404)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), NoMetadata)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_port}"
+    try:
+        code, message = client(["--url", url], video, tmp_path / "out")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (code, message) == (1, f"error: {url}/v1/models/osmn/metadata: Malformed request: GET /v1/models/osmn/"
+                                  "metadata (the float signatures need the model's guide size: give --guide-size "
+                                  "where the server does not answer metadata requests)")

@@ -91,7 +91,8 @@ def main(argv=None):
     from osmn_tf import outputs
     from osmn_tf.davis import read_first_mask
     from osmn_tf.segment_jobs import segment_to_folder
-    from osmn_tf.serving.client import RestPredictor, ServingError, ServingVideoSegmenter, served_guide_size
+    from osmn_tf.serving.client import (RestPredictor, ServingError, ServingVideoSegmenter, TransientServingError,
+                                        served_guide_size)
     from osmn_tf.video import open_frames
 
     try:
@@ -111,7 +112,14 @@ def main(argv=None):
             server = RestPredictor(args.url, args.model, args.version, retries=args.retries)
         size = args.guide_size
         if size is None and args.signatures == "float" and not args.no_visual:
-            size = served_guide_size(server.signature_inputs())
+            try:
+                signature_inputs = server.signature_inputs()
+            except TransientServingError:
+                raise  # unreachable: a guide size would not help
+            except ServingError as e:
+                raise ServingError(f"{e} (the float signatures need the model's guide size: give --guide-size "
+                                   f"where the server does not answer metadata requests)") from None
+            size = served_guide_size(signature_inputs)
         client = ServingVideoSegmenter(
             server.predict, signatures=args.signatures, working_size=args.working_size,
             use_visual_modulator=not args.no_visual, use_spatial_modulator=not args.no_spatial,
