@@ -1,6 +1,8 @@
 """Loading the original release's TF1 checkpoints (SPEC 4.5) and `.keras` files."""
 import os
 import re
+import zipfile
+import zlib
 
 import keras
 import numpy as np
@@ -197,10 +199,16 @@ def load_model(path):
     if path.endswith(".keras"):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: no such .keras file")
+        # Keras says "File not found" for a file cut short (its zip directory is at the end).
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(f"{path}: damaged: not a complete .keras archive (a .keras file is a zip archive: "
+                                  f"this one is cut short or is not one); save or convert it again")
         try:
             model = keras.models.load_model(path)
+        except (zipfile.BadZipFile, zlib.error) as e:  # a member whose data does not check
+            raise CheckpointError(f"{path}: damaged: {_first_line(e)}; save or convert it again") from e
         except Exception as e:  # Keras raises many kinds for a damaged or foreign file.
-            raise CheckpointError(f"{path}: cannot load as a Keras model: {e}") from e
+            raise CheckpointError(f"{path}: cannot load as a Keras model: {_first_line(e)}") from e
         if not isinstance(model, OSMN):
             raise CheckpointError(f"{path}: holds a {type(model).__name__}, not an osmn_tf.OSMN model")
         return model

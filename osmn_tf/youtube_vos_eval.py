@@ -7,6 +7,11 @@ classes seen in training, objects split by their `meta.json` category into
 seen and unseen, and the challenge's overall score is the mean of J-seen,
 F-seen, J-unseen and F-unseen; otherwise the overall score is the mean over
 objects of (J + F) / 2.
+
+The ground truth must be dense: every frame from a video's first annotation
+on has its annotation. The released `valid` and `test` splits annotate each
+object only where it first appears; those are refused (the challenge's server
+scores them), as a score over the few annotated frames would mean nothing.
 """
 import dataclasses
 import pathlib
@@ -70,6 +75,7 @@ def evaluate_youtube_vos(root, results_dir, split="train", seen_classes=None, bo
         gt_paths = sorted(gt_dir.glob("*.png")) if gt_dir.is_dir() else []
         if not gt_paths:
             raise FileNotFoundError(f"{gt_dir}: no ground-truth .png (evaluation needs every frame's)")
+        _check_dense(gt_dir, gt_paths, [p.stem for p in dataset.frame_paths(video)])
         scores, start = {}, {}
         for t, gt_path in enumerate(gt_paths):
             gt = _labels(gt_path)
@@ -99,6 +105,19 @@ def evaluate_youtube_vos(root, results_dir, split="train", seen_classes=None, bo
     if not per_object:
         raise ValueError(f"{dataset.annotation_dir}: no object has a frame after its first annotation")
     return YouTubeVOSResults(per_object, _overall(per_object, seen_classes is not None))
+
+
+def _check_dense(gt_dir, gt_paths, frame_names):
+    """Refuses ground truth that skips frames after the first annotated one (the first-appearance-only
+    annotations of YouTube-VOS's valid and test splits)."""
+    annotated = {p.stem for p in gt_paths}
+    start = frame_names.index(gt_paths[0].stem) if gt_paths[0].stem in frame_names else 0
+    missing = [name for name in frame_names[start:] if name not in annotated]
+    if missing:
+        have = len(annotated & set(frame_names))
+        raise ValueError(f"{gt_dir}: no ground truth for frame {missing[0]} ({have} of {len(frame_names)} frames "
+                         f"have one): annotations only where objects first appear (YouTube-VOS valid and test) "
+                         f"cannot be scored; evaluation needs every frame's (e.g. held-out train videos)")
 
 
 def _overall(per_object, split_seen):

@@ -120,3 +120,25 @@ def test_stale_temporaries_of_a_killed_conversion_are_removed(tmp_path, tiny_var
     stale.write_bytes(b"half")
     assert run_tool("convert_checkpoint", prefix, tmp_path / "out.keras")[0] == 0
     assert not stale.exists()
+
+
+NOT_A_ZIP = "not a complete .keras archive (a .keras file is a zip archive: this one is cut short or is not one)"
+
+
+@pytest.mark.parametrize("how,reason", [
+    ("truncated", NOT_A_ZIP),
+    ("not a zip", NOT_A_ZIP),
+    ("changed", "Bad CRC-32 for file 'model.weights.h5'"),
+])
+def test_a_damaged_keras_file_is_named(how, reason, small_weights, tmp_path):
+    data = small_weights.read_bytes()
+    damaged = tmp_path / "damaged.keras"
+    damaged.write_bytes({"truncated": data[: len(data) // 2], "not a zip": b"hello",
+                         "changed": data[:5000] + bytes(b ^ 0xFF for b in data[5000:5100]) + data[5100:]}[how])
+    expected = f"{damaged}: damaged: {reason}; save or convert it again"
+    with pytest.raises(CheckpointError) as error:
+        checkpoints.load_model(damaged)
+    assert str(error.value) == expected
+    code, message = run_tool("export", "--weights", damaged, "--output", tmp_path / "osmn" / "1")
+    assert (code, message) == (1, f"error: {expected}")
+    assert not (tmp_path / "osmn").exists() or not any((tmp_path / "osmn").iterdir())

@@ -64,3 +64,46 @@ def test_a_good_layout_still_evaluates(tmp_path):
     root = layout(tmp_path / "davis")
     assert run_tool("evaluate", "--davis-root", root, "--results", root / "results")[0] == 0
     assert (root / "results/global_results-val.csv").is_file()
+
+
+def youtube_vos_valid(root, frames=4):
+    """A YouTube-VOS `valid` layout as released: every frame's JPEG, annotations only where an object first
+    appears (object 1 at frame 0, object 2 at frame 2), and results for every frame."""
+    from PIL import Image
+
+    for t in range(frames):
+        path = root / "valid" / "JPEGImages" / "vid" / f"{5 * t:05d}.jpg"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(path)
+        labels = np.zeros((24, 32), np.uint8)
+        labels[2:10, 2:10] = 1
+        if t >= 2:
+            labels[12:20, 12:20] = 2
+        write_mask(root / "results" / "Annotations" / "vid" / f"{5 * t:05d}.png", labels)
+    first = np.zeros((24, 32), np.uint8)
+    first[2:10, 2:10] = 1
+    write_mask(root / "valid" / "Annotations" / "vid" / "00000.png", first)
+    entry = np.zeros((24, 32), np.uint8)
+    entry[12:20, 12:20] = 2
+    write_mask(root / "valid" / "Annotations" / "vid" / "00010.png", entry)
+    return root
+
+
+def test_sparse_youtube_vos_ground_truth_is_refused(tmp_path):
+    root = youtube_vos_valid(tmp_path / "ytvos")
+    code, message = run_tool("evaluate", "--youtube-vos-root", root, "--split", "valid", "--results",
+                             root / "results")
+    folder = root / "valid" / "Annotations" / "vid"
+    assert (code, message) == (1, f"error: {folder}: no ground truth for frame 00005 (2 of 4 frames have one): "
+                                  "annotations only where objects first appear (YouTube-VOS valid and test) cannot "
+                                  "be scored; evaluation needs every frame's (e.g. held-out train videos)")
+    assert not list((root / "results").glob("*.csv"))
+
+
+def test_miou_is_refused_for_youtube_vos(tmp_path, capsys):
+    root = youtube_vos_valid(tmp_path / "ytvos")
+    code, _ = run_tool("evaluate", "--youtube-vos-root", root, "--split", "valid", "--results", root / "results",
+                       "--metric", "miou")
+    assert code == 2
+    assert ("error: --metric miou is for --davis-root; --youtube-vos-root is scored with J and F (the "
+            "challenge's metrics)") in capsys.readouterr().err

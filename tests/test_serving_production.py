@@ -4,8 +4,6 @@ No TF Serving binary can be installed here: requests go through TF Serving's
 own protocol messages (`tensorflow-serving-api`) to `tf.saved_model.load`,
 over a real gRPC server on 127.0.0.1 for the gRPC tests.
 """
-import concurrent.futures
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,11 +16,11 @@ from osmn_tf.serving import client
 from osmn_tf.serving.client import encode_image
 
 from conftest import run_tool, small_osmn, synthetic_video
+from fake_serving import GrpcServer, prediction_service
 
 grpc = pytest.importorskip("grpc")
 apis = pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc",
                            reason="needs tensorflow-serving-api (pip install -e '.[serving]')")
-from tensorflow_serving.apis import predict_pb2  # noqa: E402
 from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 from osmn_tf.serving import grpc_client, warmup  # noqa: E402
@@ -179,50 +177,12 @@ def test_bad_image_requests_get_a_clear_error(loaded, signature, change, message
         call(loaded, signature, inputs)
 
 
-class SavedModelPredictionService(apis.PredictionServiceServicer):
-    """`PredictionService.Predict` over `tf.saved_model.load`, answering as TF Serving does:
-    INVALID_ARGUMENT with the graph's message for a bad input; UNAVAILABLE for the first
-    `unavailable` calls (a server still loading)."""
-
-    def __init__(self, loaded, unavailable=0):
-        self.loaded = loaded
-        self.unavailable = unavailable
-        self.calls = []
-
-    def Predict(self, request, context):
-        self.calls.append(request.model_spec.signature_name)
-        if self.unavailable > 0:
-            self.unavailable -= 1
-            context.abort(grpc.StatusCode.UNAVAILABLE, "Servable not found for request: Latest(osmn)")
-        signature = self.loaded.signatures.get(request.model_spec.signature_name)
-        if signature is None:
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                          f"Serving signature name: \"{request.model_spec.signature_name}\" not found")
-        try:
-            inputs = {k: tf.constant(tf.make_ndarray(v)) for k, v in request.inputs.items()}
-            outputs = signature(**inputs)
-        except (tf.errors.InvalidArgumentError, TypeError, ValueError) as e:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e)[:2000])
-        response = predict_pb2.PredictResponse()
-        for name in request.output_filter or outputs:
-            response.outputs[name].CopyFrom(tf.make_tensor_proto(outputs[name].numpy()))
-        return response
-
-
 @pytest.fixture
-def grpc_server(loaded):
-    """Starts a gRPC server on a free 127.0.0.1 port; yields (target, service); stops it afterwards."""
-    service = SavedModelPredictionService(loaded)
-    limit = grpc_client.MAX_MESSAGE_BYTES
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2), options=[
-        ("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", limit)])
-    apis.add_PredictionServiceServicer_to_server(service, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    try:
-        yield f"127.0.0.1:{port}", service
-    finally:
-        server.stop(grace=None).wait(timeout=10)
+def grpc_server(loaded, exported):
+    """A gRPC server (`fake_serving`) on a free 127.0.0.1 port; yields (target, service); stops it afterwards."""
+    service = prediction_service(loaded, exported)
+    with GrpcServer(service) as server:
+        yield server.target, service
 
 
 def write_video(tmp_path, frames, first):

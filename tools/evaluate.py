@@ -28,7 +28,9 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     cli_args.add_davis(parser)
     parser.add_argument("--youtube-vos-root", type=pathlib.Path,
-                        help="a YouTube-VOS root (ROOT/<--split>/Annotations with every frame, meta.json) instead")
+                        help="a YouTube-VOS root (ROOT/<--split>/Annotations with every frame, meta.json) instead; "
+                             "J and F only (the released valid and test splits, annotated only where objects "
+                             "first appear, are refused)")
     parser.add_argument("--seen-classes", type=pathlib.Path,
                         help="YouTube-VOS: file of the categories seen in training, one a line")
     parser.add_argument("--results", required=True, type=pathlib.Path,
@@ -43,6 +45,9 @@ def parse_args(argv=None):
         parser.error("give either --davis-root or --youtube-vos-root")
     if args.seen_classes and not args.youtube_vos_root:
         parser.error("--seen-classes is for --youtube-vos-root")
+    if args.youtube_vos_root and args.metric == "miou":
+        parser.error("--metric miou is for --davis-root; --youtube-vos-root is scored with J and F (the challenge's "
+                     "metrics)")
     return args
 
 

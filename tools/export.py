@@ -12,6 +12,11 @@ Serving's warm-up file (assets.extra/tf_serving_warmup_requests).
 --server-config also writes models.config and batching_parameters.txt beside
 the version folders (models/osmn/); with --batching the warm-up covers only
 the signatures TF Serving's batching can run.
+The version is written as temp-<version> beside its final name and renamed when
+complete (warm-up file included): TF Serving never sees half a version, and the
+leftover of a killed export is removed by the next one. A version folder is
+never replaced; existing --server-config, --onnx and --tflite files only with
+--overwrite.
 """
 import argparse
 import os
@@ -47,7 +52,15 @@ def parse_args(argv=None):
     parser.add_argument("--max-batch-size", type=int, default=8, help="batching_parameters.txt (default 8)")
     parser.add_argument("--benchmark", action="store_true",
                         help="time `segment` at the working size, N=1, through the SavedModel and the Keras model")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace existing --server-config, --onnx and --tflite files (never a version folder)")
     args = parser.parse_args(argv)
+    from osmn_tf.outputs import OutputError, check_output_folder
+
+    try:
+        check_output_folder(args.output)
+    except OutputError as e:
+        parser.error(str(e))
     if os.path.exists(args.output) and os.listdir(args.output):
         parser.error(f"--output {args.output} exists and is not empty; TF Serving versions are never overwritten")
     version = os.path.basename(os.path.normpath(args.output))
@@ -58,7 +71,35 @@ def parse_args(argv=None):
     return args
 
 
+SERVER_CONFIG_FILES = ("models.config", "batching_parameters.txt")
+
+
+def model_base(args):
+    """The folder holding the version folders (and --server-config's files)."""
+    return os.path.dirname(os.path.normpath(args.output))
+
+
+def check_side_outputs(args):
+    """Refuses, before any work, --server-config, --onnx and --tflite files that exist (unless --overwrite)
+    or that are the --weights file (even with --overwrite)."""
+    from osmn_tf import outputs
+
+    files = []
+    if args.server_config:
+        files += [("--server-config", os.path.join(model_base(args), name)) for name in SERVER_CONFIG_FILES]
+    if args.onnx:
+        outputs.check_is_folder(args.onnx, "--onnx")
+        files += [("--onnx", os.path.join(args.onnx, f"{part}.onnx")) for part in args.onnx_parts]
+    if args.tflite:
+        files.append(("--tflite", args.tflite))
+    for option, path in files:
+        if os.path.exists(path) and os.path.exists(args.weights) and os.path.samefile(path, args.weights):
+            raise outputs.OutputError(f"{option} {path}: is the input --weights")
+        outputs.check_output_file(path, option, args.overwrite)
+
+
 def write_server_config(args, model_base):
+    from osmn_tf.outputs import atomic_output
     from osmn_tf.serving.server_config import BatchingParameters, models_config
 
     version = int(os.path.basename(os.path.normpath(args.output)))
@@ -71,7 +112,7 @@ def write_server_config(args, model_base):
     }
     for name, text in files.items():
         path = os.path.join(model_base, name)
-        with open(path, "w") as f:
+        with atomic_output(path, "w") as f:
             f.write(text)
         print(f"{name}: {path}")
 
@@ -84,28 +125,33 @@ def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from osmn_tf.checkpoints import CheckpointError, load_model
-    from osmn_tf.serving import conversion, latency, signatures
+    from osmn_tf.serving import conversion, latency, signatures, versions
 
     try:
+        check_side_outputs(args)
+        versions.remove_leftover(args.output, log=print)
         model = load_model(args.weights)
         tick = time.perf_counter()
-        signatures.export_saved_model(model, args.output, working_size=args.working_size)
-        print(f"SavedModel: {args.output} ({folder_size(args.output) / 2**20:.1f} MiB, "
-              f"{time.perf_counter() - tick:.0f} s); signatures: "
-              f"{', '.join(signatures.signature_names(model))}")
-        if not args.no_warmup:
-            from osmn_tf.serving import warmup
+        with versions.staged_version(args.output, log=print) as staging:
+            signatures.export_saved_model(model, staging, working_size=args.working_size)
+            size = folder_size(staging)
+            if not args.no_warmup:
+                from osmn_tf.serving import warmup
 
-            names = set(signatures.BATCHABLE_SIGNATURES) if args.batching else None
-            endpoints = {name: inputs for name, (_, inputs)
-                         in signatures.ServingSignatures(model, args.working_size).endpoints().items()
-                         if names is None or name in names}
-            logs = warmup.warmup_logs(endpoints, args.working_size, model.num_modulation_params,
-                                      model.config.guide_size, args.model_name)
-            print(f"warm-up: {warmup.write_warmup(args.output, logs)} ({len(logs)} requests: "
-                  f"{', '.join(endpoints)})")
+                names = set(signatures.BATCHABLE_SIGNATURES) if args.batching else None
+                endpoints = {name: inputs for name, (_, inputs)
+                             in signatures.ServingSignatures(model, args.working_size).endpoints().items()
+                             if names is None or name in names}
+                logs = warmup.warmup_logs(endpoints, args.working_size, model.num_modulation_params,
+                                          model.config.guide_size, args.model_name)
+                path = os.path.relpath(warmup.write_warmup(staging, logs), staging)
+                warm = f"warm-up: {os.path.join(args.output, path)} ({len(logs)} requests: {', '.join(endpoints)})"
+        print(f"SavedModel: {args.output} ({size / 2**20:.1f} MiB, {time.perf_counter() - tick:.0f} s); "
+              f"signatures: {', '.join(signatures.signature_names(model))}")
+        if not args.no_warmup:
+            print(warm)
         if args.server_config:
-            write_server_config(args, os.path.dirname(os.path.normpath(args.output)))
+            write_server_config(args, model_base(args))
         if args.onnx:
             for path in conversion.export_onnx(model, args.onnx, args.onnx_parts):
                 print(f"onnx: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")

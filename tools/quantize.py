@@ -23,7 +23,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_args.add_weights(parser)
-    cli_args.add_output(parser, "folder for the INT8 network (replaced if it exists)")
+    cli_args.add_output(parser, "folder for the INT8 network: model.xml, model.bin and osmn_int8.json are written "
+                                "(replaced if they exist), other files there are left alone")
     parser.add_argument("--frames", help="one video: a folder of frames or a video file")
     parser.add_argument("--first-mask", help="--frames: PNG of frame 0's object ids")
     davis = cli_args.add_davis(parser, title="or a DAVIS split")
@@ -58,12 +59,13 @@ def main(argv=None):
     import time
 
     from osmn_tf.checkpoints import CheckpointError, load_model
-    from osmn_tf.outputs import OutputError
+    from osmn_tf.outputs import OutputError, check_output_folder
     from osmn_tf.quantization import MissingExtraError, calibration_samples, check_extra, dataset_videos, quantize
     from osmn_tf.quantization.network import check_network_folder
 
     try:
         check_extra()
+        check_output_folder(args.output)  # not `.` or `/`, before any work
         check_network_folder(args.output, "--output")
         model = load_model(args.weights)
         if args.davis_root:

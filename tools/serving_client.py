@@ -15,7 +15,12 @@ server's graph; --signatures png/jpeg sends the frame as a PNG/JPEG file and
 the masks as PNG files to the `_image` signatures (far smaller requests).
 Unreachable or overloaded servers (HTTP 503, gRPC UNAVAILABLE) are retried
 --retries times. FRAMES is a folder of images (sorted by name) or a video file.
-Writes OUT/<frame name>.png palette masks (frame 0: the first mask).
+The float signatures make visual guides at the served model's guide size, read
+from TF Serving's model metadata (or --guide-size).
+Writes OUT/<frame name>.png palette masks (frame 0: the first mask) and a
+completion marker, as tools/segment.py: OUT may hold other files, which are
+never touched; a complete OUT is skipped unless --overwrite; OUT may not be
+`.`, `/`, or a folder holding FRAMES or the first mask.
 """
 import argparse
 import os
@@ -36,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument("--frames", required=True, help="folder of frames, sorted by name, or a video file")
     parser.add_argument("--first-mask", required=True, help="PNG of frame 0's object ids (palette or grey-level)")
     parser.add_argument("--output", required=True, help="folder for the palette PNG masks")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="segment again into a complete --output (only the masks are replaced)")
     parser.add_argument("--signatures", choices=["float", "raw", "png", "jpeg"], default="float",
                         help="what is sent: preprocessed floats (default), uint8 arrays (_raw), or the frame "
                              "as PNG/JPEG bytes (_image)")
@@ -46,6 +53,9 @@ def parse_args(argv=None):
                         help="WxH frames are resized to (not with --raw)")
     parser.add_argument("--no-visual", action="store_true", help="the served model has no visual modulator")
     parser.add_argument("--no-spatial", action="store_true", help="the served model has no spatial modulator")
+    parser.add_argument("--guide-size", type=guide_size,
+                        help="side of the float signatures' visual guides (default: the served model's, from its "
+                             "metadata)")
     args = parser.parse_args(argv)
     if args.raw:
         args.signatures = "raw"
@@ -55,29 +65,65 @@ def parse_args(argv=None):
         host, _, port = args.grpc.rpartition(":")
         if not host or not port.isdigit():
             parser.error(f"--grpc must be HOST:PORT (e.g. localhost:8500), got {args.grpc!r}")
+        # gRPC would take the port modulo 65536 and name that one in its errors.
+        if not 1 <= int(port) <= 65535:
+            parser.error(f"--grpc {args.grpc}: port {int(port)} is not in 1..65535")
     return args
+
+
+def guide_size(text):
+    """argparse type: a guide size, a positive multiple of 32."""
+    from osmn_tf.config import check_guide_size
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    try:
+        return check_guide_size(value, "guide size")
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def main(argv=None):
     args = parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from osmn_tf import outputs
     from osmn_tf.davis import read_first_mask
     from osmn_tf.segment_jobs import segment_to_folder
-    from osmn_tf.serving.client import RestPredictor, ServingError, ServingVideoSegmenter
+    from osmn_tf.serving.client import (RestPredictor, ServingError, ServingVideoSegmenter, TransientServingError,
+                                        served_guide_size)
     from osmn_tf.video import open_frames
 
     try:
+        # The rules of tools/segment.py, before anything is read or sent.
+        outputs.check_output_folder(args.output, [args.frames, args.first_mask])
         first_mask, palette = read_first_mask(args.first_mask)
         source = open_frames(args.frames)
+        expected = None if source.names is None else [f"{name}.png" for name in source.names]
+        if not args.overwrite and outputs.is_complete(args.output, expected):
+            print(f"{args.output} is complete already; skipping it (--overwrite to redo)")
+            return
         if args.grpc:
             from osmn_tf.serving.grpc_client import GrpcPredictor
 
             server = GrpcPredictor(args.grpc, args.model, args.version, retries=args.retries)
         else:
             server = RestPredictor(args.url, args.model, args.version, retries=args.retries)
+        size = args.guide_size
+        if size is None and args.signatures == "float" and not args.no_visual:
+            try:
+                signature_inputs = server.signature_inputs()
+            except TransientServingError:
+                raise  # unreachable: a guide size would not help
+            except ServingError as e:
+                raise ServingError(f"{e} (the float signatures need the model's guide size: give --guide-size "
+                                   f"where the server does not answer metadata requests)") from None
+            size = served_guide_size(signature_inputs)
         client = ServingVideoSegmenter(
             server.predict, signatures=args.signatures, working_size=args.working_size,
-            use_visual_modulator=not args.no_visual, use_spatial_modulator=not args.no_spatial)
+            use_visual_modulator=not args.no_visual, use_spatial_modulator=not args.no_spatial,
+            **({"guide_size": size} if size else {}))
         tick = time.perf_counter()
         count = segment_to_folder(client, source, source.frame_names(), first_mask, args.output, palette=palette)
         print(f"{count} frames in {time.perf_counter() - tick:.1f} s through {server.endpoint}; masks in {args.output}")

@@ -4,8 +4,10 @@
 which `VideoSegmenter(model, working_size, frame_network=...)` runs in place
 of the float32 per-frame network (the visual modulator stays float32 in
 Keras). `save` writes it as a folder (OpenVINO's `model.xml`/`model.bin` and
-`osmn_int8.json`), `Int8FrameNetwork.load` reads it back: quantize once,
-segment many times.
+`osmn_int8.json`, which records their SHA-256), `Int8FrameNetwork.load` reads
+it back and names a file that is damaged: quantize once, segment many times.
+Saving replaces only those three files (and its completion marker,
+`osmn_tf.outputs`): the folder may hold the weights or notes of its own.
 
 The modulation (per-channel scales, per-pixel biases: elementwise multiply
 and add) stays float32; the convolutions and pools run in INT8. Quantizing
@@ -23,6 +25,7 @@ from osmn_tf import outputs
 INSTALL_HINT = 'pip install -e ".[int8]"'
 METADATA = "osmn_int8.json"
 MODEL_FILE = "model.xml"
+WEIGHTS_FILE = "model.bin"  # OpenVINO's weights beside MODEL_FILE
 FORMAT_VERSION = 1
 
 
@@ -94,15 +97,22 @@ class Int8FrameNetwork:
                              f"quantize it again from these weights")
 
     def save(self, path, name="path"):
-        """Writes the network into the folder `path` (replaced as a whole, atomically; see `check_network_folder`)."""
+        """Writes the network into the folder `path` (see `check_network_folder`).
+
+        The files are written into a staging folder beside `path`, then moved
+        in (`outputs.staged_results`): only `model.xml`, `model.bin` and
+        `osmn_int8.json` are replaced, the metadata last; other files stay.
+        """
         ov = _require("openvino")
         check_network_folder(path, name)
-        with outputs.replaced_folder(path) as staging:
+        with outputs.staged_results(path) as staging:
             # compress_to_fp16=False: the float parts stay float32, as they were calibrated.
             ov.save_model(self.ov_model, os.fspath(staging / MODEL_FILE), compress_to_fp16=False)
             metadata = {"format": FORMAT_VERSION, "working_size": list(self.working_size),
                         "fingerprint": self.fingerprint, "inputs": self.input_names,
-                        "openvino": ov.get_version()}
+                        "openvino": ov.get_version(),
+                        # A damaged file, or a save killed while moving the files in, is then named at load.
+                        "sha256": {f: _sha256(staging / f) for f in (MODEL_FILE, WEIGHTS_FILE)}}
             (staging / METADATA).write_text(json.dumps(metadata, indent=2))
         return path
 
@@ -122,15 +132,39 @@ class Int8FrameNetwork:
             raise ValueError(f"{name} {metadata_path}: unreadable ({e})") from e
         if metadata.get("format") != FORMAT_VERSION:
             raise ValueError(f"{name} {metadata_path}: format {metadata.get('format')!r}, expected {FORMAT_VERSION}")
+        # Folders saved before the checksums were recorded have none to check.
+        for file, digest in (metadata.get("sha256") or {}).items():
+            if file not in (MODEL_FILE, WEIGHTS_FILE):
+                continue  # the metadata is data: it names no other file to read
+            if not (path / file).is_file():
+                raise FileNotFoundError(f"{name} {path / file}: missing from the INT8 network folder; "
+                                        f"quantize again (tools/quantize.py)")
+            if _sha256(path / file) != digest:
+                raise ValueError(f"{name} {path / file}: damaged: its SHA-256 is not the one {METADATA} records "
+                                 f"(cut short, changed, or a save that did not finish); quantize again "
+                                 f"(tools/quantize.py)")
         try:
             ov_model = ov.Core().read_model(os.fspath(path / MODEL_FILE))
+            return cls(ov_model, working_size, fingerprint, threads)
         except RuntimeError as e:
-            raise ValueError(f"{name} {path / MODEL_FILE}: OpenVINO cannot read it: {str(e).splitlines()[0]}") from e
-        return cls(ov_model, working_size, fingerprint, threads)
+            # OpenVINO's first line names its own source file; the reason is on the last.
+            reason = [line.strip() for line in str(e).splitlines() if line.strip()][-1:] or [type(e).__name__]
+            file = WEIGHTS_FILE if "bin file" in str(e) or not (path / WEIGHTS_FILE).is_file() else MODEL_FILE
+            raise ValueError(f"{name} {path / file}: damaged: OpenVINO cannot read it ({reason[0]}); "
+                             f"quantize again (tools/quantize.py)") from e
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def check_network_folder(path, name="path"):
-    """Refuses to replace `path` unless it is absent, empty, or an INT8 network folder: saving replaces it whole."""
+    """Refuses to write into `path` unless it is absent, empty, or an INT8 network folder (it may hold
+    other files too, which saving leaves alone; but another folder may hold a `model.xml` of its own)."""
     path = pathlib.Path(path)
     if path.exists() and not path.is_dir():
         raise outputs.OutputError(f"{name} {path}: exists and is not a folder")

@@ -20,11 +20,16 @@ callable from `{input name: float32 [1, ...] array}` to the logits `[1, H, W, 1]
 
 Each route's float32 runner is its runtime on the unquantized model, so
 that its speedup is measured against itself as well as against Keras.
+Every file and folder a route writes is written under a temporary name and
+renamed when complete (`osmn_tf.outputs`): a failed or killed build leaves
+the previous one's files whole.
 """
 import os
 
 import numpy as np
 import tensorflow as tf
+
+from osmn_tf import outputs
 
 ROUTES = ("litert", "openvino", "openvino_float_modulation", "inc", "onnxruntime", "onnxruntime_float_modulation")
 
@@ -44,8 +49,9 @@ def frame_input_specs(frame_model, working_size):
 def export_frame_saved_model(frame_model, working_size, path):
     """Writes `frame_model` as a SavedModel (Keras export: weights captured as constants-to-be) with one
     `serve` signature at a fixed shape; the converters start from it. Returns `path`."""
-    frame_model.export(os.fspath(path), format="tf_saved_model",
-                       input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
+    with outputs.replaced_folder(path) as staging:
+        frame_model.export(os.fspath(staging), format="tf_saved_model",
+                           input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
     return os.fspath(path)
 
 
@@ -102,8 +108,9 @@ def build_litert(saved_model_dir, samples, out_dir):
     paths = []
     for name, calibration in (("litert.f32.tflite", None), ("litert.int8.tflite", samples)):
         path = os.path.join(out_dir, name)
-        with open(path, "wb") as f:
-            f.write(litert_model_bytes(saved_model_dir, calibration))
+        content = litert_model_bytes(saved_model_dir, calibration)
+        with outputs.atomic_output(path) as f:
+            f.write(content)
         paths.append(path)
     return tuple(paths)
 
@@ -132,6 +139,25 @@ class OpenVINORunner:
         return np.asarray(result[self.compiled.outputs[0]])
 
 
+def save_openvino(model, path):
+    """`openvino.save_model` of `model` as `path` (`.xml`) and its `.bin`, each renamed into place when both
+    are written (the `.bin` first: `read_model` takes the `.bin` of the `.xml`'s name)."""
+    import openvino as ov
+
+    path = os.fspath(path)
+    weights = os.path.splitext(path)[0] + ".bin"
+    with outputs.replacing(path) as xml, outputs.replacing(weights) as bin_path:
+        written = os.path.splitext(os.fspath(xml))[0] + ".bin"  # OpenVINO names it after the .xml
+        try:
+            # compress_to_fp16=False: the float32 parts stay float32 on disk.
+            ov.save_model(model, os.fspath(xml), compress_to_fp16=False)
+            os.replace(written, bin_path)
+        finally:
+            if os.path.exists(written):
+                os.unlink(written)
+    return path
+
+
 def build_openvino(saved_model_dir, samples, out_dir, float_modulation=False):
     import openvino as ov
 
@@ -139,9 +165,8 @@ def build_openvino(saved_model_dir, samples, out_dir, float_modulation=False):
 
     float_path, int8_path = os.path.join(out_dir, "openvino.f32.xml"), os.path.join(out_dir, "openvino.int8.xml")
     model = ov.convert_model(os.fspath(saved_model_dir))
-    # compress_to_fp16=False: the float32 model stays float32 on disk.
-    ov.save_model(model, float_path, compress_to_fp16=False)
-    ov.save_model(nncf_quantize(model, list(_batches(samples)), float_modulation), int8_path, compress_to_fp16=False)
+    save_openvino(model, float_path)
+    save_openvino(nncf_quantize(model, list(_batches(samples)), float_modulation), int8_path)
     return float_path, int8_path
 
 
@@ -188,7 +213,8 @@ def build_inc(saved_model_dir, samples, out_dir):
     finally:
         os.chdir(previous)
     int8_path = os.path.join(out_dir, "inc.int8")
-    quantized.save(int8_path)
+    with outputs.replaced_folder(int8_path) as staging:
+        quantized.save(os.fspath(staging))
     return os.fspath(saved_model_dir), int8_path
 
 
@@ -212,10 +238,12 @@ def build_onnxruntime(frame_model, working_size, samples, out_dir, float_modulat
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     float_path = os.path.join(out_dir, "frame.onnx")
-    frame_model.export(float_path, format="onnx", input_signature=[frame_input_specs(frame_model, working_size)],
-                       verbose=False)
+    with outputs.replacing(float_path) as tmp:
+        frame_model.export(os.fspath(tmp), format="onnx",
+                           input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
     prepared = os.path.join(out_dir, "frame.prep.onnx")
-    quant_pre_process(float_path, prepared)
+    with outputs.replacing(prepared) as tmp:
+        quant_pre_process(float_path, os.fspath(tmp))
     names = [i.name for i in ONNXRunner(float_path).session.get_inputs()]
 
     class Reader(CalibrationDataReader):
@@ -228,8 +256,10 @@ def build_onnxruntime(frame_model, working_size, samples, out_dir, float_modulat
     int8_path = os.path.join(out_dir, "frame.int8.onnx")
     # float_modulation: only convolutions and pools in INT8, the modulation's Mul and Add stay float32.
     op_types = ["Conv", "MaxPool", "AveragePool"] if float_modulation else None
-    quantize_static(prepared, int8_path, Reader(), quant_format=QuantFormat.QDQ, activation_type=QuantType.QInt8,
-                    weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=op_types)
+    with outputs.replacing(int8_path) as tmp:
+        quantize_static(prepared, os.fspath(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=op_types)
     return float_path, int8_path
 
 

@@ -6,6 +6,9 @@ served model by a `predict` function:
 `predict(signature_name, {input name: array}, [output names], {output name: dtype}) -> {output name: array}`.
 `RestPredictor(url).predict` is one over TF Serving's REST API,
 `osmn_tf.serving.grpc_client.GrpcPredictor(target).predict` one over its gRPC API.
+Both also read the served model's signatures (`signature_inputs`, from TF
+Serving's model metadata): the float signatures need the model's guide size
+(`served_guide_size`), which the model fixes at training.
 """
 import base64
 import io
@@ -17,7 +20,7 @@ import urllib.request
 import numpy as np
 from PIL import Image
 
-from osmn_tf.config import GUIDE_SIZE
+from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.tracking import VideoLoop, masks_at_size
@@ -116,6 +119,45 @@ def parse_predict_response(body, output_names, dtypes=None):
     return {n: _from_json(outputs[n], dtypes.get(n, np.float32)) for n in output_names}
 
 
+def signature_inputs_from_metadata(body):
+    """`{signature: {input name: shape}}` from a TF Serving REST `/metadata` response body (a dict).
+
+    The body is `GetModelMetadataResponse` as JSON: `metadata.signature_def.signature_def`
+    maps each signature to its `SignatureDef`; a shape is a list of sizes (-1 where free),
+    None for an unknown rank.
+    """
+    if "error" in body:
+        raise ServingError(body["error"])
+    try:
+        signatures = body["metadata"]["signature_def"]["signature_def"]
+        return {name: {key: _json_shape(info) for key, info in signature.get("inputs", {}).items()}
+                for name, signature in signatures.items()}
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ServingError(f"the model metadata has no readable signature_def ({type(e).__name__}: {e})") from None
+
+
+def _json_shape(tensor_info):
+    shape = tensor_info.get("tensor_shape", {})
+    if shape.get("unknown_rank"):
+        return None
+    return [int(dim.get("size", -1)) for dim in shape.get("dim", [])]  # int64 sizes come as strings
+
+
+def served_guide_size(signature_inputs):
+    """The served model's guide size: the side S of `encode_guide`'s `guide_image` input `[N, S, S, 3]`.
+
+    Args:
+        signature_inputs: `{signature: {input name: shape}}`, e.g. `RestPredictor(url).signature_inputs()`.
+    """
+    if "encode_guide" not in signature_inputs:
+        raise ServingError(f"the served model has no encode_guide signature (it has {sorted(signature_inputs)}): "
+                           "a model without visual modulator (tools/serving_client.py --no-visual)")
+    shape = signature_inputs["encode_guide"].get("guide_image")
+    if shape is None or len(shape) != 4 or shape[1] != shape[2] or shape[1] < 1:
+        raise ServingError(f"the served model's encode_guide takes guide_image of shape {shape}, not [N, S, S, 3]")
+    return shape[1]
+
+
 def json_predictor(send):
     """A `predict` function over `send`, a function from a REST request body (dict) to its response body (dict)."""
 
@@ -130,7 +172,8 @@ class RestPredictor:
 
     `send(body)` posts a request body (dict) and returns the response body,
     retrying `retries` times while the server is unreachable or answers 503;
-    `predict` is the `predict` function over it. Uses only the standard library.
+    `predict` is the `predict` function over it; `signature_inputs()` reads the
+    model's signatures (`GET .../metadata`). Uses only the standard library.
     """
 
     def __init__(self, url, model_name="osmn", version=None, timeout=600.0, retries=3, retry_delay=0.5):
@@ -143,29 +186,43 @@ class RestPredictor:
         self.predict = json_predictor(self.send)
 
     @property
-    def endpoint(self):
+    def _model_url(self):
         version = f"/versions/{self.version}" if self.version is not None else ""
-        return f"{self.url}/v1/models/{self.model_name}{version}:predict"
+        return f"{self.url}/v1/models/{self.model_name}{version}"
+
+    @property
+    def endpoint(self):
+        return f"{self._model_url}:predict"
 
     def send(self, body):
         data = json.dumps(body).encode("utf-8")
-        return with_retries(lambda: self._post(data), self.retries, self.retry_delay)
+        return with_retries(lambda: self._request(self.endpoint, data), self.retries, self.retry_delay)
 
-    def _post(self, data):
-        request = urllib.request.Request(self.endpoint, data=data, headers={"Content-Type": "application/json"})
+    def signature_inputs(self):
+        """`{signature: {input name: shape}}` of the served model (`signature_inputs_from_metadata`)."""
+        url = f"{self._model_url}/metadata"
+        body = with_retries(lambda: self._request(url), self.retries, self.retry_delay)
+        try:
+            return signature_inputs_from_metadata(body)
+        except ServingError as e:
+            raise ServingError(f"{url}: {e}") from None
+
+    def _request(self, url, data=None):
+        """The JSON answer of a POST of `data`, or of a GET without it."""
+        request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return json.loads(response.read())
         except urllib.error.HTTPError as e:
             if e.code == 503:
-                raise TransientServingError(f"{self.endpoint}: HTTP 503 {e.reason}") from e
+                raise TransientServingError(f"{url}: HTTP 503 {e.reason}") from e
             try:
                 return json.loads(e.read())  # TF Serving puts {"error": ...} in the body
             except ValueError:
-                raise ServingError(f"{self.endpoint}: HTTP {e.code} {e.reason}") from e
+                raise ServingError(f"{url}: HTTP {e.code} {e.reason}") from e
         except urllib.error.URLError as e:
             # Refused or unreachable: the server may be (re)starting.
-            raise TransientServingError(f"{self.endpoint}: cannot reach TF Serving: {e.reason}") from e
+            raise TransientServingError(f"{url}: cannot reach TF Serving: {e.reason}") from e
 
 
 class ServingVideoSegmenter(VideoLoop):
@@ -182,10 +239,12 @@ class ServingVideoSegmenter(VideoLoop):
         working_size: `(W, H)` frames are resized to (`"float"` only; `"raw"`
             uses the size fixed at export).
         use_visual_modulator / use_spatial_modulator: the exported variant's inputs.
+        guide_size: the side of the visual guides the served model takes (`"float"`
+            only; the model's `guide_size`, e.g. `served_guide_size(predictor.signature_inputs())`).
     """
 
     def __init__(self, predict, signatures="float", working_size=WORKING_SIZE, use_visual_modulator=True,
-                 use_spatial_modulator=True):
+                 use_spatial_modulator=True, guide_size=GUIDE_SIZE):
         if signatures not in SIGNATURE_SETS:
             raise ValueError(f"signatures must be one of {SIGNATURE_SETS}, got {signatures!r}")
         self.predict = predict
@@ -194,6 +253,7 @@ class ServingVideoSegmenter(VideoLoop):
         self.working_size = check_size(working_size, "working_size")
         self.visual = use_visual_modulator
         self.spatial = use_spatial_modulator
+        self.guide_size = check_guide_size(guide_size, "guide_size")
 
     def start_video(self, frame, first_mask, object_ids):
         if not self.visual:
@@ -211,7 +271,7 @@ class ServingVideoSegmenter(VideoLoop):
         elif self.raw:
             signature, inputs = "encode_guide_raw", {"frame": frame, "masks": mask[np.newaxis].astype(np.uint8)}
         else:
-            guides = visual_guide(frame, mask, size=GUIDE_SIZE)[np.newaxis]
+            guides = visual_guide(frame, mask, size=self.guide_size)[np.newaxis]
             signature, inputs = "encode_guide", {"guide_image": guides}
         return self.predict(signature, inputs, ["modulation_params"])["modulation_params"]
 

@@ -68,6 +68,7 @@ class GrpcPredictor:
     Retries `retries` times (waiting `retry_delay` seconds, doubled each time)
     while the server answers UNAVAILABLE (starting, restarting, unreachable);
     any other error is a `ServingError` at once, with the server's message.
+    `signature_inputs()` reads the model's signatures (`GetModelMetadata`).
     """
 
     def __init__(self, target, model_name="osmn", version=None, timeout=600.0, retries=3, retry_delay=0.5,
@@ -91,17 +92,39 @@ class GrpcPredictor:
 
     def predict(self, signature_name, inputs, output_names, dtypes=None):
         request = predict_request(self.model_name, signature_name, inputs, output_names, self.version)
+        response = self._call(self.stub.Predict, request, signature_name)
+        return parse_predict_response(response, output_names, dtypes)
 
+    def signature_inputs(self):
+        """`{signature: {input name: shape}}` of the served model (a shape: sizes, -1 where free; None for
+        an unknown rank), from `PredictionService.GetModelMetadata`."""
+        from tensorflow_serving.apis import get_model_metadata_pb2
+
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = self.model_name
+        if self.version is not None:
+            request.model_spec.version.value = int(self.version)
+        request.metadata_field.append("signature_def")
+        response = self._call(self.stub.GetModelMetadata, request, "GetModelMetadata")
+        signatures = get_model_metadata_pb2.SignatureDefMap()
+        if "signature_def" not in response.metadata or not response.metadata["signature_def"].Unpack(signatures):
+            raise ServingError(f"{self.target}: GetModelMetadata: the answer holds no signature_def")
+        return {name: {key: None if info.tensor_shape.unknown_rank else [d.size for d in info.tensor_shape.dim]
+                       for key, info in signature.inputs.items()}
+                for name, signature in signatures.signature_def.items()}
+
+    def _call(self, method, request, what):
+        """`method(request)`, retried while the server is UNAVAILABLE; errors name the target and `what`."""
         def call():
             try:
-                return self.stub.Predict(request, timeout=self.timeout)
+                return method(request, timeout=self.timeout)
             except self._grpc.RpcError as e:
-                message = f"{self.target}: {signature_name}: {e.code().name}: {e.details()}"
+                message = f"{self.target}: {what}: {e.code().name}: {e.details()}"
                 if e.code() == self._grpc.StatusCode.UNAVAILABLE:
                     raise TransientServingError(message) from None
                 raise ServingError(message) from None
 
-        return parse_predict_response(with_retries(call, self.retries, self.retry_delay), output_names, dtypes)
+        return with_retries(call, self.retries, self.retry_delay)
 
     def close(self):
         self.channel.close()

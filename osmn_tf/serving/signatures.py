@@ -283,7 +283,9 @@ def export_saved_model(model, output_dir, working_size=WORKING_SIZE):
     """Writes `model` as a SavedModel with the signatures of `docs/serving.md`.
 
     TF Serving reads `<model_base_path>/<version>/`: pass e.g. `models/osmn/1`.
-    Returns `output_dir`.
+    This writes in place; into a folder a server watches, write inside
+    `osmn_tf.serving.versions.staged_version` (as tools/export.py does), which
+    renames the complete version into place. Returns `output_dir`.
     """
     output_dir = os.fspath(output_dir)
     build_export_archive(model, working_size).write_out(output_dir, verbose=False)
