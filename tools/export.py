@@ -47,6 +47,7 @@ def parse_args(argv=None):
     parser.add_argument("--max-batch-size", type=int, default=8, help="batching_parameters.txt (default 8)")
     parser.add_argument("--benchmark", action="store_true",
                         help="time `segment` at the working size, N=1, through the SavedModel and the Keras model")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if os.path.exists(args.output) and os.listdir(args.output):
         parser.error(f"--output {args.output} exists and is not empty; TF Serving versions are never overwritten")
@@ -82,7 +83,7 @@ def folder_size(path):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.checkpoints import CheckpointError, load_model
     from osmn_tf.serving import conversion, latency, signatures
 

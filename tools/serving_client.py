@@ -46,6 +46,7 @@ def parse_args(argv=None):
                         help="WxH frames are resized to (not with --raw)")
     parser.add_argument("--no-visual", action="store_true", help="the served model has no visual modulator")
     parser.add_argument("--no-spatial", action="store_true", help="the served model has no spatial modulator")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.raw:
         args.signatures = "raw"
@@ -60,7 +61,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.davis import read_first_mask
     from osmn_tf.segment_jobs import segment_to_folder
     from osmn_tf.serving.client import RestPredictor, ServingError, ServingVideoSegmenter
