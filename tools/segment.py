@@ -89,9 +89,9 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
-    from osmn_tf.checkpoints import CheckpointError
-    from osmn_tf.quantization.network import MissingExtraError
-    from osmn_tf.segment_run import SegmentRequest, segment
+    # Light imports: arguments, folders and a complete result are checked before TensorFlow loads.
+    from osmn_tf.errors import CheckpointError, MissingExtraError
+    from osmn_tf.segment_run import Interrupted, SegmentRequest, segment
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
@@ -105,6 +105,9 @@ def main(argv=None):
         segment(request)
     except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(130)  # the shell's status for Ctrl-C
 
 
 if __name__ == "__main__":
