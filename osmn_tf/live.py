@@ -17,7 +17,6 @@ Linux, a URL, a camera, a named pipe) is read by ffmpeg.
 import collections
 import os
 import stat
-import sys
 import threading
 
 import numpy as np
@@ -79,7 +78,7 @@ class LiveSource:
         self._raw = spec == "-" and frame_size is not None
         if self._raw:
             self.size, self.fps = tuple(frame_size), None
-            self._frames = self._raw_frames(os.fdopen(sys.stdin.fileno(), "rb", closefd=False))
+            self._frames = self._raw_frames(os.fdopen(0, "rb", closefd=False))  # fd 0 even where sys.stdin is replaced
         else:
             self._frames = self._ffmpeg_frames(spec, frame_size, input_format)
         first = next(self._frames, None)

@@ -261,9 +261,10 @@ def segment_davis(segmenter, dataset, output_dir, save_scores=False, overwrite=F
 
 def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overwrite=False, progress=None,
                         late_annotations=True, made_from=None):
-    """Segments every video of a `youtube_vos.YouTubeVOS` split into `output_dir/Annotations/<video>/` (`youtube_vos_jobs`).
+    """Segments every video of a `youtube_vos.YouTubeVOS` split into `output_dir/Annotations/<video>/`.
 
-    Complete videos are skipped unless `overwrite`, as `segment_davis` does.
+    The layout and where the records live: `youtube_vos_jobs`. Complete videos are skipped unless
+    `overwrite`, as `segment_davis` does.
     """
     todo, skipped = plan(youtube_vos_jobs(dataset, output_dir, late_annotations, made_from), save_scores, overwrite)
     return run_jobs(segmenter, todo, save_scores, overwrite, progress, skipped)

@@ -295,7 +295,8 @@ def _frame_0_annotated(first_path, first_mask, path, annotation, log):
     """Frame 0's mask when the first mask and an annotation both give it: the annotation wins (said once)."""
     if annotation.shape != first_mask.shape:
         raise ValueError(f"{path}: the annotation is {annotation.shape[1]}x{annotation.shape[0]} (WxH) but the first "
-                         f"mask {first_path} is {first_mask.shape[1]}x{first_mask.shape[0]}: they must be the same size")
+                         f"mask {first_path} is {first_mask.shape[1]}x{first_mask.shape[0]}: they must be the same "
+                         "size")
     merged = annotated_labels(first_mask, annotation)
     differ = int((merged != first_mask).sum())
     if differ:
