@@ -110,13 +110,13 @@ def segment(request, progress=True, log=print):
                 return _segment_dataset(r, progress, log)
             return _segment_one_video(r, progress, log)
         except KeyboardInterrupt as interrupt:
-            stats = getattr(interrupt, "stats", None)  # `segment_jobs.Interrupted`: videos finished
-            if stats is not None:
-                kind = "sequences" if r.davis_root else "videos"
-                raise Interrupted(f"the {stats.sequences_done} {kind} finished are in {r.output}; run again to "
-                                  "resume") from None
+            done = getattr(getattr(interrupt, "stats", None), "sequences_done", 0)  # `segment_jobs.Interrupted`
+            if done:
+                kind = ("sequence" if r.davis_root else "video") + ("" if done == 1 else "s")
+                raise Interrupted(f"the {done} {kind} finished {'is' if done == 1 else 'are'} in {r.output}; run "
+                                  "again to resume") from None
             if r.davis_root or r.youtube_vos_root:
-                raise Interrupted(f"{r.output} is unchanged; run again to start") from None
+                raise Interrupted(f"{r.output} is unchanged; run again to resume") from None
             raise Interrupted(f"{r.output} is unchanged (a video's masks are written once it is finished); run "
                               "again to segment it") from None
 
