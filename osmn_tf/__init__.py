@@ -2,14 +2,21 @@
 import importlib
 
 from osmn_tf.config import OSMNConfig, num_modulation_params
-from osmn_tf.models import OSMN, SegmentationNetwork, SpatialModulator, VisualModulator, build_osmn, fold_batch_norm
+from osmn_tf.errors import CheckpointError
 
 __version__ = "0.1.0"
 
-# The model runs on any Keras backend; these need TensorFlow (TF1 checkpoint
-# readers, the video loop's tf.function), so they are imported when first used.
-_TENSORFLOW_NAMES = {
-    "CheckpointError": "osmn_tf.checkpoints",
+# Names that import Keras or TensorFlow are imported when first used, so that
+# the light modules (`osmn_tf.outputs`, `osmn_tf.davis`, ...) and a tool that
+# only checks its arguments start without loading TensorFlow (seconds).
+_LAZY_NAMES = {
+    "OSMN": "osmn_tf.models",
+    "SegmentationNetwork": "osmn_tf.models",
+    "SpatialModulator": "osmn_tf.models",
+    "VisualModulator": "osmn_tf.models",
+    "build_osmn": "osmn_tf.models",
+    "fold_batch_norm": "osmn_tf.models",
+    # These need TensorFlow itself (TF1 checkpoint readers, the video loop's tf.function).
     "build_osmn_from_tf1_checkpoint": "osmn_tf.checkpoints",
     "config_from_tf1_checkpoint": "osmn_tf.checkpoints",
     "load_model": "osmn_tf.checkpoints",
@@ -22,24 +29,14 @@ _TENSORFLOW_NAMES = {
     "Int8FrameNetwork": "osmn_tf.quantization",
 }
 
-__all__ = [
-    "OSMN",
-    "OSMNConfig",
-    "SegmentationNetwork",
-    "SpatialModulator",
-    "VisualModulator",
-    "build_osmn",
-    "fold_batch_norm",
-    "num_modulation_params",
-    *_TENSORFLOW_NAMES,
-]
+__all__ = ["OSMNConfig", "num_modulation_params", "CheckpointError", *_LAZY_NAMES]
 
 
 def __getattr__(name):
-    if name not in _TENSORFLOW_NAMES:
+    if name not in _LAZY_NAMES:
         raise AttributeError(f"module 'osmn_tf' has no attribute {name!r}")
-    return getattr(importlib.import_module(_TENSORFLOW_NAMES[name]), name)
+    return getattr(importlib.import_module(_LAZY_NAMES[name]), name)
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_TENSORFLOW_NAMES))
+    return sorted(set(globals()) | set(_LAZY_NAMES))

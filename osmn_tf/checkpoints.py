@@ -9,16 +9,13 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.config import VGG16_BLOCKS, OSMNConfig, num_modulation_params
+from osmn_tf.errors import CheckpointError
 from osmn_tf.models.osmn import OSMN, build_osmn
 from osmn_tf.models.segmentation_network import SIDE_OUTPUTS
 
 # What a training checkpoint holds besides the model: never loaded. The `-up`
 # kernels are the fixed bilinear up-sampling, which the original overwrote too.
 _SKIPPED = re.compile(r"(^global_step$|^beta[12]_power(_\d+)?$|/Adam(_\d+)?$|-up/weights$)")
-
-
-class CheckpointError(ValueError):
-    """A checkpoint does not fit the model; the message lists every problem."""
 
 
 def _conv_pairs(scope, layer):

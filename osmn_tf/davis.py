@@ -96,7 +96,9 @@ def _read_mask_file(path):
 
 
 def _padded_palette(raw_palette):
-    palette = np.zeros((256, 3), dtype=np.uint8)
+    # Ids past the file's own colours get DAVIS's rather than black: an object that joins later
+    # (an annotation's new id) is drawn in a colour of its own.
+    palette = DAVIS_PALETTE.copy()
     values = np.asarray(raw_palette[: 256 * 3], dtype=np.uint8).reshape(-1, 3)
     palette[: len(values)] = values
     return palette
@@ -108,8 +110,9 @@ def read_mask(path, return_palette=False):
     Palette ("P") images give their indices, grey-level ("L") images their
     values and 1-bit images 0/1; colour images are refused because their ids
     would be ambiguous. With `return_palette=True`, returns `(labels, palette)`
-    where `palette` is the file's palette as a (256, 3) uint8 array, or None
-    for images without one.
+    where `palette` is the file's palette as a (256, 3) uint8 array (the
+    DAVIS palette's colours past the file's own), or None for images
+    without one.
     """
     labels, raw_palette = _read_mask_file(path)
     if not return_palette:
@@ -121,7 +124,9 @@ def read_first_mask(path):
     """Reads a video's first-frame mask: `(object ids [H, W] uint8, palette [256, 3] or None)`.
 
     255 is void and becomes background, as in DAVIS annotations, unless the
-    file says otherwise (`void_as_background`). Raises ValueError naming the
+    file says otherwise (`void_as_background`). The one object of a binary
+    grey-level mask (0 and 255) becomes id 1: written as 255 it would be
+    drawn in the void colour and read back as void. Raises ValueError naming the
     file when it holds no object or when an object id has no colour in the
     file's own palette.
     """
@@ -130,6 +135,8 @@ def read_first_mask(path):
     void = bool((labels == VOID_LABEL).any())
     labels = void_as_background(labels, palette)
     ids = [int(i) for i in np.unique(labels) if i != 0]
+    if raw_palette is None and ids == [VOID_LABEL]:
+        labels, ids = (labels == VOID_LABEL).astype(np.uint8), [1]
     if not ids:
         detail = "every pixel is 0 or 255, which is void" if void else "every pixel is 0"
         raise ValueError(f"{path}: the first mask has no object ({detail})")

@@ -1,8 +1,10 @@
 """A whole segmentation run as `tools/segment.py` makes it: outputs checked first, progress shown, a summary.
 
 `segment_jobs` segments into folders; this module adds what a person at a
-terminal needs around it: refusing bad outputs before the model loads,
-progress bars, and a closing line with the speed and memory.
+terminal needs around it: one writer per output folder, refusing bad or
+foreign outputs and answering "complete already" before the model (and
+TensorFlow) loads, progress bars, a closing line with the speed and memory,
+and one line when Ctrl-C ends the run.
 """
 import contextlib
 import dataclasses
@@ -14,6 +16,10 @@ import numpy as np
 
 from osmn_tf import davis, live, outputs, segment_jobs
 from osmn_tf.frames import WORKING_SIZE
+from osmn_tf.tracking import annotated_labels
+
+OVERLAY_SUFFIXES = (".mp4", ".gif", ".avi", ".mkv", ".mov", ".webm")
+"""What `--overlay` may be: the containers the animation writer (imageio's ffmpeg, or GIF) writes."""
 
 
 @dataclasses.dataclass
@@ -31,6 +37,8 @@ class SegmentRequest:
     camera, a named pipe): `frame_size` for raw frames on standard input,
     `input_format` for ffmpeg's `-f`, `max_lag` to drop frames rather than
     fall behind; Ctrl-C then ends the stream and the masks so far are kept.
+    A folder of results records what made them (`made_from`): a rerun with
+    the same inputs skips it, one with others is refused unless `overwrite`.
     `weights` is a `.keras` file or a TF1 checkpoint prefix. `int8_model`:
     a folder `osmn_tf.quantization.Int8FrameNetwork.save` wrote from the same
     weights and working size, which then runs the per-frame network.
@@ -62,6 +70,10 @@ class SegmentRequest:
     int8_model: str = None
 
 
+class Interrupted(Exception):
+    """Ctrl-C ended a run; the message says what was kept."""
+
+
 def precision_advice(requested, used):
     """One line on the precision a run uses, and on this CPU whether another would be faster."""
     from osmn_tf.precision import AUTO, auto_precision, cpu_bfloat16_flags, cpu_info
@@ -80,30 +92,57 @@ def segment(request, progress=True, log=print):
     """Runs `request`; returns `segment_jobs.SegmentationStats` (None when the video was complete already).
 
     Raises `outputs.OutputError`, `ValueError`, `FileNotFoundError`,
-    `OSError` or `checkpoints.CheckpointError` for bad input, each naming
-    the file or option; a bad output is refused before any work.
+    `OSError` or `errors.CheckpointError` for bad input, each naming
+    the file or option; a bad or foreign output, and other inputs' results,
+    are refused before any work, and a complete result is found without
+    loading the model. Another process writing the same output is refused.
+    Ctrl-C raises `Interrupted`, saying what was kept.
     """
-    from osmn_tf.checkpoints import load_model
-    from osmn_tf.inference import VideoSegmenter
-
     r = request
     outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.annotations, r.davis_root,
                                            r.youtube_vos_root, r.weights, r.int8_model])
+    if r.overlay and pathlib.Path(r.overlay).suffix.lower() not in OVERLAY_SUFFIXES:
+        raise outputs.OutputError(f"--overlay {r.overlay}: not a video file name; give one ending in "
+                                  f"{', '.join(OVERLAY_SUFFIXES[:-1])} or {OVERLAY_SUFFIXES[-1]}")
+    with outputs.folder_lock(r.output):
+        try:
+            if r.davis_root or r.youtube_vos_root:
+                return _segment_dataset(r, progress, log)
+            return _segment_one_video(r, progress, log)
+        except KeyboardInterrupt as interrupt:
+            done = getattr(getattr(interrupt, "stats", None), "sequences_done", 0)  # `segment_jobs.Interrupted`
+            if done:
+                kind = ("sequence" if r.davis_root else "video") + ("" if done == 1 else "s")
+                raise Interrupted(f"the {done} {kind} finished {'is' if done == 1 else 'are'} in {r.output}; run "
+                                  "again to resume") from None
+            if r.davis_root or r.youtube_vos_root:
+                raise Interrupted(f"{r.output} is unchanged; run again to resume") from None
+            raise Interrupted(f"{r.output} is unchanged (a video's masks are written once it is finished); run "
+                              "again to segment it") from None
+
+
+def _made_from(r):
+    """What every result of `r` is made from besides its video's own inputs: the network and the options."""
+    return {
+        "weights": outputs.input_stamp(r.weights),
+        "working size": f"{r.working_size[0]}x{r.working_size[1]}",
+        "precision": r.precision,
+        "XLA": bool(r.jit_compile),
+        "INT8 model": outputs.input_stamp(r.int8_model) if r.int8_model else None,
+        "online fine-tuning steps": r.online_finetune,
+        "fine-tuning learning rate": r.finetune_lr if r.online_finetune else None,
+    }
+
+
+def _segmenter(r, log):
+    """The `VideoSegmenter` of `r`: the model loaded (TensorFlow imported) only now."""
+    from osmn_tf.checkpoints import load_model
+    from osmn_tf.inference import VideoSegmenter
+
     if r.int8_model:
         from osmn_tf.quantization import check_extra
 
         check_extra()
-    if r.davis_root:
-        dataset = _davis_split(r)
-    elif r.youtube_vos_root:
-        from osmn_tf.youtube_vos import YouTubeVOS
-
-        dataset = YouTubeVOS(r.youtube_vos_root, r.split)
-    else:
-        video = _open_video(r)
-        if video is None:
-            log(f"{r.output} is complete already; skipping it (--overwrite to redo)")
-            return None
     adapt = None
     if r.online_finetune:
         from osmn_tf.training.finetune import OnlineFinetuning
@@ -114,24 +153,54 @@ def segment(request, progress=True, log=print):
                                precision=r.precision, frame_network=_int8_network(r, model))
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
-    if r.davis_root:
-        with DavisProgress(len(dataset.sequences), disable=not progress) as bars:
-            stats = segment_jobs.segment_davis(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars)
-        log(f"{stats.sequences_done} sequences segmented, {stats.sequences_skipped} skipped; masks in {r.output}")
-    elif r.youtube_vos_root:
-        with DavisProgress(len(dataset.videos), disable=not progress) as bars:
-            stats = segment_jobs.segment_youtube_vos(segmenter, dataset, r.output, r.save_scores, r.overwrite, bars,
-                                                     late_annotations=not r.first_frame_only)
-        log(f"{stats.sequences_done} videos segmented, {stats.sequences_skipped} skipped; "
-            f"masks in {os.path.join(r.output, 'Annotations')}")
-    else:
-        stats = _segment_video(r, segmenter, *video, progress=progress)
-        log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
-        if isinstance(video[0], live.LiveSource):
-            log(f"{video[0].dropped} frames dropped" + (f" to stay within --max-lag {r.max_lag}" if r.max_lag else ""))
+    return segmenter
+
+
+def _summary(segmenter, stats, log):
     width, height = segmenter.working_size
     log(f"{stats.frames} frames at {stats.frames_per_second:.2f} frames/s (end to end, {width}x{height}); "
         f"peak memory {segment_jobs.peak_memory_mb():.0f} MiB")
+
+
+def _segment_dataset(r, progress, log):
+    made_from = _made_from(r)
+    if r.davis_root:
+        kind, where = "sequences", r.output
+        jobs = segment_jobs.davis_jobs(_davis_split(r), r.output, made_from)
+    else:
+        from osmn_tf.youtube_vos import YouTubeVOS
+
+        kind, where = "videos", os.path.join(r.output, "Annotations")
+        jobs = segment_jobs.youtube_vos_jobs(YouTubeVOS(r.youtube_vos_root, r.split), r.output,
+                                             late_annotations=not r.first_frame_only, made_from=made_from)
+    todo, skipped = segment_jobs.plan(jobs, r.save_scores, r.overwrite)
+    if not todo:
+        for job in skipped:
+            log(f"{job.name}: complete already, skipped")
+        log(f"0 {kind} segmented, {len(skipped)} skipped; masks in {where}")
+        return segment_jobs.SegmentationStats(sequences_skipped=len(skipped))
+    segmenter = _segmenter(r, log)
+    with DavisProgress(len(jobs), disable=not progress) as bars:
+        stats = segment_jobs.run_jobs(segmenter, todo, r.save_scores, r.overwrite, bars, skipped)
+    log(f"{stats.sequences_done} {kind} segmented, {stats.sequences_skipped} skipped; masks in {where}")
+    _summary(segmenter, stats, log)
+    return stats
+
+
+def _segment_one_video(r, progress, log):
+    video = _open_video(r, log)
+    if video is None:
+        log(f"{r.output} is complete already; skipping it (--overwrite to redo)")
+        return None
+    segmenter = _segmenter(r, log)
+    source = video[0]
+    stats = _segment_video(r, segmenter, *video, progress=progress)
+    log(f"wrote {stats.frames} masks to {r.output}" + (f" and the overlay {r.overlay}" if r.overlay else ""))
+    if isinstance(source, live.LiveSource):
+        log(f"{source.dropped} frames dropped" + (f" to stay within --max-lag {r.max_lag}" if r.max_lag else ""))
+        if source.partial_frame():
+            log(f"warning: {source.partial_frame()}")
+    _summary(segmenter, stats, log)
     return stats
 
 
@@ -162,35 +231,78 @@ def _davis_split(r):
     return dataset
 
 
-def _open_video(r):
-    """`(frame source, first mask, palette)`, or None when the output is complete and not to be redone."""
+def _open_video(r, log):
+    """`(frame source, first mask, palette, annotations, files, made_from)`, or None when complete already.
+
+    Everything that may refuse the run is checked before a live stream is
+    opened (it may block until the stream starts): the output's record, the
+    overlay, files of ours that would replace a user's.
+    """
+    from osmn_tf.annotations import annotation_files
     from osmn_tf.video import open_frames
 
+    live_input = live.is_live(r.frames)
+    overlay = os.path.abspath(r.overlay) if r.overlay else None
     if r.overlay:
         outputs.check_output_file(r.overlay, "--overlay", overwrite=True)
         if os.path.exists(r.overlay) and os.path.exists(r.frames) and os.path.samefile(r.overlay, r.frames):
             raise outputs.OutputError(f"--overlay {r.overlay}: is the input video (--frames)")
-    if live.is_live(r.frames):
-        source = live.LiveSource(r.frames, r.frame_size, r.input_format, r.max_lag)
-    else:
-        if r.frame_size or r.max_lag or r.input_format:
-            raise ValueError(f"--frame-size, --input-format and --max-lag are for live input (-, a URL, a camera), "
-                             f"not {r.frames}")
-        source = open_frames(r.frames)
+    if not live_input and (r.frame_size or r.max_lag or r.input_format):
+        raise ValueError(f"--frame-size, --input-format and --max-lag are for live input (-, a URL, a camera), "
+                         f"not {r.frames}")
+    made_from = {
+        "frames": outputs.live_stamp(r.frames) if live_input else outputs.input_stamp(r.frames),
+        "first mask": outputs.input_stamp(r.first_mask, content=True) if r.first_mask else None,
+        "annotations": outputs.input_stamp(r.annotations, content=True) if r.annotations else None,
+        **_made_from(r),
+    }
+    record = outputs.read_marker(r.output) or {}
+    source = None if live_input else open_frames(r.frames)
+    if not r.overwrite:
+        outputs.check_made_from(r.output, made_from, name=f"--output {r.output}")
+        expected = None if source is None or source.names is None else [f"{n}.png" for n in source.names]
+        overlay_done = overlay is None or (record.get("overlay") == overlay and os.path.isfile(overlay))
+        if source is not None and overlay_done and outputs.is_complete(r.output, expected, r.save_scores):
+            return None
+        if overlay and os.path.exists(overlay) and overlay not in record.get("overlays", []):
+            raise outputs.OutputError(f"--overlay {r.overlay}: exists and this tool did not write it; use "
+                                      "--overwrite to replace it")
+        if expected is not None:
+            outputs.refuse_foreign(r.output, expected)
+        elif live_input and os.path.isdir(r.output):
+            # A live stream's masks are named 00000.png, ... up to an end not known yet: any such file
+            # not ours is refused now, not after the stream (a video file's are refused when written).
+            outputs.refuse_foreign(r.output, sorted(p.name for p in pathlib.Path(r.output).glob("*.png")
+                                                    if p.stem.isdigit()))
+    if live_input:
+        keep = annotation_files(r.annotations).keys() if r.annotations else ()
+        source = live.LiveSource(r.frames, r.frame_size, r.input_format, r.max_lag, keep=keep)
     annotations, files, palette = {}, {}, None
     if r.annotations:
         annotations, files, palette = _read_annotations(r.annotations, source)
     if r.first_mask:
         first_mask, palette = davis.read_first_mask(r.first_mask)
+        if 0 in annotations:
+            first_mask = _frame_0_annotated(r.first_mask, first_mask, files[0], annotations.pop(0), log)
     else:
         first_mask = annotations.pop(0, None)
         if first_mask is None:
             first_mask = np.zeros(_frame_size(source, 0)[::-1], np.uint8)
-    expected = None if source.names is None else [f"{name}.png" for name in source.names]
-    # A live stream is new every time: it is never "complete already".
-    if not live.is_live(r.frames) and not r.overwrite and outputs.is_complete(r.output, expected, r.save_scores):
-        return None
-    return source, first_mask, palette, annotations, files
+    return source, first_mask, palette, annotations, files, made_from
+
+
+def _frame_0_annotated(first_path, first_mask, path, annotation, log):
+    """Frame 0's mask when the first mask and an annotation both give it: the annotation wins (said once)."""
+    if annotation.shape != first_mask.shape:
+        raise ValueError(f"{path}: the annotation is {annotation.shape[1]}x{annotation.shape[0]} (WxH) but the first "
+                         f"mask {first_path} is {first_mask.shape[1]}x{first_mask.shape[0]}: they must be the same "
+                         "size")
+    merged = annotated_labels(first_mask, annotation)
+    differ = int((merged != first_mask).sum())
+    if differ:
+        log(f"frame 0 has the first mask {first_path} and the annotation {path}: they differ on {differ} pixels, "
+            "where the annotation wins")
+    return merged
 
 
 def _frame_size(source, index):
@@ -249,7 +361,7 @@ class DavisProgress:
                 bar.close()
 
 
-def _segment_video(r, segmenter, source, first_mask, palette, annotations, files, progress=True):
+def _segment_video(r, segmenter, source, first_mask, palette, annotations, files, made_from, progress=True):
     from tqdm import tqdm
 
     from osmn_tf.frames import resize_frame
@@ -257,6 +369,7 @@ def _segment_video(r, segmenter, source, first_mask, palette, annotations, files
     from osmn_tf.visualize import overlay_labels
 
     total = len(source.names) if source.names is not None else None
+    live_input = isinstance(source, live.LiveSource)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(tqdm(total=total, desc=pathlib.Path(str(source.path)).name, unit="frame",
                                        disable=not progress))
@@ -276,11 +389,14 @@ def _segment_video(r, segmenter, source, first_mask, palette, annotations, files
                 append(picture)
             bar.update()
 
-        if isinstance(source, live.LiveSource):
+        if live_input:
             stack.enter_context(_ctrl_c_ends(source))
         tick = time.perf_counter()
-        frames = segment_jobs.segment_to_folder(segmenter, source, source.frame_names(), first_mask, r.output,
-                                                palette, r.save_scores, on_frame, annotations, files)
+        # A live stream's frames come numbered: annotations are matched to stream numbers, not to a count.
+        frames = segment_jobs.segment_to_folder(
+            segmenter, source.numbered() if live_input else source, source.frame_names(), first_mask, r.output,
+            palette, r.save_scores, on_frame, annotations, files, made_from=made_from, overwrite=r.overwrite,
+            overlay=os.path.abspath(r.overlay) if r.overlay else None, numbered=live_input)
         seconds = time.perf_counter() - tick
     return segment_jobs.SegmentationStats(sequences_done=1, frames=frames, seconds=seconds)
 

@@ -34,12 +34,15 @@ class FrameResult:
             and frames before any object.
         object_ids: the K object ids the network predicted on this frame (on
             frames without predictions: the objects tracked from here).
+        number: the frame's number in the video (its index, unless the
+            frames came numbered: `track(numbered=True)`).
     """
 
     frame: np.ndarray
     labels: np.ndarray
     probabilities: np.ndarray | None
     object_ids: tuple
+    number: int | None = None
 
 
 def object_ids_of(mask):
@@ -127,7 +130,7 @@ def checked_annotations(annotations):
     return dict(sorted(checked.items()))
 
 
-def _annotated_labels(labels, annotation):
+def annotated_labels(labels, annotation):
     """`labels` with the annotation's objects exactly as annotated: their pixels, and no others."""
     labels = labels.copy()
     for object_id in object_ids_of(annotation):
@@ -153,8 +156,14 @@ class VideoLoop:
     encode, such as adapting the model, overrides it).
     """
 
-    def track(self, frames, first_mask, annotations=None, reencode_corrected=False):
-        """Yields a `FrameResult` per frame; see `segment`."""
+    def track(self, frames, first_mask, annotations=None, reencode_corrected=False, numbered=False):
+        """Yields a `FrameResult` per frame; see `segment`.
+
+        `numbered`: `frames` yields `(number, frame)` pairs, `number` the
+        frame's place in the video when some frames are missing (a live
+        stream drops frames to keep up); `annotations` are then keyed by
+        those numbers. The first frame given is frame 0 of the loop.
+        """
         first_mask = checked_first_mask(first_mask)
         annotations = checked_annotations(annotations)
         if not annotations:
@@ -164,12 +173,13 @@ class VideoLoop:
         params, previous = {}, {}
         has_params = True
 
-        def prepare(frame):
+        def prepare(item):
             # In the prefetch thread: reading (the iterable's work), checks and
             # preparation of the next frames overlap the network.
             index = next(counter)
-            frame = checked_frame(index, frame, first_mask if index == 0 else None)
-            return frame, (self.prepare_frame(frame) if index else None)
+            number, frame = item if numbered else (index, item)
+            frame = checked_frame(number, frame, first_mask if index == 0 else None)
+            return frame, (self.prepare_frame(frame) if index else None), number
 
         def join(frame, mask, object_ids, first):
             nonlocal has_params
@@ -179,11 +189,11 @@ class VideoLoop:
                 params[object_id] = None if encoded is None else encoded[k]
                 previous[object_id] = mask == object_id
 
-        for index, (frame, prepared) in enumerate(prefetch(frames, prepare)):
-            annotation = annotations.get(index)
+        for index, (frame, prepared, number) in enumerate(prefetch(frames, prepare)):
+            annotation = annotations.get(number)
             if annotation is not None and annotation.shape != frame.shape[:2]:
                 raise ValueError(
-                    f"the annotation of frame {index} is {annotation.shape[1]}x{annotation.shape[0]} (WxH) but "
+                    f"the annotation of frame {number} is {annotation.shape[1]}x{annotation.shape[0]} (WxH) but "
                     f"the frame is {frame.shape[1]}x{frame.shape[0]}: they must be the same size")
             if index == 0:
                 if object_ids_of(first_mask):
@@ -212,12 +222,12 @@ class VideoLoop:
                     params.update(zip(corrected, encoded))
                 for object_id in annotated:
                     previous[object_id] = annotation == object_id
-                labels = _annotated_labels(labels, annotation)
+                labels = annotated_labels(labels, annotation)
                 # The masks of one network call share a size: annotated ones take the predictions'.
                 size = next(iter(previous.values())).shape if probabilities is None else probabilities.shape[1:]
                 previous = {i: m if m.shape == size else resize_mask(m, size[::-1]) for i, m in previous.items()}
             yield FrameResult(frame, labels, probabilities, predicted_ids if probabilities is not None
-                              else tuple(previous))
+                              else tuple(previous), number)
 
     def segment(self, frames, first_mask, annotations=None, reencode_corrected=False):
         """Yields one `uint8` `[H, W]` label map per frame, at each frame's own size.

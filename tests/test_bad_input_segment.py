@@ -130,11 +130,14 @@ class TestOutputFolder:
         assert segment(small_weights, frames, first, tmp_path / "out")[0] == 0
         assert "is complete already; skipping it" in capsys.readouterr().out
 
-    def test_a_folder_with_some_masks_and_no_marker_is_redone(self, tmp_path, small_weights, capsys):
+    def test_a_folder_left_by_a_killed_commit_is_redone(self, tmp_path, small_weights, capsys):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
         unrelated_files(out)
+        # A run killed while moving its masks in leaves them and a record that is not complete.
         write_mask(out / "00000.png", np.zeros((60, 80), np.uint8))
+        (out / outputs.MARKER).write_text('{"files": ["00000.png"], "complete": false}')
+        assert not outputs.is_complete(out, ["00000.png"])
         assert segment(small_weights, frames, first, out)[0] == 0
         assert "complete already" not in capsys.readouterr().out
         assert masks_in(out) == [f"{t:05d}.png" for t in range(4)]
@@ -273,3 +276,273 @@ class TestFrames:
         assert not closed.is_set()
         release.set()  # the read returns: the reader stops and closes the source
         assert closed.wait(5)
+
+
+# Issue 25: nothing lost, every user error in one line.
+
+
+def write_video_file(path, frames, fps=5):
+    from osmn_tf.video import animation_writer
+
+    with animation_writer(path, fps=fps) as append:
+        for frame in frames:
+            append(frame)
+    return path
+
+
+class TestNotOurs:
+    """Item 5: a file the tool did not write is never replaced without --overwrite."""
+
+    def test_an_unrelated_overlay_is_kept(self, tmp_path, small_weights):
+        frames, first = video(tmp_path)
+        holiday = tmp_path / "holiday.mp4"
+        holiday.write_bytes(b"a user's holiday video")
+        code, message = segment(small_weights, frames, first, tmp_path / "out", "--overlay", holiday)
+        assert code == 1 and message == (f"error: --overlay {holiday}: exists and this tool did not write it; use "
+                                         "--overwrite to replace it"), message
+        assert holiday.read_bytes() == b"a user's holiday video"
+        assert not (tmp_path / "out").exists()
+        # An overlay the tool wrote for this folder is its own to replace.
+        assert segment(small_weights, frames, first, tmp_path / "out", "--overlay", tmp_path / "o.gif")[0] == 0
+        stamp = (tmp_path / "o.gif").stat().st_mtime_ns
+        assert segment(small_weights, frames, first, tmp_path / "out", "--overlay", tmp_path / "o2.gif")[0] == 0
+        code, message = segment(small_weights, frames, first, tmp_path / "out", "--overlay", tmp_path / "o.gif")
+        assert code == 0, message
+        assert (tmp_path / "o.gif").stat().st_mtime_ns != stamp and (tmp_path / "o2.gif").exists()
+
+    @pytest.mark.parametrize("source", ["folder", "video file"])
+    def test_a_users_own_mask_file_is_kept(self, tmp_path, small_weights, source):
+        frames, first = video(tmp_path)
+        if source == "video file":
+            frames = write_video_file(tmp_path / "clip.mp4", synthetic_video(num_frames=4)[0])
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "00003.png").write_bytes(b"a user's own png")
+        code, message = segment(small_weights, frames, first, out)
+        assert code == 1 and message == (
+            f"error: {out / '00003.png'}: exists and was not written by this tool (no record of it in {out}); "
+            "move it away, or use --overwrite to replace it"), message
+        assert sorted(p.name for p in out.iterdir()) == ["00003.png"]
+        assert (out / "00003.png").read_bytes() == b"a user's own png"
+        assert segment(small_weights, frames, first, out, "--overwrite")[0] == 0  # asked for: replaced
+        assert read_mask(out / "00003.png").shape == (60, 80)
+
+
+class TestBinaryFirstMask:
+    """Item 10: the one object of a 0/255 mask is written as id 1, in id 1's colour."""
+
+    def test_a_0_255_mask_gives_id_1(self, tmp_path, small_weights):
+        frames, ids = synthetic_video(num_frames=3)
+        write_frames(tmp_path / "frames", frames)
+        Image.fromarray(np.where(ids == 1, 255, 0).astype(np.uint8), mode="L").save(tmp_path / "binary.png")
+        assert segment(small_weights, tmp_path / "frames", tmp_path / "binary.png", tmp_path / "out")[0] == 0
+        for t in range(3):
+            labels, palette = read_mask(tmp_path / f"out/{t:05d}.png", return_palette=True)
+            assert set(np.unique(labels)) <= {0, 1}
+            np.testing.assert_array_equal(palette[1], DAVIS_PALETTE[1])
+        np.testing.assert_array_equal(read_mask(tmp_path / "out/00000.png"), (ids == 1).astype(np.uint8))
+        again, _ = read_first_mask(tmp_path / "out/00000.png")  # an output reads back as a first mask
+        np.testing.assert_array_equal(again, (ids == 1).astype(np.uint8))
+
+
+class TestWhatMadeTheResults:
+    """Item 11: complete means complete for these inputs; other inputs are refused, or redone with --overwrite."""
+
+    @pytest.mark.parametrize("change", ["video file", "folder", "first mask", "weights", "working size"])
+    def test_results_of_other_inputs_are_not_complete(self, tmp_path, small_weights, change):
+        frames, first = video(tmp_path, num_frames=6)
+        six = frames
+        if change == "video file":
+            six = write_video_file(tmp_path / "six.mp4", synthetic_video(num_frames=6)[0])
+        out = tmp_path / "out"
+        assert segment(small_weights, six, first, out)[0] == 0
+        weights, size, what = small_weights, WORKING, None
+        now = six
+        if change == "video file":
+            now = write_video_file(tmp_path / "thirty.mp4", synthetic_video(num_frames=30)[0])
+            what = f"frames: {six} there, {now} now"
+        elif change == "folder":
+            now = write_frames(tmp_path / "other", synthetic_video(num_frames=3, seed=4)[0])
+            what = f"frames: {six} there, {now} now"
+        elif change == "first mask":
+            mask = synthetic_video()[1]
+            mask[mask == 5] = 0
+            write_mask(first, mask)
+            what = f"first mask: {first} changed since"
+        elif change == "weights":
+            weights = tmp_path / "other.keras"
+            weights.write_bytes(small_weights.read_bytes())
+            what = f"weights: {small_weights} there, {weights} now"
+        else:
+            size = "80x60"
+            what = "working size: 64x48 there, 80x60 now"
+        before = {p.name: p.read_bytes() for p in out.iterdir()}
+        code, message = run_tool("segment", "--weights", weights, "--frames", now, "--first-mask", first,
+                                 "--output", out, "--working-size", size)
+        assert code == 1 and message == (f"error: --output {out}: holds the masks of another run ({what}); use "
+                                         "--overwrite to replace them, or give another folder"), message
+        assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+        code, message = run_tool("segment", "--weights", weights, "--frames", now, "--first-mask", first,
+                                 "--output", out, "--working-size", size, "--overwrite")
+        assert code == 0, message
+        expected = {"video file": 30, "folder": 3}.get(change, 6)
+        assert masks_in(out) == [f"{t:05d}.png" for t in range(expected)]
+
+    def test_a_davis_sequence_of_other_weights_is_refused_before_any_work(self, tmp_path, small_weights):
+        root = tmp_path / "davis"
+        frames, mask = synthetic_video(num_frames=3, seed=1)
+        (root / "JPEGImages/480p/a").mkdir(parents=True)
+        for t, frame in enumerate(frames):
+            Image.fromarray(frame).save(root / f"JPEGImages/480p/a/{t:05d}.jpg")
+        write_mask(root / "Annotations/480p/a/00000.png", mask)
+        (root / "ImageSets/2017").mkdir(parents=True)
+        (root / "ImageSets/2017/val.txt").write_text("a\n")
+        args = ["--davis-root", root, "--output", tmp_path / "out", "--working-size", WORKING]
+        assert run_tool("segment", "--weights", small_weights, *args)[0] == 0
+        other = tmp_path / "other.keras"
+        other.write_bytes(small_weights.read_bytes())
+        code, message = run_tool("segment", "--weights", other, *args)
+        assert code == 1 and message == (
+            f"error: {tmp_path / 'out' / 'a'}: holds the masks of another run (weights: {small_weights} there, "
+            f"{other} now); use --overwrite to replace them, or give another folder"), message
+
+
+class TestFrameZeroTwice:
+    """Item 12: an annotation of frame 0 beside the first mask wins, and says so once; new ids get colours."""
+
+    def test_which_mask_wins_is_said_once_and_new_ids_have_colours(self, tmp_path, small_weights, capsys):
+        frames, ids = synthetic_video(num_frames=4)
+        write_frames(tmp_path / "frames", frames)
+        first = Image.fromarray(np.where(ids == 1, 1, 0).astype(np.uint8), mode="P")
+        first.putpalette([0, 0, 0, 250, 10, 10])  # two colours: background and object 1
+        first.save(tmp_path / "first.png")
+        annotations = tmp_path / "annotations"
+        moved = np.zeros_like(ids)
+        moved[30:45, 50:70] = 1  # object 1 elsewhere on frame 0
+        write_mask(annotations / "00000.png", moved)
+        late = np.zeros_like(ids)
+        late[35:50, 20:35] = 3  # a new object at frame 2
+        write_mask(annotations / "00002.png", late)
+        capsys.readouterr()
+        code, message = run_tool("segment", "--weights", small_weights, "--frames", tmp_path / "frames",
+                                 "--first-mask", tmp_path / "first.png", "--annotations", annotations,
+                                 "--output", tmp_path / "out", "--working-size", WORKING)
+        assert code == 0, message
+        said = [line for line in capsys.readouterr().out.splitlines() if "frame 0" in line]
+        assert said == [f"frame 0 has the first mask {tmp_path / 'first.png'} and the annotation "
+                        f"{annotations / '00000.png'}: they differ on {int(((ids == 1) != (moved == 1)).sum())} "
+                        "pixels, where the annotation wins"], said
+        labels, palette = read_mask(tmp_path / "out/00000.png", return_palette=True)
+        np.testing.assert_array_equal(labels, moved)
+        np.testing.assert_array_equal(palette[:2], [[0, 0, 0], [250, 10, 10]])  # the first mask's own colours
+        np.testing.assert_array_equal(palette[3], DAVIS_PALETTE[3])  # not black
+        assert (read_mask(tmp_path / "out/00002.png") == 3).any()
+
+
+class TestOneWriterAtATime:
+    """Item 14: a second run into a folder another run is writing is refused; a dead run's lock is not."""
+
+    def test_a_second_writer_is_refused(self, tmp_path, small_weights):
+        from conftest import REPO
+
+        frames, first = video(tmp_path)
+        out = tmp_path / "out"
+        holder = subprocess.Popen(
+            [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(small_weights), "--frames", "-",
+             "--frame-size", "80x60", "--first-mask", str(first), "--output", str(out), "--working-size", WORKING],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
+        lock = tmp_path / ".out.lock"
+        try:
+            holder.stdin.write(synthetic_video(num_frames=1)[0][0].tobytes())  # one frame; more may come
+            holder.stdin.flush()
+            deadline = time.monotonic() + 120
+            while not (lock.exists() and lock.read_text().strip()) and time.monotonic() < deadline:
+                assert holder.poll() is None, holder.communicate()
+                time.sleep(0.2)
+            assert lock.read_text().strip() == str(holder.pid)
+            code, message = segment(small_weights, frames, first, out)
+            assert code == 1 and message == (f"error: --output {out}: another run (process {holder.pid}) is writing "
+                                             "into it; wait for it to end, or give another folder"), message
+        finally:
+            _, stderr = holder.communicate(timeout=300)  # closes its standard input: the stream ends
+        assert holder.returncode == 0, stderr
+        assert masks_in(out) == ["00000.png"] and not lock.exists()
+
+    def test_the_lock_of_a_dead_run_is_ignored(self, tmp_path, small_weights):
+        frames, first = video(tmp_path)
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        (tmp_path / ".out.lock").write_text(f"{dead.pid}\n")
+        code, message = segment(small_weights, frames, first, tmp_path / "out")
+        assert code == 0, message
+        assert not (tmp_path / ".out.lock").exists()
+
+
+class TestOneLine:
+    """Items 15 and 16: no traceback, and the line says what went wrong and where."""
+
+    def test_an_overlay_that_is_no_video_is_refused_before_the_model_loads(self, tmp_path):
+        frames, first = video(tmp_path)
+        code, message = segment(tmp_path / "missing.keras", frames, first, tmp_path / "out", "--overlay",
+                                tmp_path / "x.png")
+        assert code == 1 and message == (f"error: --overlay {tmp_path / 'x.png'}: not a video file name; give one "
+                                         "ending in .mp4, .gif, .avi, .mkv, .mov or .webm"), message
+
+    def test_ctrl_c_on_a_file_run_ends_in_one_line(self, tmp_path, small_weights):
+        import signal
+
+        from conftest import REPO
+
+        frames, first = synthetic_video(num_frames=400, size=(64, 48))
+        write_frames(tmp_path / "frames", frames)
+        write_mask(tmp_path / "first.png", first)
+        out = tmp_path / "out"
+        tool = subprocess.Popen(
+            [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(small_weights), "--frames",
+             str(tmp_path / "frames"), "--first-mask", str(tmp_path / "first.png"), "--output", str(out),
+             "--working-size", WORKING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".out.partial-*/*.png")) and time.monotonic() < deadline:
+            assert tool.poll() is None, tool.communicate()
+            time.sleep(0.1)
+        tool.send_signal(signal.SIGINT)
+        _, stderr = tool.communicate(timeout=120)
+        assert tool.returncode == 130, stderr
+        assert "Traceback" not in stderr
+        assert stderr.splitlines()[-1] == (f"interrupted: {out} is unchanged (a video's masks are written once it is "
+                                           "finished); run again to segment it"), stderr
+        assert not out.exists() and not list(tmp_path.glob(".out.*"))
+
+    def test_a_failed_write_names_its_file(self, tmp_path):
+        import errno
+
+        target = tmp_path / "00003.png"
+        with pytest.raises(OSError) as error:
+            with outputs.atomic_output(target) as handle:
+                handle.write(b"x")
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # what a full disk raises: no file name
+        assert error.value.errno == errno.ENOSPC and error.value.filename == str(target)
+        assert str(error.value) == f"[Errno {errno.ENOSPC}] No space left on device: '{target}'"
+        assert list(tmp_path.iterdir()) == []
+
+    def test_a_full_disk_is_named_with_the_file(self, tmp_path, small_weights):
+        import resource
+        import signal
+
+        from conftest import REPO
+
+        frames, first = video(tmp_path, num_frames=2)
+
+        def small_files():  # files of at most 4 KiB, as on a disk that is almost full: the scores do not fit
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+
+        tool = subprocess.run(
+            [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(small_weights), "--frames",
+             str(frames), "--first-mask", str(first), "--output", str(tmp_path / "out"), "--working-size", WORKING,
+             "--save-scores"], capture_output=True, text=True, cwd=REPO, preexec_fn=small_files, timeout=600)
+        assert tool.returncode == 1, tool.stderr
+        last = tool.stderr.strip().splitlines()[-1]
+        assert last.startswith("error: [Errno 27] File too large: ") and str(tmp_path / "out") in last, tool.stderr
+        assert ".partial" not in last  # the result's name, not a temporary's
+        assert not (tmp_path / "out").exists()

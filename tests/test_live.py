@@ -1,5 +1,6 @@
 """Live input: frames from a pipe or a stream that ffmpeg generates locally (its testsrc), no camera needed."""
 import os
+import re
 import subprocess
 import sys
 import time
@@ -107,3 +108,108 @@ def test_live_options_with_a_folder_are_refused(tmp_path, small_weights):
                           tmp_path / "m.png", "--output", tmp_path / "out", "--max-lag", "3")
     assert code == 1 and "--max-lag are for live input" in text and str(tmp_path / "frames") in text, text
     assert not (tmp_path / "out").exists()
+
+
+# Issue 25: live runs never destroy earlier results, never drop frame 0 or an annotated frame, and say what the
+# stream did. Raw frames of 64x48 (9216 bytes each) go through standard input as a user's pipe would send them.
+
+LIVE_SIZE = (64, 48)
+
+
+def raw_frames(count, seed=0):
+    return np.random.default_rng(seed).integers(0, 255, (count, LIVE_SIZE[1], LIVE_SIZE[0], 3), dtype=np.uint8)
+
+
+def live_first_mask(tmp_path):
+    mask = np.zeros(LIVE_SIZE[::-1], np.uint8)
+    mask[10:30, 10:40] = 1
+    path = tmp_path / "first.png"
+    if not path.exists():
+        write_mask(path, mask)
+    return path, mask
+
+
+def run_live(tmp_path, weights, data, *flags):
+    """tools/segment.py --frames - --frame-size 64x48, `data` (bytes) on standard input; the finished process."""
+    first, _ = live_first_mask(tmp_path)
+    tool = subprocess.run(
+        [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(weights), "--frames", "-",
+         "--frame-size", "64x48", "--first-mask", str(first), "--output", str(tmp_path / "out"), "--working-size",
+         "64x48", *map(str, flags)], input=data, capture_output=True, timeout=600, cwd=REPO,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    tool.stdout, tool.stderr = tool.stdout.decode(), tool.stderr.decode()
+    return tool
+
+
+def folder_bytes(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+def test_a_live_run_does_not_replace_earlier_results_without_overwrite(tmp_path, small_weights):
+    out = tmp_path / "out"
+    assert run_live(tmp_path, small_weights, raw_frames(4).tobytes()).returncode == 0
+    before = folder_bytes(out)
+    assert sorted(before) == [".osmn-complete.json"] + [f"{t:05d}.png" for t in range(4)]
+    for data in (b"", raw_frames(2, seed=1).tobytes()):  # an empty stream, a shorter one
+        tool = run_live(tmp_path, small_weights, data)
+        assert tool.returncode == 1, tool.stdout + tool.stderr
+        assert tool.stderr.strip() == (
+            f"error: --output {out}: holds the masks of another run (frames: an earlier live stream there, the live "
+            "stream - now); use --overwrite to replace them, or give another folder"), tool.stderr
+        assert folder_bytes(out) == before
+    tool = run_live(tmp_path, small_weights, raw_frames(2, seed=1).tobytes(), "--overwrite")
+    assert tool.returncode == 0, tool.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == ["00000.png", "00001.png"]
+
+
+def test_an_empty_stream_is_an_error_and_writes_nothing(tmp_path, small_weights):
+    tool = run_live(tmp_path, small_weights, b"")
+    assert tool.returncode == 1, tool.stdout
+    assert tool.stderr.strip() == ("error: -: the stream ended before its first frame (raw rgb24 frames of 64x48: "
+                                   "9216 bytes each)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_stream_cut_inside_a_frame_says_so(tmp_path, small_weights):
+    tool = run_live(tmp_path, small_weights, raw_frames(3).tobytes() + bytes(100))
+    assert tool.returncode == 0, tool.stderr
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [f"{t:05d}.png" for t in range(3)]
+    assert ("warning: -: the stream ended 100 bytes into frame 3 (64x48 rgb24 frames are 9216 bytes); that partial "
+            "frame is left out") in tool.stdout
+
+
+def test_frame_0_is_never_dropped(tmp_path, small_weights):
+    _, first = live_first_mask(tmp_path)
+    tool = run_live(tmp_path, small_weights, raw_frames(12).tobytes(), "--max-lag", "1")
+    assert tool.returncode == 0, tool.stderr
+    np.testing.assert_array_equal(read_mask(tmp_path / "out" / "00000.png"), first)
+    names = sorted(p.name for p in (tmp_path / "out").glob("*.png"))
+    assert names[0] == "00000.png" and len(names) < 12, names  # frames were dropped, never frame 0
+
+
+def test_annotations_apply_to_their_stream_frame_when_frames_are_dropped(tmp_path, small_weights):
+    annotation = np.zeros(LIVE_SIZE[::-1], np.uint8)
+    annotation[30:45, 40:60] = 2  # an object that joins at stream frame 15
+    write_mask(tmp_path / "annotations" / "00015.png", annotation)
+    tool = run_live(tmp_path, small_weights, raw_frames(30).tobytes(), "--max-lag", "1", "--annotations",
+                    tmp_path / "annotations")
+    assert tool.returncode == 0, tool.stderr
+    dropped = int(re.search(r"(\d+) frames dropped", tool.stdout).group(1))
+    assert dropped > 0, tool.stdout  # the case of the issue: without drops there is nothing to test
+    out = tmp_path / "out"
+    np.testing.assert_array_equal(read_mask(out / "00015.png") == 2, annotation == 2)
+    assert not any((read_mask(p) == 2).any() for p in out.glob("*.png") if int(p.stem) < 15)
+
+
+def test_a_silent_source_is_named_with_the_reason(tmp_path):
+    fifo = tmp_path / "silent"
+    os.mkfifo(fifo)
+    holder = subprocess.Popen(["sh", "-c", f"exec sleep 30 > '{fifo}'"])  # opens the pipe, sends nothing
+    try:
+        with pytest.raises(ValueError) as error:
+            LiveSource(str(fifo))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert str(error.value) == (f"{fifo}: cannot open as a live stream: nothing arrived within 10 s (ffmpeg found "
+                                "no stream header)")

@@ -219,3 +219,21 @@ def test_evaluation_names_a_missing_result_frame(tmp_path):
                           "--results", tmp_path / "results")
     assert code == 1 and f"result frame missing: {results / 'vid_b' / '00015.png'}" in text, text
     assert not list((tmp_path / "results").glob("*.csv"))
+
+
+def test_the_submission_tree_holds_only_masks_and_resumes_per_video(tmp_path, small_weights, capsys):
+    """Issue 26: the records of what is complete live beside Annotations/, not in the tree that is zipped."""
+    write_split(tmp_path / "ytvos", "valid", sparse=True)
+    out = tmp_path / "out"
+    args = ["--weights", small_weights, "--youtube-vos-root", tmp_path / "ytvos", "--split", "valid", "--output", out,
+            "--working-size", "64x48"]
+    assert run_tool("segment", *args)[0] == 0
+    files = [p for p in (out / "Annotations").rglob("*") if p.is_file()]
+    assert len(files) == 2 * NUM_FRAMES and all(p.suffix == ".png" for p in files), files
+    (out / "Annotations" / "vid_b" / "00010.png").unlink()
+    stamp = (out / "Annotations" / "vid_a" / "00025.png").stat().st_mtime_ns
+    capsys.readouterr()
+    assert run_tool("segment", *args)[0] == 0
+    assert "1 videos segmented, 1 skipped" in capsys.readouterr().out
+    assert (out / "Annotations" / "vid_b" / "00010.png").is_file()
+    assert (out / "Annotations" / "vid_a" / "00025.png").stat().st_mtime_ns == stamp

@@ -29,12 +29,13 @@ def parse_args(argv=None):
                         help="a tools/train.py run folder (model.keras, train_config.json, data/): each "
                              "precision's J&F-Mean and mask agreement with float32 on its validation videos "
                              "(masks kept in OUTPUT/parity/)")
+    cli_args.add_verbose(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     import dataclasses
 
     from osmn_tf.benchmarks import BenchmarkConfig, format_table, plot, run_benchmark, write_json

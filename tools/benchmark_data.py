@@ -50,6 +50,7 @@ def parse_args(argv=None):
                         help="also time this many training steps on the same batches (0: data only)")
     parser.add_argument("--width", type=cli_args.width, default=1.0, help="model width of the timed training steps")
     parser.add_argument("--work-dir", help="where synthetic data go (default: a temporary folder, deleted after)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if bool(args.coco_annotations) != bool(args.coco_images):
         parser.error("--coco-annotations and --coco-images go together")
@@ -159,7 +160,7 @@ def check_paths(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    cli_args.quiet_tensorflow(args.verbose)
     try:
         check_paths(args)
         run(args)

@@ -34,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--width", type=cli_args.width, default=1.0, help="timing model width (default 1.0)")
     parser.add_argument("--routes", nargs="+", default=None, help="routes to study (default: all)")
     parser.add_argument("--repeats", type=cli_args.positive_int, default=5, help="timed repeats (default 5)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.phase != "time":
         for option in ("weights", "davis"):
@@ -91,7 +92,7 @@ def format_table(report, seconds):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.benchmarks import int8
     from osmn_tf.outputs import atomic_output
     from osmn_tf.quantization.routes import ROUTES

@@ -11,6 +11,8 @@ import argparse
 import os
 import sys
 
+import cli_args
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -23,12 +25,13 @@ def parse_args(argv=None):
         help="the model variant the checkpoint must be (default: detected from its names)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    cli_args.add_verbose(parser)
     return parser.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    cli_args.quiet_tensorflow(args.verbose)
     if not args.output.endswith(".keras"):
         sys.exit(f"error: output {args.output!r} must end in .keras")
     if os.path.isdir(args.output):

@@ -40,6 +40,7 @@ def parse_args(argv=None):
     parser.add_argument("--correct-decay", action="store_true",
                         help="compute the decay correctly for sequences over 256 frames instead of "
                              "reproducing the official package's uint8 wrap")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if bool(args.davis_root) == bool(args.youtube_vos_root):
         parser.error("give either --davis-root or --youtube-vos-root")
@@ -53,6 +54,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    cli_args.quiet_tensorflow(args.verbose)
     try:
         return run(args)
     except (FileNotFoundError, ValueError, OSError) as e:

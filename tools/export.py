@@ -54,6 +54,7 @@ def parse_args(argv=None):
                         help="time `segment` at the working size, N=1, through the SavedModel and the Keras model")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace existing --server-config, --onnx and --tflite files (never a version folder)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     from osmn_tf.outputs import OutputError, check_output_folder
 
@@ -123,7 +124,7 @@ def folder_size(path):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.checkpoints import CheckpointError, load_model
     from osmn_tf.serving import conversion, latency, signatures, versions
 

@@ -13,7 +13,6 @@ first frame's mask" scores (J, F as the DAVIS evaluation computes them) on the
 validation sequences.
 """
 import argparse
-import os
 import sys
 
 import numpy as np
@@ -49,6 +48,7 @@ def parse_args(argv=None):
     parser.add_argument("--baseline", action="store_true",
                         help="print the copy-the-first-mask J and F over the --val sequences")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.output is None and (args.train or (args.val and not args.baseline)):
         parser.error("--train/--val need --output")
@@ -138,7 +138,7 @@ def print_baseline(config, count, progress):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # importing osmn_tf starts TensorFlow
+    cli_args.quiet_tensorflow(args.verbose)
     try:
         run(args)
     except (ValueError, OSError) as error:

@@ -35,6 +35,7 @@ def parse_args(argv=None):
                         help="frames of each video used for calibration, frame 0 included (default 8)")
     parser.add_argument("--max-videos", type=cli_args.positive_int, default=4,
                         help="--davis-root: calibrate on at most this many sequences (default 4)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if bool(args.frames) == bool(args.davis_root):
         parser.error("give either --frames and --first-mask (one video) or --davis-root (a DAVIS split)")
@@ -55,7 +56,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     import time
 
     from osmn_tf.checkpoints import CheckpointError, load_model

@@ -16,7 +16,6 @@ A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submissi
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
 import argparse
-import os
 import sys
 
 import cli_args
@@ -64,6 +63,7 @@ def parse_args(argv=None):
                        help="run the per-frame network in INT8: a folder tools/quantize.py wrote from the same "
                             "--weights and --working-size (needs pip install -e \".[int8]\")")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:
         parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split) "
@@ -88,10 +88,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
-    from osmn_tf.checkpoints import CheckpointError
-    from osmn_tf.quantization.network import MissingExtraError
-    from osmn_tf.segment_run import SegmentRequest, segment
+    cli_args.quiet_tensorflow(args.verbose)
+    # Light imports: arguments, folders and a complete result are checked before TensorFlow loads.
+    from osmn_tf.errors import CheckpointError, MissingExtraError
+    from osmn_tf.segment_run import Interrupted, SegmentRequest, segment
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
@@ -105,6 +105,9 @@ def main(argv=None):
         segment(request)
     except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")
+    except Interrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        sys.exit(130)  # the shell's status for Ctrl-C
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ never touched; a complete OUT is skipped unless --overwrite; OUT may not be
 `.`, `/`, or a folder holding FRAMES or the first mask.
 """
 import argparse
-import os
 import sys
 import time
 
@@ -56,6 +55,7 @@ def parse_args(argv=None):
     parser.add_argument("--guide-size", type=guide_size,
                         help="side of the float signatures' visual guides (default: the served model's, from its "
                              "metadata)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.raw:
         args.signatures = "raw"
@@ -87,7 +87,7 @@ def guide_size(text):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf import outputs
     from osmn_tf.davis import read_first_mask
     from osmn_tf.segment_jobs import segment_to_folder

@@ -12,7 +12,6 @@ b64 JPEG (`segment_image`). Median of --repeats runs.
 """
 import argparse
 import json
-import os
 import pathlib
 import sys
 import time
@@ -28,6 +27,7 @@ def parse_args(argv=None):
     parser.add_argument("--frame", default=str(FIXTURE), help="an RGB image (default: a DAVIS fixture frame)")
     parser.add_argument("--size", type=cli_args.size, default="854x480", help="WxH the frame is resized to")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each (default 5)")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1, got {args.repeats}")
@@ -45,7 +45,7 @@ def median_seconds(function, repeats):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli_args.quiet_tensorflow(args.verbose)
     import numpy as np
     from PIL import Image
 

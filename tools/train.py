@@ -90,6 +90,7 @@ def parse_args(argv=None):
     run.add_argument("--no-eval", action="store_true", help="skip the evaluation after training")
     run.add_argument("--quiet", action="store_true", help="periodic lines instead of a progress bar")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--lr",))
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.cpu_replicas < 1:
         parser.error("--cpu-replicas must be >= 1")
@@ -133,7 +134,7 @@ def make_config(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    cli_args.quiet_tensorflow(args.verbose)
     # The strategy comes first: multi-worker and CPU splitting need TF untouched.
     from osmn_tf.training.distribute import make_strategy
 

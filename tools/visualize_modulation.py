@@ -16,7 +16,6 @@ across objects) and FIGS/fig7_spatial_scale.png (per layer: magnitudes of the
 spatial modulator's scales); a figure whose modulator the model lacks is skipped.
 """
 import argparse
-import os
 import sys
 
 import cli_args
@@ -46,6 +45,7 @@ def parse_args(argv=None):
     synthetic.add_argument("--synthetic-class", choices=["texture", "shape"], default="texture",
                            help="what a synthetic object's class is (default texture)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     sources = [name for name, given in (("--coco-annotations/--coco-images", args.coco_annotations or args.coco_images),
                                         ("--davis-root", args.davis_root),
@@ -92,7 +92,7 @@ def object_source(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TF's start-up chatter out of the way
+    cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.checkpoints import CheckpointError
 
     try:

@@ -21,16 +21,13 @@ import pathlib
 import numpy as np
 
 from osmn_tf import outputs
+from osmn_tf.errors import MissingExtraError
 
 INSTALL_HINT = 'pip install -e ".[int8]"'
 METADATA = "osmn_int8.json"
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"  # OpenVINO's weights beside MODEL_FILE
 FORMAT_VERSION = 1
-
-
-class MissingExtraError(ImportError):
-    """The `int8` extra (OpenVINO, NNCF) is not installed; the message says which pip command installs it."""
 
 
 def _require(module):

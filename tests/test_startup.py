@@ -1,0 +1,98 @@
+"""Issue 25, item 17: tools start quietly, and a rerun that finds its results complete answers before TensorFlow loads.
+
+Light modules import without TensorFlow; every tool has `--verbose`; without it, TensorFlow's start-up lines
+(oneDNN, CUDA, absl) stay off the terminal even with `TF_CPP_MIN_LOG_LEVEL=2`.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, run_tool, synthetic_video
+
+LIGHT_MODULES = ["osmn_tf", "osmn_tf.outputs", "osmn_tf.davis", "osmn_tf.frames", "osmn_tf.video", "osmn_tf.live",
+                 "osmn_tf.annotations", "osmn_tf.youtube_vos", "osmn_tf.tracking", "osmn_tf.segment_jobs",
+                 "osmn_tf.segment_run", "osmn_tf.config", "osmn_tf.guides", "osmn_tf.visualize", "osmn_tf.errors"]
+TOOLS = sorted(p.stem for p in (REPO / "tools").glob("*.py") if p.stem != "cli_args")
+# What TensorFlow prints on start-up on a CPU machine (the absl line, oneDNN, CUDA probing).
+TF_CHATTER = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "cpu_feature_guard", "I0000", "E0000")
+
+
+def python(code, env=None):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+def test_light_modules_import_without_tensorflow():
+    result = python(f"import sys\nfor m in {LIGHT_MODULES!r}: __import__(m)\n"
+                    "print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_every_public_name_imports_from_the_package():
+    result = python("import osmn_tf\nfor name in osmn_tf.__all__:\n"
+                    "    exec(f'from osmn_tf import {name}')\n    assert getattr(osmn_tf, name) is not None, name\n"
+                    "from osmn_tf.models import OSMN\nassert osmn_tf.OSMN is OSMN\nprint('ok')")
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_every_tool_has_verbose(tool, capsys):
+    code, _ = run_tool(tool, "--help")
+    assert code == 0 and "--verbose" in capsys.readouterr().out
+
+
+def small_video(tmp_path):
+    frames, first = synthetic_video(num_frames=3, size=(64, 48))
+    (tmp_path / "frames").mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
+    from osmn_tf.davis import write_mask
+
+    write_mask(tmp_path / "first.png", first)
+    return ["--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out",
+            "--working-size", "64x48"]
+
+
+def run_segment(weights, args, *extra):
+    return subprocess.run([sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(weights),
+                           *map(str, args), *extra], capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+
+
+def test_tensorflow_stays_quiet_unless_asked(tmp_path, small_weights):
+    args = small_video(tmp_path)
+    quiet = run_segment(small_weights, args)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not [line for line in quiet.stderr.splitlines() if any(word in line for word in TF_CHATTER)], quiet.stderr
+    verbose = run_segment(small_weights, args, "--overwrite", "--verbose")
+    assert verbose.returncode == 0 and any(word in verbose.stderr for word in TF_CHATTER), verbose.stderr
+
+
+def test_an_error_after_tensorflow_loaded_is_one_line(tmp_path):
+    tool = subprocess.run([sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), str(tmp_path / "nowhere"),
+                           str(tmp_path / "out.keras")], capture_output=True, text=True, cwd=REPO, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert tool.returncode == 1 and len(tool.stderr.strip().splitlines()) == 1, tool.stderr
+    assert tool.stderr.startswith("error: ") and "nowhere" in tool.stderr
+
+
+def test_a_complete_rerun_answers_before_tensorflow_loads(tmp_path, small_weights):
+    args = small_video(tmp_path)
+    assert run_segment(small_weights, args).returncode == 0
+    argv = ["tools/segment.py", "--weights", str(small_weights), *map(str, args)]
+    tick = time.perf_counter()
+    rerun = python(f"import runpy, sys\nsys.argv = {argv!r}\nsys.path.insert(0, 'tools')\n"
+                   "try:\n    runpy.run_path('tools/segment.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+                   "print('tensorflow' in sys.modules, 'keras' in sys.modules)")
+    seconds = time.perf_counter() - tick
+    print(f"a complete rerun of tools/segment.py took {seconds:.2f} s")
+    assert rerun.returncode == 0, rerun.stderr
+    assert "is complete already" in rerun.stdout
+    assert rerun.stdout.strip().splitlines()[-1] == "False False", rerun.stdout
+    assert seconds < 2.0
