@@ -4,6 +4,7 @@ The server is `fake_serving`'s TF Serving stand-in (REST over HTTP, or gRPC) ser
 embedded demo's kind of model: width 0.125, 64-px visual guides.
 """
 import hashlib
+import time
 
 import numpy as np
 import pytest
@@ -150,6 +151,16 @@ def test_a_grpc_target_needs_a_valid_port(target, problem, video, tmp_path, caps
     assert code == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "error: --grpc" in error and problem in error, error  # argparse's line: "<prog>: error: ..."
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1:8501", "http://"])
+def test_a_url_no_server_could_answer_is_refused_at_once(url, video, tmp_path, capsys):
+    tick = time.perf_counter()
+    code, _ = client(["--url", url], video, tmp_path / "out")
+    assert code == 2 and time.perf_counter() - tick < 5  # no retries
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"error: --url {url}: not an http:// or https:// address" in error, error
     assert not (tmp_path / "out").exists()
 
 

@@ -61,6 +61,11 @@ def parse_args(argv=None):
         args.signatures = "raw"
     if args.retries < 0:
         parser.error(f"--retries must be 0 or more, got {args.retries}")
+    if args.grpc is None:
+        try:
+            check_rest_url(args.url)
+        except ValueError as e:
+            parser.error(f"--url {e}")
     if args.grpc is not None:
         host, _, port = args.grpc.rpartition(":")
         if not host or not port.isdigit():
@@ -69,6 +74,16 @@ def parse_args(argv=None):
         if not 1 <= int(port) <= 65535:
             parser.error(f"--grpc {args.grpc}: port {int(port)} is not in 1..65535")
     return args
+
+
+def check_rest_url(url):
+    """Raises ValueError unless `url` is an http(s) address: no retries for what no server could answer."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{url}: not an http:// or https:// address of TF Serving's REST API "
+                         "(e.g. http://localhost:8501)")
 
 
 def guide_size(text):
