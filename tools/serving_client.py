@@ -65,7 +65,7 @@ def parse_args(argv=None):
         try:
             check_rest_url(args.url)
         except ValueError as e:
-            parser.error(f"--url {e}")
+            parser.error(f"--url {args.url}: {e}")
     if args.grpc is not None:
         host, _, port = args.grpc.rpartition(":")
         if not host or not port.isdigit():
@@ -82,7 +82,7 @@ def check_rest_url(url):
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(f"{url}: not an http:// or https:// address of TF Serving's REST API "
+        raise ValueError("not an http:// or https:// address of TF Serving's REST API "
                          "(e.g. http://localhost:8501)")
 
 
