@@ -6,4 +6,4 @@ class CheckpointError(ValueError):
 
 
 class MissingExtraError(ImportError):
-    """The `int8` extra (OpenVINO, NNCF) is not installed; the message says which pip command installs it."""
+    """An optional dependency (a pip extra: int8, crf, ...) is not installed; the message says how to install it."""

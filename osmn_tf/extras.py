@@ -1,11 +1,9 @@
-"""Optional dependencies (pip extras): one error type, one way to import them."""
+"""Optional dependencies (pip extras): one way to import them, one error when they are missing."""
 import importlib
 
+from osmn_tf.errors import MissingExtraError
+
 INSTALL = 'pip install -e ".[{extra}]"'
-
-
-class MissingExtraError(ImportError):
-    """An optional dependency is not installed; the message says which pip command installs it."""
 
 
 def require(module, extra, purpose):

@@ -4,7 +4,7 @@ import sys
 import numpy as np
 import pytest
 
-from osmn_tf.extras import MissingExtraError
+from osmn_tf.errors import MissingExtraError
 from osmn_tf.postprocessing import DenseCRFConfig, dense_crf
 
 from conftest import DATA

@@ -21,9 +21,9 @@ import pathlib
 import numpy as np
 
 from osmn_tf import outputs
-from osmn_tf.errors import MissingExtraError
+from osmn_tf.extras import INSTALL, require
 
-INSTALL_HINT = 'pip install -e ".[int8]"'
+INSTALL_HINT = INSTALL.format(extra="int8")
 METADATA = "osmn_int8.json"
 MODEL_FILE = "model.xml"
 WEIGHTS_FILE = "model.bin"  # OpenVINO's weights beside MODEL_FILE
@@ -31,13 +31,7 @@ FORMAT_VERSION = 1
 
 
 def _require(module):
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise MissingExtraError(f"INT8 quantization needs {module} (the int8 extra), which is not installed: "
-                                f"{INSTALL_HINT}") from e
+    return require(module, "int8", "INT8 quantization")
 
 
 def check_extra():
@@ -186,7 +180,7 @@ def quantize(model, calibration, working_size, threads=None):
 
     ov = _require("openvino")
     _require("nncf")
-    from osmn_tf.quantization.routes import export_frame_saved_model
+    from osmn_tf.quantization.frame_graph import export_frame_saved_model, nncf_quantize
 
     working_size = check_size(working_size, "working_size")
     calibration = list(calibration)
@@ -206,21 +200,3 @@ def quantize(model, calibration, working_size, threads=None):
         # From a SavedModel: OpenVINO reads its weights as constants.
         ov_model = ov.convert_model(export_frame_saved_model(frame_model, working_size, os.path.join(scratch, "f")))
     return Int8FrameNetwork(nncf_quantize(ov_model, calibration), working_size, weights_fingerprint(model), threads)
-
-
-def nncf_quantize(ov_model, calibration, float_modulation=True):
-    """`nncf.quantize` of an OpenVINO per-frame model on all of `calibration`.
-
-    `float_modulation`: leave the elementwise multiplies and adds (the
-    modulation) in float32. MIXED preset: asymmetric activations, since
-    modulated features are signed before their ReLU.
-    """
-    nncf = _require("nncf")
-    names = [p.get_any_name() for p in ov_model.inputs]
-
-    def transform(sample):
-        return {n: np.asarray(sample[n], np.float32) for n in names}
-
-    ignored = nncf.IgnoredScope(types=["Multiply", "Add"], validate=False) if float_modulation else None
-    return nncf.quantize(ov_model, nncf.Dataset(calibration, transform), subset_size=len(calibration),
-                         preset=nncf.QuantizationPreset.MIXED, ignored_scope=ignored)

@@ -30,29 +30,9 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf import outputs
+from osmn_tf.quantization.frame_graph import export_frame_saved_model, frame_input_specs, nncf_quantize
 
 ROUTES = ("litert", "openvino", "openvino_float_modulation", "inc", "onnxruntime", "onnxruntime_float_modulation")
-
-
-def frame_input_specs(frame_model, working_size):
-    """TensorSpecs of `frame_model`'s inputs for one object at `working_size` `(W, H)`."""
-    width, height = working_size
-    specs = []
-    for tensor in frame_model.inputs:
-        shape = [1, *tensor.shape[1:]]
-        if len(shape) == 4:
-            shape[1:3] = [height, width]
-        specs.append(tf.TensorSpec(shape, tf.float32, name=tensor.name))
-    return specs
-
-
-def export_frame_saved_model(frame_model, working_size, path):
-    """Writes `frame_model` as a SavedModel (Keras export: weights captured as constants-to-be) with one
-    `serve` signature at a fixed shape; the converters start from it. Returns `path`."""
-    with outputs.replaced_folder(path) as staging:
-        frame_model.export(os.fspath(staging), format="tf_saved_model",
-                           input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
-    return os.fspath(path)
 
 
 def _batches(samples):
@@ -160,8 +140,6 @@ def save_openvino(model, path):
 
 def build_openvino(saved_model_dir, samples, out_dir, float_modulation=False):
     import openvino as ov
-
-    from osmn_tf.quantization.network import nncf_quantize
 
     float_path, int8_path = os.path.join(out_dir, "openvino.f32.xml"), os.path.join(out_dir, "openvino.int8.xml")
     model = ov.convert_model(os.fspath(saved_model_dir))
