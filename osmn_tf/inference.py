@@ -2,10 +2,13 @@
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
+from osmn_tf.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
 from osmn_tf.guides import spatial_guide, visual_guide
 from osmn_tf.precision import resolve_precision
-from osmn_tf.tracking import VideoLoop, masks_at_size
+from osmn_tf.postprocessing import DenseCRFConfig, dense_crf
+from osmn_tf.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
+
+CRF_MERGES = ("refined", "release")
 
 
 class VideoSegmenter(VideoLoop):
@@ -40,10 +43,26 @@ class VideoSegmenter(VideoLoop):
             called once per object; its `working_size`, if it has one, must be this
             one. The visual modulator still runs in `model`. Not with `adapt`:
             a network fine-tuned per video would need quantizing per video.
+        crf: refine each object's mask on every frame with the release's dense
+            CRF (`osmn_tf.postprocessing.dense_crf`; True: its parameters,
+            or a `DenseCRFConfig`), on the frame at the working size. The
+            refined mask is the next frame's spatial guide, as in the release.
+        crf_merge: how several objects' refined masks make the labels.
+            `"refined"`: from the refined masks (where they overlap, the more
+            probable object), so the CRF shapes the output. `"release"`: the
+            release's DAVIS 2017 merge, from the probabilities before the CRF,
+            which then changes only the spatial guides (with one object, both
+            give the refined mask, as the release writes it).
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
-                 precision="float32", frame_network=None):
+                 precision="float32", frame_network=None, crf=None, crf_merge="refined"):
+        if crf_merge not in CRF_MERGES:
+            raise ValueError(f"crf_merge must be one of {CRF_MERGES}, got {crf_merge!r}")
+        self.crf = DenseCRFConfig() if crf is True else crf
+        if self.crf is not None and not isinstance(self.crf, DenseCRFConfig):
+            raise TypeError(f"crf must be None, True or a DenseCRFConfig, got {type(crf).__name__}")
+        self.crf_merge = crf_merge
         self.model = model
         self.frame_network = frame_network
         self.share_frame_features = bool(share_frame_features)
@@ -125,6 +144,19 @@ class VideoSegmenter(VideoLoop):
 
     def frame_probabilities(self, image, masks, params):
         return self.segment_frame(image, masks_at_size(masks, self.working_size), params)
+
+    def object_masks(self, image, probabilities):
+        masks = probabilities > 0.5
+        if self.crf is None:
+            return masks
+        # The CRF sees the frame as the network did: at the working size, in RGB (SPEC 8.5).
+        rgb = denormalize_frame(image)
+        return np.stack([dense_crf(rgb, mask, self.crf).astype(bool) for mask in masks])
+
+    def merge(self, probabilities, masks, object_ids):
+        if self.crf is None or (self.crf_merge == "release" and len(object_ids) > 1):
+            return merge_probabilities(probabilities, object_ids)
+        return merge_masks(probabilities, masks, object_ids)
 
     def segment_frame(self, image, previous_masks, params):
         """Each object's foreground probabilities `[K, h, w]` on one frame.

@@ -42,6 +42,8 @@ class SegmentRequest:
     `weights` is a `.keras` file or a TF1 checkpoint prefix. `int8_model`:
     a folder `osmn_tf.quantization.Int8FrameNetwork.save` wrote from the same
     weights and working size, which then runs the per-frame network.
+    `crf`, `crf_merge`: the release's dense CRF on every object's mask
+    (`VideoSegmenter`'s `crf` and `crf_merge`).
     """
 
     weights: str
@@ -68,6 +70,8 @@ class SegmentRequest:
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
+    crf: bool = False
+    crf_merge: str = "refined"
 
 
 class Interrupted(Exception):
@@ -104,6 +108,10 @@ def segment(request, progress=True, log=print):
     if r.overlay and pathlib.Path(r.overlay).suffix.lower() not in OVERLAY_SUFFIXES:
         raise outputs.OutputError(f"--overlay {r.overlay}: not a video file name; give one ending in "
                                   f"{', '.join(OVERLAY_SUFFIXES[:-1])} or {OVERLAY_SUFFIXES[-1]}")
+    if r.crf:
+        from osmn_tf.extras import require
+
+        require("pydensecrf.densecrf", "crf", "--crf (the dense CRF)")  # before any work
     with outputs.folder_lock(r.output):
         try:
             if r.davis_root or r.youtube_vos_root:
@@ -131,6 +139,7 @@ def _made_from(r):
         "INT8 model": outputs.input_stamp(r.int8_model) if r.int8_model else None,
         "online fine-tuning steps": r.online_finetune,
         "fine-tuning learning rate": r.finetune_lr if r.online_finetune else None,
+        "dense CRF": f"{r.crf_merge} merge" if r.crf else None,
     }
 
 
@@ -150,7 +159,8 @@ def _segmenter(r, log):
         adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
     model = load_model(r.weights)
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
-                               precision=r.precision, frame_network=_int8_network(r, model))
+                               precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
+                               crf_merge=r.crf_merge)
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter

@@ -103,6 +103,23 @@ def merge_probabilities(probabilities, object_ids):
     return np.where(top > BACKGROUND_SCORE, ids[best], np.uint8(0))
 
 
+def merge_masks(probabilities, masks, object_ids):
+    """Label map from each object's refined mask (e.g. by a CRF): where masks overlap, the most probable object.
+
+    Args:
+        probabilities: `float32 [K, h, w]`, each object's probability.
+        masks: bool `[K, h, w]`, each object's mask after refinement.
+        object_ids: the K ids.
+
+    A pixel no mask holds is background, whatever its probabilities.
+    """
+    ids = np.asarray(object_ids, dtype=np.uint8)
+    if len(ids) == 1:
+        return np.where(masks[0], ids[0], np.uint8(0))
+    best = np.argmax(np.where(masks, probabilities, -1), axis=0)
+    return np.where(masks.any(axis=0), ids[best], np.uint8(0))
+
+
 def masks_at_size(masks, size):
     """Each object's mask `[K, h, w]` at `size` `(W, H)`: resized nearest where it is another size."""
     width, height = size
@@ -153,7 +170,8 @@ class VideoLoop:
 
     Objects annotated after frame 0 are encoded with `encode_new_objects`
     (by default `start_video`; a subclass whose `start_video` does more than
-    encode, such as adapting the model, overrides it).
+    encode, such as adapting the model, overrides it). A post-processing of
+    the masks (the dense CRF) overrides `object_masks` and `merge`.
     """
 
     def track(self, frames, first_mask, annotations=None, reencode_corrected=False, numbered=False):
@@ -204,8 +222,9 @@ class VideoLoop:
                 masks = np.stack(list(previous.values()))
                 stacked = np.stack([params[i] for i in predicted_ids]) if has_params else None
                 probabilities = self.frame_probabilities(prepared, masks, stacked)
-                previous = dict(zip(predicted_ids, probabilities > 0.5))
-                labels = merge_probabilities(probabilities, predicted_ids)
+                masks = self.object_masks(prepared, probabilities)
+                previous = dict(zip(predicted_ids, masks))
+                labels = self.merge(probabilities, masks, predicted_ids)
                 if labels.shape != frame.shape[:2]:
                     labels = resize_mask(labels, (frame.shape[1], frame.shape[0]))
             else:
@@ -270,3 +289,11 @@ class VideoLoop:
 
     def frame_probabilities(self, prepared, masks, params):
         raise NotImplementedError
+
+    def object_masks(self, prepared, probabilities):
+        """Each object's mask bool `[K, h, w]` on this frame, the next frame's spatial guides: `p > 0.5`."""
+        return probabilities > 0.5
+
+    def merge(self, probabilities, masks, object_ids):
+        """The frame's label map from `probabilities` and `object_masks`: the original's merge."""
+        return merge_probabilities(probabilities, object_ids)

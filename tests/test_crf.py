@@ -73,3 +73,98 @@ def test_a_missing_extra_says_how_to_install_it(monkeypatch):
     with pytest.raises(MissingExtraError, match=r'the dense CRF needs pydensecrf.densecrf \(the crf extra\).*'
                                                 r'pip install -e "\.\[crf\]"'):
         dense_crf(np.zeros((4, 5, 3), np.uint8), np.zeros((4, 5), np.uint8))
+
+
+# The CRF in the video loop (SPEC 8.5): per object and frame, on the frame at the working size.
+WORKING = (64, 48)
+
+
+def crf_run(small_model, monkeypatch, crf_merge="refined", first=None):
+    from osmn_tf import inference
+    from osmn_tf.inference import VideoSegmenter
+
+    from conftest import synthetic_video
+
+    frames, first_mask = synthetic_video(num_frames=4, size=WORKING)
+    first_mask = first_mask if first is None else first(first_mask)
+    guides = []
+    real = inference.spatial_guide
+    monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
+    segmenter = VideoSegmenter(small_model, working_size=WORKING, crf=True, crf_merge=crf_merge)
+    return frames, list(segmenter.track(frames, first_mask)), guides
+
+
+def test_the_refined_masks_are_the_next_frames_spatial_guides(small_model, monkeypatch):
+    frames, results, guides = crf_run(small_model, monkeypatch)
+    num_objects = len(results[1].object_ids)
+    changed = 0
+    for t in (1, 2):  # the masks of frame t are the spatial guides of frame t + 1
+        thresholded = results[t].probabilities > 0.5
+        refined = np.stack([dense_crf(frames[t], m) for m in thresholded]).astype(bool)
+        np.testing.assert_array_equal(np.stack(guides[t * num_objects:(t + 1) * num_objects]), refined)
+        changed += int((refined != thresholded).sum())
+    assert changed > 0  # the CRF changed the masks, so the test could fail
+
+
+def test_labels_come_from_the_refined_masks_or_the_releases_merge(small_model, monkeypatch):
+    from osmn_tf.tracking import merge_masks, merge_probabilities
+
+    frames, results, _ = crf_run(small_model, monkeypatch)
+    _, release, _ = crf_run(small_model, monkeypatch, crf_merge="release")
+    for t in (1, 2, 3):
+        ids = results[t].object_ids
+        refined = np.stack([dense_crf(frames[t], m) for m in results[t].probabilities > 0.5]).astype(bool)
+        np.testing.assert_array_equal(results[t].labels, merge_masks(results[t].probabilities, refined, ids))
+        # The release's DAVIS 2017 merge reads the probabilities before the CRF.
+        np.testing.assert_array_equal(release[t].labels, merge_probabilities(release[t].probabilities, ids))
+    assert any((a.labels != b.labels).any() for a, b in zip(results[1:], release[1:]))
+
+
+def test_with_one_object_both_merges_give_the_refined_mask(small_model, monkeypatch):
+    only_first = lambda mask: np.where(mask == 1, 1, 0).astype(np.uint8)  # noqa: E731
+    for merge in ("refined", "release"):
+        frames, results, _ = crf_run(small_model, monkeypatch, merge, first=only_first)
+        for t in (1, 2):
+            refined = dense_crf(frames[t], results[t].probabilities[0] > 0.5)
+            np.testing.assert_array_equal(results[t].labels, refined)
+
+
+def test_merge_masks_gives_overlaps_to_the_more_probable_object():
+    from osmn_tf.tracking import merge_masks
+
+    probabilities = np.array([[[0.9, 0.6, 0.2, 0.1]], [[0.8, 0.7, 0.3, 0.9]]], np.float32)
+    masks = np.array([[[1, 1, 1, 0]], [[1, 1, 0, 0]]], bool)
+    # Overlaps go to the more probable object; a refined mask keeps a pixel the threshold lost; no mask: background.
+    np.testing.assert_array_equal(merge_masks(probabilities, masks, (3, 7)), [[3, 7, 3, 0]])
+
+
+def test_the_tool_refines_with_crf_and_records_it(tmp_path, small_weights):
+    from PIL import Image
+
+    from conftest import run_tool, synthetic_video
+
+    frames, first = synthetic_video(num_frames=3, size=WORKING)
+    (tmp_path / "frames").mkdir()
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
+    Image.fromarray(first).save(tmp_path / "first.png")
+    common = ["--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
+              "--working-size", "64x48"]
+    assert run_tool("segment", *common, "--output", tmp_path / "crf", "--crf") == (0, "")
+    assert run_tool("segment", *common, "--output", tmp_path / "plain") == (0, "")
+    crf = [np.asarray(Image.open(tmp_path / "crf" / f"{t:05d}.png")) for t in (1, 2)]
+    plain = [np.asarray(Image.open(tmp_path / "plain" / f"{t:05d}.png")) for t in (1, 2)]
+    assert any((a != b).any() for a, b in zip(crf, plain))
+    code, message = run_tool("segment", *common, "--output", tmp_path / "crf")
+    assert code == 1 and "dense CRF: refined merge there, none now" in message
+
+
+def test_the_tool_names_a_missing_crf_extra_before_any_work(tmp_path, small_weights, monkeypatch):
+    from conftest import run_tool
+
+    monkeypatch.setitem(sys.modules, "pydensecrf.densecrf", None)
+    code, message = run_tool("segment", "--weights", small_weights, "--frames", tmp_path, "--first-mask",
+                             tmp_path / "m.png", "--output", tmp_path / "out", "--crf")
+    assert code == 1 and message == ('error: --crf (the dense CRF) needs pydensecrf.densecrf (the crf extra), which '
+                                     'is not installed: pip install -e ".[crf]"')
+    assert not (tmp_path / "out").exists()

@@ -59,6 +59,14 @@ def parse_args(argv=None):
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
                                        "instructions, else float32; the visual modulator stays float32",
                            allow_auto=True)
+    crf = parser.add_argument_group("post-processing")
+    crf.add_argument("--crf", action="store_true",
+                     help="refine each object's mask on every frame with the release's dense CRF (its "
+                          "--crf_postprocessing); the refined mask is the next frame's spatial guide (needs "
+                          "pip install -e \".[crf]\")")
+    crf.add_argument("--crf-merge", choices=("refined", "release"), default="refined",
+                     help="--crf with several objects: labels from the refined masks (default), or the release's "
+                          "DAVIS 2017 merge of the probabilities before the CRF (docs/evaluation.md)")
     speed.add_argument("--int8-model", metavar="DIR",
                        help="run the per-frame network in INT8: a folder tools/quantize.py wrote from the same "
                             "--weights and --working-size (needs pip install -e \".[int8]\")")
@@ -100,7 +108,8 @@ def main(argv=None):
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
-        precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model)
+        precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
+        crf_merge=args.crf_merge)
     try:
         segment(request)
     except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
