@@ -195,6 +195,31 @@ def youtube_vos_jobs(dataset, output_dir, late_annotations=True, made_from=None)
     return jobs
 
 
+def youtube_objects_jobs(dataset, output_dir, made_from=None):
+    """A `VideoJob` per sequence of a `youtube_objects.YouTubeObjects` root: `output_dir/<sequence>/<frame>.png`.
+
+    Each sequence starts from its first frame's label (its one object, id 1),
+    as the release's `osmn_eval_youtube.py` does; `youtube_objects_eval` scores the result.
+    """
+    output_dir = pathlib.Path(output_dir)
+    jobs = []
+    for sequence in dataset.sequences:
+        first_label = dataset.first_label_path(sequence)
+
+        def read_masks(first_label=first_label):
+            first_mask = dataset.read_label(first_label)
+            if not first_mask.any():
+                raise ValueError(f"{first_label}: the first label has no object")
+            return first_mask, None, None
+
+        frame_paths = dataset.frame_paths(sequence)
+        own = None if made_from is None else {
+            "frames": outputs.input_stamp(frame_paths[0].parent),
+            "first mask": outputs.input_stamp(first_label, content=True), **made_from}
+        jobs.append(VideoJob(sequence, output_dir / sequence, frame_paths, read_masks, own))
+    return jobs
+
+
 def plan(jobs, save_scores=False, overwrite=False):
     """`(jobs to segment, jobs complete already)`, before any work; refuses what may not be replaced.
 

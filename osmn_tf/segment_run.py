@@ -33,6 +33,9 @@ class SegmentRequest:
     `split` (optionally only `sequences`). Or a YouTube-VOS split:
     `youtube_vos_root` and `split` (written as `output/Annotations/<video>/`;
     `first_frame_only`: objects annotated after the first annotated frame are left out).
+    Or the release's YouTube-Objects layout: `youtube_objects_root` (written
+    as `output/<sequence>/`; the release's working size is
+    `youtube_objects.WORKING_SIZE`, 640 x 360).
     `frames` may be live (`osmn_tf.live`: `-` for standard input, a URL, a
     camera, a named pipe): `frame_size` for raw frames on standard input,
     `input_format` for ffmpeg's `-f`, `max_lag` to drop frames rather than
@@ -52,6 +55,7 @@ class SegmentRequest:
     first_mask: str = None
     annotations: str = None
     youtube_vos_root: str = None
+    youtube_objects_root: str = None
     frame_size: tuple = None
     input_format: str = None
     max_lag: int = None
@@ -104,7 +108,7 @@ def segment(request, progress=True, log=print):
     """
     r = request
     outputs.check_output_folder(r.output, [r.frames, r.first_mask, r.annotations, r.davis_root,
-                                           r.youtube_vos_root, r.weights, r.int8_model])
+                                           r.youtube_vos_root, r.youtube_objects_root, r.weights, r.int8_model])
     if r.overlay and pathlib.Path(r.overlay).suffix.lower() not in OVERLAY_SUFFIXES:
         raise outputs.OutputError(f"--overlay {r.overlay}: not a video file name; give one ending in "
                                   f"{', '.join(OVERLAY_SUFFIXES[:-1])} or {OVERLAY_SUFFIXES[-1]}")
@@ -114,7 +118,7 @@ def segment(request, progress=True, log=print):
         require("pydensecrf.densecrf", "crf", "--crf (the dense CRF)")  # before any work
     with outputs.folder_lock(r.output):
         try:
-            if r.davis_root or r.youtube_vos_root:
+            if r.davis_root or r.youtube_vos_root or r.youtube_objects_root:
                 return _segment_dataset(r, progress, log)
             return _segment_one_video(r, progress, log)
         except KeyboardInterrupt as interrupt:
@@ -123,7 +127,7 @@ def segment(request, progress=True, log=print):
                 kind = ("sequence" if r.davis_root else "video") + ("" if done == 1 else "s")
                 raise Interrupted(f"the {done} {kind} finished {'is' if done == 1 else 'are'} in {r.output}; run "
                                   "again to resume") from None
-            if r.davis_root or r.youtube_vos_root:
+            if r.davis_root or r.youtube_vos_root or r.youtube_objects_root:
                 raise Interrupted(f"{r.output} is unchanged; run again to resume") from None
             raise Interrupted(f"{r.output} is unchanged (a video's masks are written once it is finished); run "
                               "again to segment it") from None
@@ -177,6 +181,11 @@ def _segment_dataset(r, progress, log):
     if r.davis_root:
         kind, where = "sequences", r.output
         jobs = segment_jobs.davis_jobs(_davis_split(r), r.output, made_from)
+    elif r.youtube_objects_root:
+        from osmn_tf.youtube_objects import YouTubeObjects
+
+        kind, where = "sequences", r.output
+        jobs = segment_jobs.youtube_objects_jobs(YouTubeObjects(r.youtube_objects_root), r.output, made_from)
     else:
         from osmn_tf.youtube_vos import YouTubeVOS
 

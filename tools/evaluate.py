@@ -3,6 +3,10 @@
     python tools/evaluate.py --davis-root DAVIS --results RESULTS --split val \\
         [--year 2017] [--metric davis|miou] [--correct-decay]
 
+YouTube-Objects in the release's layout (its mIoU per class and overall, paper Table 1):
+
+    python tools/evaluate.py --youtube-objects-root YTO --results RESULTS
+
 A YouTube-VOS-layout split with every frame's ground truth (e.g. held-out train videos):
 
     python tools/evaluate.py --youtube-vos-root YTVOS --split train --results RESULTS \
@@ -31,6 +35,9 @@ def parse_args(argv=None):
                         help="a YouTube-VOS root (ROOT/<--split>/Annotations with every frame, meta.json) instead; "
                              "J and F only (the released valid and test splits, annotated only where objects "
                              "first appear, are refused)")
+    parser.add_argument("--youtube-objects-root", type=pathlib.Path,
+                        help="a YouTube-Objects root in the release's layout instead (ROOT/all.txt, Labels/): "
+                             "the release's mIoU per sequence, per class and overall")
     parser.add_argument("--seen-classes", type=pathlib.Path,
                         help="YouTube-VOS: file of the categories seen in training, one a line")
     parser.add_argument("--results", required=True, type=pathlib.Path,
@@ -42,10 +49,12 @@ def parse_args(argv=None):
                              "reproducing the official package's uint8 wrap")
     cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
-    if bool(args.davis_root) == bool(args.youtube_vos_root):
-        parser.error("give either --davis-root or --youtube-vos-root")
+    if sum(map(bool, (args.davis_root, args.youtube_vos_root, args.youtube_objects_root))) != 1:
+        parser.error("give one of --davis-root, --youtube-vos-root and --youtube-objects-root")
     if args.seen_classes and not args.youtube_vos_root:
         parser.error("--seen-classes is for --youtube-vos-root")
+    if args.youtube_objects_root and (args.metric != "davis" or args.correct_decay):
+        parser.error("--youtube-objects-root is scored with the release's mIoU only (no --metric, no --correct-decay)")
     if args.youtube_vos_root and args.metric == "miou":
         parser.error("--metric miou is for --davis-root; --youtube-vos-root is scored with J and F (the challenge's "
                      "metrics)")
@@ -68,6 +77,8 @@ def run(args):
 
     if args.youtube_vos_root:
         return run_youtube_vos(args)
+    if args.youtube_objects_root:
+        return run_youtube_objects(args)
     if args.metric == "miou":
         result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
         rows = [[name, value] for name, value in result.per_object.items()]
@@ -98,6 +109,18 @@ def run_youtube_vos(args):
     print(f"\n---------- Per object results for {args.split} ----------")
     print(evaluation.format_table(*youtube_vos_eval.per_object_rows(result)))
     paths = youtube_vos_eval.write_csvs(result, args.results, args.split)
+    print(f"\nResults saved in {paths[0]} and {paths[1]}")
+    return 0
+
+
+def run_youtube_objects(args):
+    from osmn_tf import evaluation, youtube_objects_eval
+
+    result = youtube_objects_eval.evaluate_youtube_objects(args.youtube_objects_root, args.results)
+    print("---------- mIoU per class (the mean over its sequences) ----------")
+    rows = [[name, value] for name, value in result.per_class.items()]
+    print(evaluation.format_table(("Class", "mIoU"), rows + [["all sequences", result.overall]]))
+    paths = youtube_objects_eval.write_youtube_objects_csvs(result, args.results)
     print(f"\nResults saved in {paths[0]} and {paths[1]}")
     return 0
 

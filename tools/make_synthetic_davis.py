@@ -34,9 +34,10 @@ def parse_args(argv=None):
     for name, default in (("twin", 0.6), ("meet", 0.6), ("rider", 0.0), ("late-entry", 0.0)):
         parser.add_argument(f"--{name}-prob", type=float, default=None,
                             help=f"SyntheticConfig.{name.replace('-', '_')}_prob (default {default})")
-    parser.add_argument("--layout", choices=("davis", "youtube-vos"), default="davis",
+    parser.add_argument("--layout", choices=("davis", "youtube-vos", "youtube-objects"), default="davis",
                         help="davis: JPEGImages/480p/<seq>, ImageSets; youtube-vos: <split>/JPEGImages/<video>, "
-                             "meta.json (splits train and valid; objects that enter later need --late-entry-prob)")
+                             "meta.json (splits train and valid; objects that enter later need --late-entry-prob); "
+                             "youtube-objects: the release's Images/, Labels/, all.txt (--val sequences only)")
     parser.add_argument("--seed", type=int, default=0, help="dataset seed")
     parser.add_argument("--overwrite", action="store_true",
                         help="rewrite every sequence (needed when OUTPUT holds another config)")
@@ -56,6 +57,8 @@ def parse_args(argv=None):
         parser.error("nothing to do: give --output, --preview or --baseline")
     if min(args.train, args.val) < 0:
         parser.error("--train and --val must be >= 0")
+    if args.layout == "youtube-objects" and args.train:
+        parser.error("--layout youtube-objects is an evaluation set: give --val N, not --train")
     if args.baseline and args.val < 1:
         parser.error("--baseline needs --val N (N >= 1)")
     if args.preview and not args.preview.lower().endswith((".png", ".gif")):
@@ -166,7 +169,10 @@ def run(args):
             if count == 0:
                 continue
             with progress(total=count, desc=split) as bar:
-                if args.layout == "youtube-vos":
+                if args.layout == "youtube-objects":
+                    synthetic.write_youtube_objects(args.output, config, count, overwrite=args.overwrite,
+                                                    on_sequence=lambda name, written: bar.update(1))
+                elif args.layout == "youtube-vos":
                     split = "valid" if split == "val" else split
                     synthetic.write_youtube_vos(args.output, config, count, split=split, overwrite=args.overwrite,
                                                 on_sequence=lambda name, written: bar.update(1))

@@ -45,10 +45,14 @@ def parse_args(argv=None):
                        help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
     davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
                        "Annotations, meta.json); --split valid, train, ...")
+    davis.add_argument("--youtube-objects-root",
+                       help="a YouTube-Objects root in the release's layout instead (ROOT/all.txt, Images/, Labels/; "
+                            "tools/prepare_youtube_objects.py writes it); working size 640x360 unless given")
     parser.add_argument("--save-scores", action="store_true",
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
-    parser.add_argument("--working-size", type=cli_args.size, default=(854, 480),
-                        help="WxH every frame is resized to (default 854x480)")
+    parser.add_argument("--working-size", type=cli_args.size,
+                        help="WxH every frame is resized to (default 854x480; 640x360 for --youtube-objects-root, "
+                             "as the release)")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
@@ -73,16 +77,19 @@ def parse_args(argv=None):
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
-    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root))) != 1:
-        parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split) "
-                     "or --youtube-vos-root (a YouTube-VOS split)")
+    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root, args.youtube_objects_root))) != 1:
+        parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split), "
+                     "--youtube-vos-root (a YouTube-VOS split) or --youtube-objects-root (YouTube-Objects)")
     if args.frames and not (args.first_mask or args.annotations):
         parser.error("--frames needs --first-mask or --annotations")
-    dataset = args.davis_root or args.youtube_vos_root
+    dataset = args.davis_root or args.youtube_vos_root or args.youtube_objects_root
     if dataset and (args.first_mask or args.overlay or args.annotations):
         parser.error("--first-mask, --annotations and --overlay are for one video (--frames), not a dataset root")
-    if args.youtube_vos_root and args.sequences:
+    if (args.youtube_vos_root or args.youtube_objects_root) and args.sequences:
         parser.error("--sequences is for --davis-root")
+    if args.working_size is None:
+        # The release segments YouTube-Objects at 640x360 (osmn_eval_youtube.py), everything else at 854x480.
+        args.working_size = (640, 360) if args.youtube_objects_root else (854, 480)
     if args.first_frame_only and not args.youtube_vos_root:
         parser.error("--first-frame-only is for --youtube-vos-root")
     if args.max_lag is not None and args.max_lag < 1:
@@ -104,6 +111,7 @@ def main(argv=None):
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
         annotations=args.annotations, youtube_vos_root=args.youtube_vos_root, first_frame_only=args.first_frame_only,
+        youtube_objects_root=args.youtube_objects_root,
         frame_size=args.frame_size, input_format=args.input_format, max_lag=args.max_lag,
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,

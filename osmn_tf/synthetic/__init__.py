@@ -40,7 +40,8 @@ Use it on the fly (`generate_sequence`) or write it in the DAVIS 2017 layout
 The package by concern: `config` (what is drawn), `scene` (a sampled
 sequence's description), `textures` (silhouettes and procedural textures),
 `sampler` (drawing scenes), `render` (drawing frames), `davis_layout`
-(writing the DAVIS layout) and `youtube_vos_layout` (the YouTube-VOS layout).
+(writing the DAVIS layout), `youtube_vos_layout` (the YouTube-VOS layout) and
+`youtube_objects_layout` (the release's YouTube-Objects layout).
 """
 from osmn_tf.synthetic.config import SHAPES, TEXTURES, SyntheticConfig
 from osmn_tf.synthetic.davis_layout import (
@@ -48,10 +49,12 @@ from osmn_tf.synthetic.davis_layout import (
 from osmn_tf.synthetic.render import render_background, render_frame, render_object
 from osmn_tf.synthetic.sampler import generate_sequence, sample_scene
 from osmn_tf.synthetic.scene import Appearance, SyntheticObject, SyntheticScene
+from osmn_tf.synthetic.youtube_objects_layout import write_youtube_objects
 from osmn_tf.synthetic.youtube_vos_layout import write_youtube_vos
 
 __all__ = [
     "CONFIG_FILE", "JPEG_QUALITY", "SHAPES", "SPLIT_FIRST_INDEX", "TEXTURES", "Appearance", "SyntheticConfig",
     "SyntheticObject", "SyntheticScene", "generate_sequence", "render_background", "render_frame",
-    "render_object", "sample_scene", "sequence_name", "split_first_index", "write_davis", "write_youtube_vos",
+    "render_object", "sample_scene", "sequence_name", "split_first_index", "write_davis", "write_youtube_objects",
+    "write_youtube_vos",
 ]
