@@ -179,7 +179,8 @@ _SMALL_MODEL_KERNELS = {
                                           "Conv2d_out_4"]),
              ("spatial_modulator", 3.0, ["conv3", "conv5", "conv11", "conv13"])],
     "deeplab": [("visual_modulator", 0.05, ["fc8"]), ("spatial_modulator", 3.0, ["conv3", "conv4", "conv5"]),
-                ("segmentation_network", 0.1, _ASPP), ("segmentation_network", 1.0, [f"fc8_voc12_{k}" for k in range(1, 5)])],
+                ("segmentation_network", 0.1, _ASPP),
+                ("segmentation_network", 1.0, [f"fc8_voc12_{k}" for k in range(1, 5)])],
     "masktrack": [("visual_modulator", 0.05, ["fc8"]), ("segmentation_network", 0.1, _ASPP),
                   ("segmentation_network", 1.0, [f"fc8_{k}" for k in range(1, 5)])],
 }

@@ -151,7 +151,8 @@ def test_masktrack_aligned_size_pads_as_the_release_and_crops_with_the_unpadded_
     padded = osmn_tf.build_osmn(model.config, aligned_size=(60, 44))
     padded.set_weights(model.get_weights())
     seg = padded.segmentation_network
-    combined = keras.Model(seg.inputs, seg.get_layer("aligned_image").output)([inputs[2], inputs[1], inputs[0][:, :1, 0, 0]])
+    probe = keras.Model(seg.inputs, seg.get_layer("aligned_image").output)
+    combined = probe([inputs[2], inputs[1], inputs[0][:, :1, 0, 0]])
     assert combined.shape == (2, 44, 60, 4)
     # (44 - 37) // 2 = 3 rows on top, (60 - 51) // 2 = 4 columns on the left, mask channel first.
     np.testing.assert_array_equal(combined[:, 3:40, 4:55, 0:1], inputs[1])

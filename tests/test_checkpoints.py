@@ -81,7 +81,8 @@ def test_lite_without_visual_modulator_skips_the_spatial_modulator_the_release_b
 
 def test_masktracks_first_convolution_takes_four_channels(tmp_path):
     config = variant_config("masktrack", width=0.125)
-    prefix, _ = small_checkpoint(tmp_path, config, change={"osmn/seg/conv1/conv1_1/weights": np.zeros([3, 3, 3, 8], "f")})
+    three = {"osmn/seg/conv1/conv1_1/weights": np.zeros([3, 3, 3, 8], "f")}
+    prefix, _ = small_checkpoint(tmp_path, config, change=three)
     with pytest.raises(CheckpointError, match=r"conv1_1/weights has shape \[3, 3, 3, 8\], but the first convolution "
                                               r"takes the 4 channels of the spatial guide and a BGR frame"):
         checkpoints.config_from_tf1_checkpoint(prefix)

@@ -31,7 +31,8 @@ def check(actual, expected, what):
 
 def check_logits(model, fixture, frame_inputs):
     f = fixture
-    check(model([f["guide_image"], f["spatial_guide"], f["image"]], training=False), f["logits"], "logits (whole model)")
+    whole = model([f["guide_image"], f["spatial_guide"], f["image"]], training=False)
+    check(whole, f["logits"], "logits (whole model)")
     check(model.frame_model()(frame_inputs, training=False), f["logits"], "logits (frame model)")
     check(model.frame_model(fold_batch_norm=True)(frame_inputs, training=False), f["logits"],
           "logits (frame model, BatchNorm folded)")

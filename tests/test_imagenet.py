@@ -145,7 +145,7 @@ LITE_WIDTH = 0.25
 
 
 def mobilenet_layers(seed=0):
-    """Random MobileNet v1 weights at LITE_WIDTH: {TF-slim layer name: {kernel, gamma, beta, moving_mean, moving_variance}}."""
+    """Random MobileNet v1 weights at LITE_WIDTH: {TF-slim layer name: {kernel, gamma, beta, moving_*}}."""
     from osmn_tf.config import MOBILENET_V1_BLOCKS, scaled
 
     rng = np.random.default_rng(seed)
@@ -243,7 +243,7 @@ def test_mobilenet_files_are_checked_before_anything_is_assigned(tmp_path):
     assert is_imagenet_file(slim) and is_imagenet_file("weights/mobilenet_1_0_224_tf.h5")
     wide = osmn_tf.build_osmn(base_model="lite", width=0.5)
     before = [w.numpy() for w in wide.weights]
-    with pytest.raises(CheckpointError, match=r"Conv2d_0/kernel: the model expects \[3, 3, 3, 16\].*has \[3, 3, 3, 8\]"):
+    with pytest.raises(CheckpointError, match=r"Conv2d_0/kernel: the model expects \[3, 3, 3, 16\].*has \[3, 3, 3, 8"):
         load_weights(wide, slim)  # the training tools' entry point picks MobileNet for lite
     for w, b in zip(wide.weights, before):
         np.testing.assert_array_equal(w.numpy(), b)
@@ -252,7 +252,7 @@ def test_mobilenet_files_are_checked_before_anything_is_assigned(tmp_path):
     lite = osmn_tf.build_osmn(base_model="lite", width=LITE_WIDTH)
     with pytest.raises(CheckpointError, match="VGG16 weights do not fit base_model lite"):
         load_imagenet_vgg16(lite, write_slim(tmp_path / "vgg_16.ckpt", vgg16_layers()))
-    with pytest.raises(CheckpointError, match="not TF-slim's MobileNet v1: it has no variable MobilenetV1/Conv2d_0/weights"):
+    with pytest.raises(CheckpointError, match="not TF-slim's MobileNet v1: it has no variable MobilenetV1/Conv2d_0/"):
         load_imagenet_mobilenet_v1(lite, tmp_path / "vgg_16.ckpt")
     partial = write_mobilenet_keras_h5(tmp_path / "partial.h5", mobilenet_layers(), drop=("conv_dw_3",))
     with pytest.raises(CheckpointError, match="not Keras' MobileNet weights: it has no layer conv_dw_3"):

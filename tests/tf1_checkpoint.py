@@ -11,10 +11,10 @@ VGG16, which is what the fidelity fixtures in `tests/data` were computed from:
 | integers (`global_step`) | 12345 |
 | Adam slots (`.../Adam`, `.../Adam_1`) | 0.01 n |
 | `*-up/weights` (fixed bilinear kernels) | 0.1 n: random on purpose, the original overwrites them |
-| visual modulator `fc8`, lite's heads `osmn/Conv2d_out_k` | biases 1 + 0.05 n, weights 0.3 n / sqrt(fan-in channels): scales near 1 +- 0.5 |
+| `fc8`, lite's heads `osmn/Conv2d_out_k` | biases 1 + 0.05 n, weights 0.3 n / sqrt(input channels): scales 1 +- 0.5 |
 | MobileNet `depthwise_weights` `[kh, kw, C, 1]` | He over the kernel's window: n sqrt(2 / (kh kw)) |
 | masktrack's `seg/conv1/conv1_1/weights` `[3, 3, 4, 64]` | He, times 0.1 for the mask channel and 0.01 for B, G, R |
-| the last biases: deeplab `fc8_voc12_k`, masktrack `fc8_k`, lite `osmn/score` | -0.75, -0.15, 2.0: logits of both signs |
+| last biases: deeplab `fc8_voc12_k`, masktrack `fc8_k`, lite `osmn/score` | -0.75, -0.15, 2.0: logits of both signs |
 | other `weights` | He: n sqrt(2 / fan-in); `conv1_1` also x 0.01 for mean-subtracted pixels |
 | `upscore-fuse/biases` | -1.5: a mix of foreground and background |
 | other `biases` | 0.05 n |
