@@ -152,13 +152,15 @@ def resize_mask(mask, size):
     return resized.astype(dtype)
 
 
-def normalize_frame(rgb):
+def normalize_frame(rgb, scale=SCALE):
     """The network's input encoding of an RGB frame.
 
-    Channels reversed to BGR, minus `MEAN_BGR`, times `SCALE` (1.0).
+    Channels reversed to BGR, minus `MEAN_BGR`, times `scale` (1.0; lite's
+    0.00787: `osmn_tf.config.input_scale_of`).
 
     Args:
         rgb: array `[H, W, 3]`, RGB, values in 0..255 (any real dtype).
+        scale: the pixel scale after the mean is subtracted.
 
     Returns:
         `float32` array `[H, W, 3]`, BGR.
@@ -168,25 +170,27 @@ def normalize_frame(rgb):
         raise TypeError(f"rgb must be a numeric array, got dtype {rgb.dtype}")
     # One pass (no float32 copy of the frame first): it runs beside the network on every frame.
     bgr = np.subtract(rgb[:, :, ::-1], np.asarray(MEAN_BGR, dtype=np.float32), dtype=np.float32)
-    return bgr if SCALE == 1 else bgr * np.float32(SCALE)
+    # The original multiplies in float64 (a Python float times its float64 mean difference), then feeds float32.
+    return bgr if scale == 1 else (bgr * np.float64(scale)).astype(np.float32)
 
 
-def denormalize_frame(image):
+def denormalize_frame(image, scale=SCALE):
     """The inverse of `normalize_frame` (for pictures): network encoding `[..., 3]` BGR -> `uint8` RGB."""
-    bgr = np.asarray(image, dtype=np.float32) / np.float32(SCALE) + np.asarray(MEAN_BGR, dtype=np.float32)
+    bgr = np.asarray(image, dtype=np.float32) / np.float32(scale) + np.asarray(MEAN_BGR, dtype=np.float32)
     return np.clip(bgr[..., ::-1], 0, 255).round().astype(np.uint8)
 
 
-def preprocess_frame(rgb, size=WORKING_SIZE):
+def preprocess_frame(rgb, size=WORKING_SIZE, scale=SCALE):
     """A frame as the segmentation network takes it: resized, then normalised.
 
     Args:
         rgb: `uint8` array `[H, W, 3]`, RGB.
         size: `(W, H)` to resize to (PIL bilinear); `None` keeps the frame's size.
+        scale: the pixel scale (`normalize_frame`).
 
     Returns:
         `float32` array `[size[1], size[0], 3]`, BGR minus `MEAN_BGR`.
     """
     if size is not None:
         rgb = resize_frame(rgb, size)
-    return normalize_frame(rgb)
+    return normalize_frame(rgb, scale)

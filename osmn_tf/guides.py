@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.frames import check_mask, check_uint8_rgb, normalize_frame, resize_mask
+from osmn_tf.frames import SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
 
 PAD_RATIO = 0.03
 """Margin added on each side of the visual guide's crop at inference, as a fraction of the crop."""
@@ -28,6 +28,9 @@ MAD_TO_STD = 1.4826
 
 MIN_SPATIAL_SCALE = 5.0
 """Smallest Gaussian scale, in pixels, per axis: tiny objects still get a visible blob."""
+
+DILATION_RADIUS = 5
+"""masktrack's `--use_original_mask`: the previous mask is dilated by a disk of this radius."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,7 +138,7 @@ def _rotate_nearest(array, angle):
 
 
 def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbox_sup=False,
-                 size=GUIDE_SIZE):
+                 size=GUIDE_SIZE, scale=SCALE):
     """The visual modulator's input for one object (SPEC section 2).
 
     Steps: resize `mask` to the frame's size (nearest) if it differs; crop frame
@@ -156,9 +159,11 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         bbox_sup: keep the background inside the box instead of zeroing it (the
             release's `--bbox_sup`, bounding-box supervision).
         size: the guide's side, the model's `guide_size` (224 in the paper).
+        scale: the pixel scale after the mean is subtracted (`frames.normalize_frame`),
+            applied before the background is zeroed, as the original.
 
     Returns:
-        `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR`, 0 off the object.
+        `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR` (times `scale`), 0 off the object.
     """
     frame = check_uint8_rgb(frame_rgb, "frame_rgb")
     mask = check_mask(mask, "mask")
@@ -213,7 +218,7 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         if flip:
             image, label = image[:, ::-1], label[:, ::-1]
 
-    guide = normalize_frame(image)
+    guide = normalize_frame(image, scale)
     if not bbox_sup:
         guide[label == 0] = 0.0
     return guide
@@ -285,3 +290,30 @@ def spatial_guide(mask, *, perturb=None, rng=None):
     gx = np.exp(-((np.arange(width, dtype=np.float64) - cx) ** 2) * (0.5 / (sx * sx)))
     gy = np.exp(-((np.arange(height, dtype=np.float64) - cy) ** 2) * (0.5 / (sy * sy)))
     return np.multiply.outer(gy, gx).astype(np.float32)[:, :, np.newaxis]
+
+
+def dilated_mask_guide(mask, radius=DILATION_RADIUS):
+    """masktrack's spatial guide with the release's `--use_original_mask` (SPEC 8.3).
+
+    The previous frame's mask dilated by a disk (`(x - r)^2 + (y - r)^2 <= r^2`
+    in a `(2r + 1)` square window, nothing outside the frame), times 255:
+    values 0 and 255, not mean-subtracted. It replaces the Gaussian as the
+    network's 4th input channel.
+
+    Args:
+        mask: array `[H, W]` (or `[H, W, 1]`) at the working size; nonzero is foreground.
+
+    Returns:
+        `float32` array `[H, W, 1]` of 0 and 255.
+    """
+    mask = check_mask(mask) != 0
+    height, width = mask.shape
+    dilated = np.zeros_like(mask)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dx * dx + dy * dy > radius * radius:
+                continue
+            # Every pixel within the disk of a foreground pixel becomes foreground.
+            dilated[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] |= \
+                mask[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
+    return (dilated.astype(np.float32) * 255)[:, :, np.newaxis]

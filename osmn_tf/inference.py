@@ -2,8 +2,9 @@
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.config import LITE_STRIDE, input_scale_of
 from osmn_tf.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
-from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.guides import dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.precision import resolve_precision
 from osmn_tf.postprocessing import DenseCRFConfig, dense_crf
 from osmn_tf.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
@@ -43,6 +44,15 @@ class VideoSegmenter(VideoLoop):
             called once per object; its `working_size`, if it has one, must be this
             one. The visual modulator still runs in `model`. Not with `adapt`:
             a network fine-tuned per video would need quantizing per video.
+        use_original_mask: masktrack only: its spatial guide is the previous mask
+            dilated by a disk of radius 5, times 255 (the release's
+            `--use_original_mask`, `osmn_tf.guides.dilated_mask_guide`) instead
+            of the Gaussian.
+        pad: zero-pad each frame and spatial guide at the bottom and right up to
+            a multiple of 32 and crop the probabilities back. lite's modulated
+            network needs such sizes (SPEC 8.1): without `pad`, a working size
+            that is not one is an error, as in the release. Padding changes the
+            pixels near the bottom and right edges a little, not the rest's size.
         crf: refine each object's mask on every frame with the release's dense
             CRF (`osmn_tf.postprocessing.dense_crf`; True: its parameters,
             or a `DenseCRFConfig`), on the frame at the working size. The
@@ -53,10 +63,14 @@ class VideoSegmenter(VideoLoop):
             release's DAVIS 2017 merge, from the probabilities before the CRF,
             which then changes only the spatial guides (with one object, both
             give the refined mask, as the release writes it).
+
+    Frames and visual guides are encoded with the model's pixel scale
+    (`OSMNConfig.input_scale`: 1.0, lite's 0.00787).
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
-                 precision="float32", frame_network=None, crf=None, crf_merge="refined"):
+                 precision="float32", frame_network=None, use_original_mask=False, pad=False, crf=None,
+                 crf_merge="refined"):
         if crf_merge not in CRF_MERGES:
             raise ValueError(f"crf_merge must be one of {CRF_MERGES}, got {crf_merge!r}")
         self.crf = DenseCRFConfig() if crf is True else crf
@@ -70,14 +84,30 @@ class VideoSegmenter(VideoLoop):
         self.precision = resolve_precision(precision)
         self.working_size = check_size(working_size, "working_size")
         self.adapt = adapt
+        self.scale = input_scale_of(model.config)
+        self.use_original_mask = bool(use_original_mask)
+        if self.use_original_mask and model.config.base_model != "masktrack":
+            raise ValueError(f"use_original_mask is masktrack's spatial guide; this model's base model is "
+                             f"{model.config.base_model}")
+        self.pad = bool(pad)
+        width, height = self.working_size
+        # The size the network sees: the working size, or with `pad` the next multiples of 32.
+        self.network_size = (-(-width // LITE_STRIDE) * LITE_STRIDE, -(-height // LITE_STRIDE) * LITE_STRIDE) \
+            if self.pad else self.working_size
+        if model.config.base_model == "lite" and not self.pad and (width % LITE_STRIDE or height % LITE_STRIDE):
+            raise ValueError(
+                f"working size {width}x{height} (WxH): base_model lite needs a width and height that are multiples "
+                f"of {LITE_STRIDE} (the release's quirk); use pad=True (the network then sees "
+                f"{-(-width // LITE_STRIDE) * LITE_STRIDE}x{-(-height // LITE_STRIDE) * LITE_STRIDE}) or e.g. "
+                f"{max(width // LITE_STRIDE, 1) * LITE_STRIDE}x{max(height // LITE_STRIDE, 1) * LITE_STRIDE}")
         if frame_network is not None:
             if adapt is not None:
                 raise ValueError("frame_network and adapt exclude each other: online fine-tuning changes the "
                                  "network that frame_network replaces")
             fixed = getattr(frame_network, "working_size", None)
-            if fixed is not None and tuple(fixed) != self.working_size:
+            if fixed is not None and tuple(fixed) != self.network_size:
                 raise ValueError(f"frame_network runs at working size {fixed[0]}x{fixed[1]}, but working_size is "
-                                 f"{self.working_size[0]}x{self.working_size[1]}")
+                                 f"{self.network_size[0]}x{self.network_size[1]}")
         self._bind(model)
 
     def _bind(self, model):
@@ -112,7 +142,7 @@ class VideoSegmenter(VideoLoop):
         if self._model.visual_modulator is None:
             return None
         size = self._model.config.guide_size
-        guides = np.stack([visual_guide(frame, first_mask == i, size=size) for i in object_ids])
+        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale) for i in object_ids])
         return self.encode_guides(guides)
 
     def encode_guides(self, guides):
@@ -140,7 +170,17 @@ class VideoSegmenter(VideoLoop):
 
     def prepare_frame(self, frame):
         # Always the working size: a 4K frame never reaches the network at full size.
-        return preprocess_frame(frame, self.working_size)
+        return self._padded(preprocess_frame(frame, self.working_size, self.scale))
+
+    def _padded(self, array):
+        """`array` `[h, w, C]` zero-padded at the bottom and right to the network's size."""
+        width, height = self.network_size
+        if array.shape[:2] == (height, width):
+            return array
+        return np.pad(array, ((0, height - array.shape[0]), (0, width - array.shape[1]), (0, 0)))
+
+    def _spatial_guide(self, mask):
+        return dilated_mask_guide(mask) if self.use_original_mask else spatial_guide(mask)
 
     def frame_probabilities(self, image, masks, params):
         return self.segment_frame(image, masks_at_size(masks, self.working_size), params)
@@ -149,8 +189,9 @@ class VideoSegmenter(VideoLoop):
         masks = probabilities > 0.5
         if self.crf is None:
             return masks
-        # The CRF sees the frame as the network did: at the working size, in RGB (SPEC 8.5).
-        rgb = denormalize_frame(image)
+        # The CRF sees the frame as the network did: at the working size (without `pad`'s border), in RGB (SPEC 8.5).
+        width, height = self.working_size
+        rgb = denormalize_frame(image[:height, :width], self.scale)
         return np.stack([dense_crf(rgb, mask, self.crf).astype(bool) for mask in masks])
 
     def merge(self, probabilities, masks, object_ids):
@@ -162,20 +203,23 @@ class VideoSegmenter(VideoLoop):
         """Each object's foreground probabilities `[K, h, w]` on one frame.
 
         Args:
-            image: the frame as `osmn_tf.frames.preprocess_frame` returns it.
+            image: the frame as `prepare_frame` returns it (`osmn_tf.frames.preprocess_frame`, padded with `pad`).
             previous_masks: bool `[K, h, w]`, each object's mask on the previous frame.
             params: `encode_objects`'s parameters (None without a visual modulator).
         """
         num_objects = len(previous_masks)
+        height, width = previous_masks.shape[1:]
         inputs = {
             "image": image[np.newaxis] if self.share_frame_features else np.repeat(image[np.newaxis], num_objects, 0),
-            "spatial_guide": np.stack([spatial_guide(m) for m in previous_masks]) if self._model.spatial_modulator else None,
+            "spatial_guide": np.stack([self._padded(self._spatial_guide(m)) for m in previous_masks])
+            if "spatial_guide" in self._input_names else None,
             "modulation_params": params,
         }
         if self.frame_network is not None:
             probabilities = self._network_probabilities(inputs, num_objects)
         else:
             probabilities = self._probabilities(*[tf.constant(inputs[n]) for n in self._input_names]).numpy()[..., 0]
+        probabilities = probabilities[:, :height, :width]  # what `pad` added
         # A model without modulators has no per-object input: one map serves every object.
         return np.broadcast_to(probabilities, (num_objects, *probabilities.shape[1:]))
 

@@ -19,6 +19,31 @@ def fidelity_frame():
         return {key.split("/", 1)[1]: data[key] for key in data.files}
 
 
+# The base models' fixtures (data/README.md): file, key prefix, and the keys they share with
+# osmn_full_chelsea_97x131.npz (bit-equal there, so stored once).
+_INPUTS = ("raw_image", "raw_mask", "guide_image", "spatial_guide", "image", "visual_params")
+BASE_MODEL_FIXTURES = {
+    "lite": ("osmn_lite_chelsea_128x192.npz", "chelsea_128x192", ("raw_image", "raw_mask")),
+    "deeplab": ("osmn_deeplab_chelsea_97x131.npz", "chelsea_97x131",
+                _INPUTS + ("sp_conv3", "sp_conv4", "block2", "block3", "block4")),
+    "masktrack": ("osmn_masktrack_chelsea_97x131.npz", "chelsea_97x131", _INPUTS),
+    "masktrack_origmask_aligned": ("osmn_masktrack_chelsea_97x131.npz", "chelsea_97x131_origmask_aligned",
+                                   tuple(k for k in _INPUTS if k != "spatial_guide")),
+}
+
+
+def base_model_fixture(case):
+    """The original's inputs and intermediates for one case of `BASE_MODEL_FIXTURES`, keyed without prefix."""
+    import numpy as np
+
+    file, prefix, shared = BASE_MODEL_FIXTURES[case]
+    with np.load(DATA / "osmn_full_chelsea_97x131.npz") as full:
+        values = {key: full[f"chelsea_97x131/{key}"] for key in shared}
+    with np.load(DATA / file) as data:
+        values.update({key.split("/", 1)[1]: data[key] for key in data.files if key.split("/", 1)[0] == prefix})
+    return values
+
+
 @pytest.fixture(scope="session")
 def tf1_checkpoint(tmp_path_factory):
     """Returns a function variant -> prefix of a checkpoint with the original's names.
@@ -46,7 +71,7 @@ def tf1_checkpoint(tmp_path_factory):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "large: builds the full-size VGG16 model (slow, lots of memory)")
+    config.addinivalue_line("markers", "large: builds a full-size model (slow, lots of memory)")
 
 
 def load_tool(name):
@@ -113,10 +138,11 @@ def randomize_weights(weights, std=0.05, seed=0, rng=None):
 def small_osmn(width=0.125, **options):
     """A small model whose outputs depend on both guides and vary across pixels (random but fixed weights).
 
-    `options` are `osmn_tf.build_osmn`'s (e.g. `use_spatial_modulator=False`).
-    A fresh fc8 has weights 0 and biases 1 (every object would get the same
-    scales), and the fresh spatial modulator and side outputs barely move
-    the output: those get random weights of a size that matters.
+    `options` are `osmn_tf.build_osmn`'s (e.g. `use_spatial_modulator=False`,
+    `base_model="lite"`). A fresh fc8 has weights 0 and biases 1 (every object
+    would get the same scales), and the fresh spatial modulator and side
+    outputs barely move the output: those get random weights of a size that
+    matters (`_SMALL_MODEL_KERNELS` for the other base models).
     """
     import keras
     import numpy as np
@@ -126,6 +152,13 @@ def small_osmn(width=0.125, **options):
     keras.utils.set_random_seed(3)
     model = osmn_tf.build_osmn(width=width, **options)
     rng = np.random.default_rng(3)
+    base_model = model.config.base_model
+    if base_model != "osvos":
+        for network, std, names in _SMALL_MODEL_KERNELS[base_model]:
+            if getattr(model, network) is not None:
+                layers = [getattr(model, network).get_layer(name) for name in names]
+                randomize_weights([layer.kernel for layer in layers], std, rng=rng)
+        return model
     if model.visual_modulator is not None:
         randomize_weights([model.visual_modulator.get_layer("fc8").kernel], 0.05, rng=rng)
     if model.spatial_modulator is not None:
@@ -136,6 +169,21 @@ def small_osmn(width=0.125, **options):
                                                                 "conv5_3_16")], 0.02, rng=rng)
     randomize_weights([seg.get_layer("upscore-fuse").kernel], 1.0, rng=rng)
     return model
+
+
+# small_osmn's random kernels for the other base models: (network, std, layers). Fresh heads give every
+# object the same scales; fresh spatial maps and ASPP branches (N(0, 0.001)) barely move the logits.
+_ASPP = [f"fc{i}_{k}" for k in range(1, 5) for i in (6, 7)]
+_SMALL_MODEL_KERNELS = {
+    "lite": [("visual_modulator", 0.05, ["Conv2d_1c_1x1", "Conv2d_out_1", "Conv2d_out_2", "Conv2d_out_3",
+                                          "Conv2d_out_4"]),
+             ("spatial_modulator", 3.0, ["conv3", "conv5", "conv11", "conv13"])],
+    "deeplab": [("visual_modulator", 0.05, ["fc8"]), ("spatial_modulator", 3.0, ["conv3", "conv4", "conv5"]),
+                ("segmentation_network", 0.1, _ASPP),
+                ("segmentation_network", 1.0, [f"fc8_voc12_{k}" for k in range(1, 5)])],
+    "masktrack": [("visual_modulator", 0.05, ["fc8"]), ("segmentation_network", 0.1, _ASPP),
+                  ("segmentation_network", 1.0, [f"fc8_{k}" for k in range(1, 5)])],
+}
 
 
 @pytest.fixture(scope="session")

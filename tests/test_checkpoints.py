@@ -12,7 +12,7 @@ from osmn_tf.checkpoints import CheckpointError, load_tf1_checkpoint, tf1_variab
 from conftest import run_tool_process
 from test_model import small_inputs
 
-VARIANTS = ["full", "no_spatial", "no_visual", "mod_early_conv"]
+VARIANTS = ["full", "no_spatial", "no_visual", "mod_early_conv", "lite", "deeplab", "masktrack"]
 
 
 def write_checkpoint(prefix, tensors):
@@ -52,6 +52,40 @@ def test_small_checkpoint_loads_every_variable_and_skips_training_state(tmp_path
     assert "global_step" not in loaded and not any("Adam" in n or "-up/" in n for n in loaded)
     for name, variable in tf1_variable_map(model).items():
         np.testing.assert_array_equal(variable.numpy(), tensors[name], err_msg=name)
+
+
+@pytest.mark.parametrize("config", [
+    dict(base_model="deeplab", mod_early_conv=True), dict(base_model="deeplab", use_spatial_modulator=False),
+    dict(base_model="deeplab", use_visual_modulator=False), dict(base_model="masktrack", mod_early_conv=True),
+    dict(base_model="masktrack", use_visual_modulator=False), dict(base_model="lite", width=0.25)])
+def test_every_base_models_options_are_detected_from_the_names(tmp_path, config):
+    config = osmn_tf.OSMNConfig(**{"width": 0.125, **config})
+    prefix, tensors = small_checkpoint(tmp_path, config)
+    assert checkpoints.config_from_tf1_checkpoint(prefix) == config
+    model = checkpoints.build_osmn_from_tf1_checkpoint(prefix)
+    for name, variable in tf1_variable_map(model).items():
+        np.testing.assert_array_equal(variable.numpy(), tensors[name], err_msg=name)
+
+
+def test_lite_without_visual_modulator_skips_the_spatial_modulator_the_release_builds_but_never_uses(tmp_path):
+    # The release still creates osmn/modulator_sp/* there (SPEC 8.1): they load into nothing.
+    config = osmn_tf.OSMNConfig(base_model="lite", width=0.125)
+    full = {n: v.numpy() for n, v in tf1_variable_map(osmn_tf.build_osmn(config)).items() if "modulator_sp" in n}
+    plain = osmn_tf.OSMNConfig(base_model="lite", width=0.125, use_visual_modulator=False)
+    prefix, _ = small_checkpoint(tmp_path, plain, extra=full)
+    detected = checkpoints.config_from_tf1_checkpoint(prefix)
+    assert detected.base_model == "lite" and not detected.use_visual_modulator and not detected.use_spatial_modulator
+    loaded = load_tf1_checkpoint(osmn_tf.build_osmn(detected), prefix)
+    assert loaded and not any("modulator" in n for n in loaded)
+
+
+def test_masktracks_first_convolution_takes_four_channels(tmp_path):
+    config = variant_config("masktrack", width=0.125)
+    three = {"osmn/seg/conv1/conv1_1/weights": np.zeros([3, 3, 3, 8], "f")}
+    prefix, _ = small_checkpoint(tmp_path, config, change=three)
+    with pytest.raises(CheckpointError, match=r"conv1_1/weights has shape \[3, 3, 3, 8\], but the first convolution "
+                                              r"takes the 4 channels of the spatial guide and a BGR frame"):
+        checkpoints.config_from_tf1_checkpoint(prefix)
 
 
 def assert_untouched(model, before):
@@ -128,7 +162,8 @@ def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1
     converted = checkpoints.load_model(out)
     assert converted.config == variant_config(variant)
     direct = checkpoints.build_osmn_from_tf1_checkpoint(prefix)
-    inputs = small_inputs(direct, batch=1, height=33, width=47)
+    # lite's modulated network takes multiples of 32 (SPEC 8.1).
+    inputs = small_inputs(direct, batch=1, height=64 if variant == "lite" else 33, width=96 if variant == "lite" else 47)
     np.testing.assert_array_equal(converted(inputs, training=False), direct(inputs, training=False))
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import osmn_tf
+import osmn_tf.config
 from conftest import REPO
 
 TOLERANCE = 1e-4  # relative max error, as the fidelity tests allow against the original
@@ -74,6 +75,44 @@ def test_jax_backend_matches_tensorflow_on_a_small_model(tmp_path):
     logits, folded = jax_logits(model, inputs, tmp_path)
     assert relative_error(logits, expected) <= TOLERANCE
     assert relative_error(folded, expected) <= TOLERANCE
+
+
+# Each base model at a frame size it takes (lite's modulated network: multiples of 32).
+BASE_MODELS = {"lite": ({"base_model": "lite"}, (64, 96)), "deeplab": ({"base_model": "deeplab"}, (45, 61)),
+               "masktrack": ({"base_model": "masktrack", "aligned_size": (70, 50)}, (45, 61))}
+
+
+@pytest.mark.parametrize("base_model", list(BASE_MODELS))
+def test_jax_backend_matches_tensorflow_on_every_base_model(tmp_path, base_model):
+    from conftest import small_osmn
+
+    options, (height, width) = BASE_MODELS[base_model]
+    model = small_osmn(guide_size=64, **options)
+    rng = np.random.default_rng(0)
+    scale = osmn_tf.config.input_scale_of(model.config)
+    inputs = {"guide_image": rng.normal(0, 60 * scale, (2, 64, 64, 3)).astype("float32"),
+              "spatial_guide": rng.uniform(0, 1, (2, height, width, 1)).astype("float32"),
+              "image": rng.normal(0, 60 * scale, (2, height, width, 3)).astype("float32")}
+    expected = np.asarray(model(inputs, training=False))
+    assert expected.shape == (2, height, width, 1) and expected.std() > 1e-3
+    logits, folded = jax_logits(model, inputs, tmp_path)
+    assert relative_error(logits, expected) <= TOLERANCE
+    assert relative_error(folded, expected) <= TOLERANCE
+
+
+@pytest.mark.large
+@pytest.mark.parametrize("base_model", list(BASE_MODELS))
+def test_jax_backend_matches_the_original_on_every_base_models_fixture(tmp_path, tf1_checkpoint, base_model):
+    from conftest import base_model_fixture
+
+    model = osmn_tf.build_osmn_from_tf1_checkpoint(tf1_checkpoint(base_model))
+    f = base_model_fixture(base_model)
+    inputs = {name: f[name] for name in ("guide_image", "spatial_guide", "image")}
+    logits, folded = jax_logits(model, inputs, tmp_path)
+    error = relative_error(logits, f["logits"])
+    folded_error = relative_error(folded, f["logits"])
+    print(f"{base_model}: relative error of the JAX logits {error:.1e}, folded {folded_error:.1e}")
+    assert error <= TOLERANCE and folded_error <= TOLERANCE
 
 
 @pytest.mark.large

@@ -11,11 +11,17 @@ VGG16, which is what the fidelity fixtures in `tests/data` were computed from:
 | integers (`global_step`) | 12345 |
 | Adam slots (`.../Adam`, `.../Adam_1`) | 0.01 n |
 | `*-up/weights` (fixed bilinear kernels) | 0.1 n: random on purpose, the original overwrites them |
-| visual modulator `fc8` | biases 1 + 0.05 n, weights 0.3 n / sqrt(fan-in channels): scales near 1 +- 0.5 |
+| `fc8`, lite's heads `osmn/Conv2d_out_k` | biases 1 + 0.05 n, weights 0.3 n / sqrt(input channels): scales 1 +- 0.5 |
+| MobileNet `depthwise_weights` `[kh, kw, C, 1]` | He over the kernel's window: n sqrt(2 / (kh kw)) |
+| masktrack's `seg/conv1/conv1_1/weights` `[3, 3, 4, 64]` | He, times 0.1 for the mask channel and 0.01 for B, G, R |
+| last biases: deeplab `fc8_voc12_k`, masktrack `fc8_k`, lite `osmn/score` | -0.75, -0.15, 2.0: logits of both signs |
 | other `weights` | He: n sqrt(2 / fan-in); `conv1_1` also x 0.01 for mean-subtracted pixels |
 | `upscore-fuse/biases` | -1.5: a mix of foreground and background |
 | other `biases` | 0.05 n |
 | BatchNorm | gamma 1 + 0.2 n, beta and moving mean 0.2 n, moving variance exp(0.3 n) |
+
+The rules for the `lite`, `deeplab` and `masktrack` variants match none of the
+other variants' names, whose values they leave as they were.
 
 Like a real training checkpoint it also holds Adam slots for the trainable
 variables of `upscore-fuse` and the spatial modulator, and the Adam beta powers,
@@ -27,13 +33,21 @@ Usage: python tests/tf1_checkpoint.py OUT_PREFIX [--variant full] [--seed 0]
 import argparse
 import json
 import pathlib
+import re
 import zlib
 
 import numpy as np
 
 MANIFEST = pathlib.Path(__file__).resolve().parent / "data" / "tf1_variables.json"
-VARIANTS = ("full", "no_spatial", "no_visual", "mod_early_conv")
+VARIANTS = ("full", "no_spatial", "no_visual", "mod_early_conv", "lite", "deeplab", "masktrack")
 ADAM_STEPS = 100
+# The visual modulator's last layers (fc8; lite's four heads) give channel scales of about 1 +- 0.5.
+SCALE_HEAD = re.compile(r"(modulator/fc8|/Conv2d_out_\d)/")
+# masktrack's mask channel is 0..1 (or 0/255 with --use_original_mask), B, G, R of order 100.
+MASK_CHANNEL_SCALE = 0.1
+# Constant last biases that leave logits of both signs (deeplab and masktrack sum four heads).
+LAST_BIASES = ((re.compile(r"seg/fc8_voc12_[1-4]/biases$"), -0.75), (re.compile(r"seg/fc8_[1-4]/biases$"), -0.15),
+               (re.compile(r"^osmn/score/biases$"), 2.0))
 
 
 def variable_value(name, shape, dtype, seed=0):
@@ -47,8 +61,15 @@ def variable_value(name, shape, dtype, seed=0):
         value = 0.01 * n
     elif name.endswith("-up/weights"):
         value = 0.1 * n
-    elif "modulator/fc8/" in name:
+    elif SCALE_HEAD.search(name):
         value = 1.0 + 0.05 * n if leaf == "biases" else 0.3 * n / np.sqrt(shape[2])
+    elif leaf == "depthwise_weights":
+        value = n * np.sqrt(2.0 / (shape[0] * shape[1]))
+    elif name.endswith("seg/conv1/conv1_1/weights") and shape[2] == 4:
+        channel_scale = np.array([MASK_CHANNEL_SCALE, 0.01, 0.01, 0.01], np.float32)[:, np.newaxis]
+        value = n * np.sqrt(2.0 / np.prod(shape[:-1])) * channel_scale
+    elif any(pattern.search(name) for pattern, _ in LAST_BIASES):
+        value = np.full_like(n, next(bias for pattern, bias in LAST_BIASES if pattern.search(name)))
     elif leaf == "weights":
         pixel_scale = 0.01 if name.endswith("conv1/conv1_1/weights") else 1.0
         value = n * np.sqrt(2.0 / np.prod(shape[:-1])) * pixel_scale

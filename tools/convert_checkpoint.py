@@ -4,7 +4,8 @@
     python tools/convert_checkpoint.py PREFIX OUT.keras [--variant full]
 
 PREFIX is what the TF1 Saver wrote (PREFIX.index beside PREFIX.data-*). The
-variant (full, no_spatial, no_visual, mod_early_conv) and the width are read
+base model (osvos, lite, deeplab, masktrack), the variant (full, no_spatial,
+no_visual, mod_early_conv, or the base model's name) and the width are read
 from the variable names and shapes unless --variant is given.
 """
 import argparse
@@ -21,7 +22,7 @@ def parse_args(argv=None):
     parser.add_argument("output", metavar="OUT.keras", help="the .keras file to write")
     parser.add_argument(
         "--variant",
-        choices=["full", "no_spatial", "no_visual", "mod_early_conv"],
+        choices=["full", "no_spatial", "no_visual", "mod_early_conv", "lite", "deeplab", "masktrack"],
         help="the model variant the checkpoint must be (default: detected from its names)",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")

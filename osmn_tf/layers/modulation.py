@@ -36,6 +36,12 @@ class Modulation(keras.layers.Layer):
             gamma = scales[:, self.scale_offset : self.scale_offset + channels]
             outputs = outputs * ops.cast(gamma[:, None, None, :], outputs.dtype)
         if biases is not None:
+            # Broadcasting would hide a map of another size (lite's VALID pools at sizes not a multiple of 32).
+            size, bias_size = tuple(inputs.shape)[1:3], tuple(biases.shape)[1:3]
+            if None not in size + bias_size and size != bias_size:
+                raise ValueError(f"{self.name}: the spatial biases are {bias_size[1]}x{bias_size[0]} (WxH) but the "
+                                 f"features {size[1]}x{size[0]}; with base_model lite the frame's height and width "
+                                 f"must be multiples of 32")
             beta = biases[..., self.bias_offset : self.bias_offset + channels]
             outputs = outputs + ops.cast(beta, outputs.dtype)
         return outputs

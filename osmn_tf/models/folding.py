@@ -1,11 +1,13 @@
-"""Folding the spatial modulator's BatchNorm into its convolutions, an inference-time transform.
+"""Folding BatchNorm into the convolution before it, an inference-time transform of the per-frame networks.
 
 At inference BatchNorm applies its moving statistics, a per-channel affine
-map, so `relu(bn(conv(g)))` equals `relu(conv'(g) + b)` with
-`conv' = conv * s`, `b = beta - mean * s`, `s = gamma / sqrt(variance + epsilon)`:
-one pass over each bias map instead of three (BatchNorm's two extra passes
-over these large maps take two thirds of the spatial modulator's time on a
-CPU frame).
+map, so `act(bn(conv(x)))` equals `act(conv'(x) + b)` with
+`conv' = conv * s`, `b = beta + (bias - mean) * s`, `s = gamma / sqrt(variance + epsilon)`:
+one pass over each map instead of three. It applies to the spatial
+modulator (BatchNorm's two extra passes over its large bias maps take two
+thirds of its time on a CPU frame) and to lite's MobileNet segmentation
+network (27 BatchNorms per frame); the visual modulator, which runs once per
+object, keeps its BatchNorm.
 
 The fold is computed in float32 with the backend's own ops (`rsqrt`), the
 arithmetic the original's graph and this project's reference runs used. A
@@ -14,44 +16,74 @@ amplifies round-off: a pixel whose probability sits at 0.5 flips, the median
 of that object's mask moves, and the next frame's spatial guide with it
 (0.2% of a frame on a three-object sequence, tests/test_multi_object_fidelity.py).
 """
+import keras
 from keras import ops
 
 from osmn_tf.precision import dtype_policy
 
+BATCH_NORM_SUFFIX = "_bn"
 
-def fold_spatial_modulator(spatial_modulator, precision=None):
-    """A new `SpatialModulator` whose convolutions hold `spatial_modulator`'s BatchNorm (inference only).
 
-    Built under `precision` (None: `spatial_modulator`'s own dtype policy).
-    Only this small model is copied, so folding costs no copy of the two VGG16s.
+def has_batch_norm(network):
+    """Whether `network` can be folded: it takes `batch_norm_folded` and holds a BatchNorm."""
+    return "batch_norm_folded" in network.get_config() and not network.batch_norm_folded and any(
+        isinstance(layer, keras.layers.BatchNormalization) for layer in network.layers)
+
+
+def fold_network(network, precision=None):
+    """A new `network` built with `batch_norm_folded=True`, each BatchNorm `<conv>_bn` folded into `<conv>`.
+
+    Built under `precision` (None: `network`'s own dtype policy); every other
+    weight is copied by layer name. For inference only.
     """
-    with dtype_policy(precision or spatial_modulator.dtype_policy.name):
-        folded = spatial_modulator.__class__.from_config(
-            {**spatial_modulator.get_config(), "batch_norm_folded": True})
-    for block in spatial_modulator.blocks:
-        conv, bn = spatial_modulator.get_layer(f"conv{block}"), spatial_modulator.get_layer(f"conv{block}_bn")
+    with dtype_policy(precision or network.dtype_policy.name):
+        folded = network.__class__.from_config({**network.get_config(), "batch_norm_folded": True})
+    for layer in folded.layers:
+        if not layer.weights:
+            continue
+        source = network.get_layer(layer.name)
+        bn = _batch_norm_of(network, layer.name)
+        if bn is None:
+            layer.set_weights(source.get_weights())
+            continue
         scale = bn.gamma * ops.rsqrt(bn.moving_variance + bn.epsilon)
-        folded.get_layer(f"conv{block}").set_weights(
-            [ops.convert_to_numpy(conv.kernel * scale), ops.convert_to_numpy(bn.beta - bn.moving_mean * scale)])
+        offset = bn.beta - bn.moving_mean * scale
+        if getattr(source, "use_bias", False):
+            offset = offset + source.bias * scale
+        if isinstance(source, keras.layers.DepthwiseConv2D):
+            kernel = source.kernel * ops.reshape(scale, (-1, 1))  # [kh, kw, C, 1]: one channel per input
+        else:
+            kernel = source.kernel * scale
+        layer.set_weights([ops.convert_to_numpy(kernel), ops.convert_to_numpy(offset)])
     return folded
 
 
+def _batch_norm_of(network, name):
+    try:
+        layer = network.get_layer(name + BATCH_NORM_SUFFIX)
+    except ValueError:
+        return None
+    return layer if isinstance(layer, keras.layers.BatchNormalization) else None
+
+
 def fold_batch_norm(model):
-    """`model` (an `OSMN`) for inference, each spatial modulator BatchNorm folded into its convolution.
+    """`model` (an `OSMN`) for inference, the BatchNorms of its per-frame networks folded into their convolutions.
 
     Returns a new model holding `model`'s current weights, with the same
-    inputs, outputs and dtype policy, for inference only (it has no
-    BatchNorm left to train): what export and other backends run. A model
-    without a spatial modulator, or already folded, is returned as it is.
-    For the per-frame part alone, `model.frame_model(fold_batch_norm=True)`
+    inputs, outputs and dtype policy, for inference only: what export and
+    other backends run. A model with nothing to fold (no spatial modulator
+    and a VGG16 segmentation network), or already folded, is returned as it
+    is. For the per-frame part alone, `model.frame_model(fold_batch_norm=True)`
     folds without copying the rest.
     """
-    if model.spatial_modulator is None or model.batch_norm_folded:
+    networks = [n for n in (model.spatial_modulator, model.segmentation_network) if n is not None]
+    if model.batch_norm_folded or not any(has_batch_norm(n) for n in networks):
         return model
     with dtype_policy(model.dtype_policy.name):
         folded = model.__class__.from_config({**model.get_config(), "batch_norm_folded": True})
-    for name in ("visual_modulator", "segmentation_network"):
-        if getattr(model, name) is not None:
-            getattr(folded, name).set_weights(getattr(model, name).get_weights())
-    folded.spatial_modulator.set_weights(fold_spatial_modulator(model.spatial_modulator).get_weights())
+    for name in ("visual_modulator", "spatial_modulator", "segmentation_network"):
+        network = getattr(model, name)
+        if network is not None:
+            source = fold_network(network) if has_batch_norm(network) else network
+            getattr(folded, name).set_weights(source.get_weights())
     return folded

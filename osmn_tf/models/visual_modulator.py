@@ -1,17 +1,19 @@
-"""The visual modulator (paper section 3.1, SPEC 4.1)."""
+"""The visual modulator of the VGG16 base models (paper section 3.1, SPEC 4.1)."""
 import keras
 
 from osmn_tf.config import GUIDE_SIZE, GUIDE_STRIDE, VGG16_FC_CHANNELS, check_guide_size, num_modulation_params, scaled
-from osmn_tf.models.vgg import max_pool, vgg_blocks, vgg_conv
+from osmn_tf.models.base import Network
+from osmn_tf.models.vgg import apply_vgg16
 
 
 @keras.saving.register_keras_serializable(package="osmn_tf")
-class VisualModulator(keras.Model):
+class VisualModulator(Network):
     """VGG16 on the visual guide, ending in one scale per modulated channel.
 
     Runs once per object per video: its output, the modulation parameters,
     is reused for every frame. `fc8` starts with weights 0 and biases 1, so an
-    untrained modulator leaves the segmentation network unchanged.
+    untrained modulator leaves the segmentation network unchanged. The same
+    network serves osvos, deeplab and masktrack.
 
     Args:
         width: multiplier on the VGG16 channel counts and fc6/fc7.
@@ -28,11 +30,7 @@ class VisualModulator(keras.Model):
         guide_size = check_guide_size(guide_size, "guide_size")
         # === Functional Model ===
         guide_image = keras.Input((guide_size, guide_size, 3), name="guide_image")
-        x = guide_image
-        for block, num_convs, filters in vgg_blocks(width):
-            for i in range(1, num_convs + 1):
-                x = vgg_conv(filters, f"conv{block}_{i}")(x)
-            x = max_pool(f"pool{block}")(x)
+        x, _ = apply_vgg16(guide_image, width, "modulator")
         fc_channels = scaled(VGG16_FC_CHANNELS, width)
         # fc6/fc7 as convolutions, as in TF-slim's VGG16 (a 7x7 VALID conv on pool5 at 224).
         x = keras.layers.Conv2D(fc_channels, guide_size // GUIDE_STRIDE, padding="valid", activation="relu", name="fc6")(x)
@@ -52,17 +50,3 @@ class VisualModulator(keras.Model):
         self.dropout_rate = dropout_rate
         self.guide_size = guide_size
         self.num_params = num_params
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "width": self.width,
-            "mod_early_conv": self.mod_early_conv,
-            "dropout_rate": self.dropout_rate,
-            "guide_size": self.guide_size,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
