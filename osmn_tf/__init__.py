@@ -3,6 +3,7 @@ import importlib
 
 from osmn_tf.config import OSMNConfig, num_modulation_params
 from osmn_tf.errors import CheckpointError
+from osmn_tf.keras_registration import register_when_keras_loads
 
 __version__ = "0.1.0"
 
@@ -28,6 +29,9 @@ _LAZY_NAMES = {
     "calibration_samples": "osmn_tf.quantization",
     "Int8FrameNetwork": "osmn_tf.quantization",
 }
+
+# `keras.models.load_model` needs the model classes registered: done when Keras loads, not here.
+register_when_keras_loads()
 
 __all__ = ["OSMNConfig", "num_modulation_params", "CheckpointError", *_LAZY_NAMES]
 

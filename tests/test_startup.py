@@ -33,6 +33,15 @@ def test_light_modules_import_without_tensorflow():
     assert result.stdout.strip() == "[]"
 
 
+@pytest.mark.parametrize("order", ["import osmn_tf\nimport keras", "import keras\nimport osmn_tf"])
+def test_keras_loads_saved_models_after_import_osmn_tf_in_either_order(order, small_weights):
+    # `import osmn_tf` is light, yet keras.models.load_model must find its classes (osmn_tf.keras_registration).
+    result = python(f"{order}\nmodel = keras.models.load_model({str(small_weights)!r})\n"
+                    "print(type(model).__module__, type(model).__name__)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "osmn_tf.models.osmn OSMN"
+
+
 def test_every_public_name_imports_from_the_package():
     result = python("import osmn_tf\nfor name in osmn_tf.__all__:\n"
                     "    exec(f'from osmn_tf import {name}')\n    assert getattr(osmn_tf, name) is not None, name\n"
