@@ -16,7 +16,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.checkpoints import CheckpointError
+from osmn_tf.errors import CheckpointError
 from osmn_tf.config import GUIDE_SIZE, MOBILENET_V1_BLOCKS, VGG16_BLOCKS
 
 _BATCH_NORM = ("gamma", "beta", "moving_mean", "moving_variance")
