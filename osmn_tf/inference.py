@@ -91,9 +91,6 @@ class VideoSegmenter(VideoLoop):
                              f"{model.config.base_model}")
         self.pad = bool(pad)
         width, height = self.working_size
-        # The size the network sees: the working size, or with `pad` the next multiples of 32.
-        self.network_size = (-(-width // LITE_STRIDE) * LITE_STRIDE, -(-height // LITE_STRIDE) * LITE_STRIDE) \
-            if self.pad else self.working_size
         if model.config.base_model == "lite" and not self.pad and (width % LITE_STRIDE or height % LITE_STRIDE):
             raise ValueError(
                 f"working size {width}x{height} (WxH): base_model lite needs a width and height that are multiples "
@@ -109,6 +106,14 @@ class VideoSegmenter(VideoLoop):
                 raise ValueError(f"frame_network runs at working size {fixed[0]}x{fixed[1]}, but working_size is "
                                  f"{self.network_size[0]}x{self.network_size[1]}")
         self._bind(model)
+
+    @property
+    def network_size(self):
+        """The size the network sees: the working size, or with `pad` the next multiples of 32."""
+        width, height = self.working_size
+        if not self.pad:
+            return self.working_size
+        return -(-width // LITE_STRIDE) * LITE_STRIDE, -(-height // LITE_STRIDE) * LITE_STRIDE
 
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
