@@ -2,13 +2,13 @@
 import importlib
 
 from osmn_tf.config import OSMNConfig, num_modulation_params
-from osmn_tf.errors import CheckpointError
-from osmn_tf.keras_registration import register_when_keras_loads
+from osmn_tf.utils.errors import CheckpointError
+from osmn_tf.utils.keras_registration import register_when_keras_loads
 
 __version__ = "0.1.0"
 
 # Names that import Keras or TensorFlow are imported when first used, so that
-# the light modules (`osmn_tf.outputs`, `osmn_tf.davis`, ...) and a tool that
+# the light modules (`osmn_tf.utils.outputs`, `osmn_tf.data.davis`, ...) and a tool that
 # only checks its arguments start without loading TensorFlow (seconds).
 _LAZY_NAMES = {
     "OSMN": "osmn_tf.models",
@@ -18,12 +18,15 @@ _LAZY_NAMES = {
     "build_osmn": "osmn_tf.models",
     "fold_batch_norm": "osmn_tf.models",
     # These need TensorFlow itself (TF1 checkpoint readers, the video loop's tf.function).
-    "build_osmn_from_tf1_checkpoint": "osmn_tf.checkpoints",
-    "config_from_tf1_checkpoint": "osmn_tf.checkpoints",
-    "load_model": "osmn_tf.checkpoints",
-    "load_tf1_checkpoint": "osmn_tf.checkpoints",
-    "load_imagenet_vgg16": "osmn_tf.imagenet",
-    "VideoSegmenter": "osmn_tf.inference",
+    "build_osmn_from_tf1_checkpoint": "osmn_tf.weights.checkpoints",
+    "config_from_tf1_checkpoint": "osmn_tf.weights.checkpoints",
+    "load_model": "osmn_tf.weights.checkpoints",
+    "load_tf1_checkpoint": "osmn_tf.weights.checkpoints",
+    "load_imagenet_vgg16": "osmn_tf.weights.imagenet",
+    "VideoSegmenter": "osmn_tf.inference.segmenter",
+    "load_imagenet": "osmn_tf.weights.imagenet",
+    # The release's dense-CRF post-processing (the `crf` extra).
+    "dense_crf": "osmn_tf.inference.dense_crf",
     # The INT8 per-frame network (the `int8` extra).
     "quantize": "osmn_tf.quantization",
     "calibration_samples": "osmn_tf.quantization",

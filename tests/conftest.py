@@ -8,6 +8,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 # The original's numbers and real masks the tests check against (see `data/README.md`).
 DATA = REPO / "tests" / "data"
+# The tools' own modules (`cli_args`, `segment_run`) import as when a tool runs.
+sys.path.insert(0, str(REPO / "tools"))
 
 
 @pytest.fixture(scope="session")
@@ -76,8 +78,6 @@ def pytest_configure(config):
 
 def load_tool(name):
     """`tools/<name>.py` as a module (with `tools/` importable, as when the script runs)."""
-    if str(REPO / "tools") not in sys.path:
-        sys.path.insert(0, str(REPO / "tools"))
     spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

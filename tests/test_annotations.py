@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf import inference
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.inference import segmenter as segmenter_module
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import synthetic_video
 
@@ -49,8 +49,8 @@ def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     k = 2
     correction = _square(first.shape, 30, 50, 12, 2)  # object 2 is said to be elsewhere at frame k
     guides = []
-    real = inference.spatial_guide
-    monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
+    real = segmenter_module.spatial_guide
+    monkeypatch.setattr(segmenter_module, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
     results = list(segmenter.track(frames, first, annotations={k: correction}, reencode_corrected=True))
     # Frame k shows object 2 exactly as annotated (none of its predicted pixels elsewhere).
@@ -85,7 +85,7 @@ def test_frames_before_any_object_are_background_and_skip_the_network(small_mode
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
     calls = []
     real = segmenter.frame_probabilities
-    monkeypatch.setattr(segmenter, "frame_probabilities", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(segmenter_module, "frame_probabilities", lambda *a: calls.append(1) or real(*a))
     empty = np.zeros_like(first)
     results = list(segmenter.track(frames, empty, annotations={2: np.roll(first, 4, axis=1)}))
     assert [r.labels.any() for r in results[:2]] == [False, False]

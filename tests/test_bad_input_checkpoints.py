@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 import osmn_tf
-from osmn_tf import checkpoints
-from osmn_tf.checkpoints import CheckpointError
+from osmn_tf.weights import checkpoints
+from osmn_tf.weights.checkpoints import CheckpointError
 
 from conftest import run_tool
 
@@ -51,7 +51,7 @@ def test_a_truncated_data_file_is_named(tmp_path, tiny_variables):
 
 
 def test_segment_reports_a_damaged_tf1_checkpoint_by_name(tmp_path, tiny_variables):
-    from osmn_tf.davis import write_mask
+    from osmn_tf.data.davis import write_mask
     from PIL import Image
 
     prefix = save_tf1(tmp_path / "osmn.ckpt", tiny_variables)

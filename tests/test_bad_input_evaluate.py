@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from osmn_tf.davis import write_mask
+from osmn_tf.data.davis import write_mask
 
 from conftest import run_tool
 

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from PIL import Image
 
-from osmn_tf.davis import write_mask
+from osmn_tf.data.davis import write_mask
 
 from conftest import run_tool, synthetic_video
 
@@ -42,7 +42,7 @@ def network(small_weights, video, tmp_path_factory):
 
 
 def test_the_weights_and_notes_in_the_output_folder_are_kept(small_weights, video, network, tmp_path):
-    from osmn_tf.checkpoints import load_model
+    from osmn_tf.weights.checkpoints import load_model
     from osmn_tf.quantization import Int8FrameNetwork
 
     output = shutil.copytree(network, tmp_path / "model.int8")

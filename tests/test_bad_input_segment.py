@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf import outputs
-from osmn_tf.davis import DAVIS_PALETTE, DavisDataset, read_mask, void_as_background, write_mask
-from osmn_tf.inference import VideoSegmenter
-from osmn_tf.davis import read_first_mask
+from osmn_tf.utils import outputs
+from osmn_tf.data.davis import DAVIS_PALETTE, DavisDataset, read_mask, void_as_background, write_mask
+from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.data.davis import read_first_mask
 
 from conftest import run_tool, synthetic_video
 
@@ -241,7 +241,7 @@ class TestFrames:
     """Smaller items of 7: mixed frame sizes with an overlay, leaving a blocked frame source."""
 
     def test_mixed_frame_sizes_keep_the_masks_and_fit_the_overlay(self, tmp_path, small_weights):
-        from osmn_tf.video import open_frames
+        from osmn_tf.data.video import open_frames
 
         frames, first = synthetic_video(num_frames=3)
         write_frames(tmp_path / "frames", frames)
@@ -282,7 +282,7 @@ class TestFrames:
 
 
 def write_video_file(path, frames, fps=5):
-    from osmn_tf.video import animation_writer
+    from osmn_tf.data.video import animation_writer
 
     with animation_writer(path, fps=fps) as append:
         for frame in frames:

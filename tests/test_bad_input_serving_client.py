@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.inference import VideoSegmenter
-from osmn_tf.outputs import MARKER
+from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.utils.outputs import MARKER
 
 from conftest import run_tool, small_osmn, synthetic_video
 from fake_serving import GrpcServer, RestServer, prediction_service

@@ -5,8 +5,8 @@ import math
 import pytest
 import tensorflow as tf
 
-from osmn_tf.checkpoints import CheckpointError
-from osmn_tf.synthetic import SyntheticConfig, write_davis
+from osmn_tf.weights.checkpoints import CheckpointError
+from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig
 from osmn_tf.training.finetune import OnlineFinetuning
 from osmn_tf.training.samples import DavisTrainSource

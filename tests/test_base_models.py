@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 import osmn_tf
-from osmn_tf.checkpoints import tf1_variable_map, variant_config
+from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 from osmn_tf.config import OSMNConfig, input_scale_of, num_modulation_params, spatial_bias_channels
-from osmn_tf.frames import preprocess_frame, resize_mask
-from osmn_tf.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.frames import preprocess_frame, resize_mask
+from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.layers import AlignedPadding, LegacyBilinearResize, Modulation
 
 from conftest import DATA, base_model_fixture, randomize_weights, small_osmn

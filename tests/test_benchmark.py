@@ -4,7 +4,7 @@ import json
 import numpy as np
 
 from conftest import run_tool
-from osmn_tf.davis import read_mask
+from osmn_tf.data.davis import read_mask
 
 
 def test_quick_benchmark_runs_every_measurement_and_writes_json_and_a_chart(tmp_path):
@@ -58,7 +58,7 @@ def test_trained_model_parity_reads_a_training_run(tmp_path, small_weights):
 
     from osmn_tf.benchmarks import BenchmarkConfig
     from osmn_tf.benchmarks.measurements import measure_trained_parity
-    from osmn_tf.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 
     run = tmp_path / "run"
     run.mkdir()

@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import osmn_tf
-from osmn_tf import checkpoints
-from osmn_tf.checkpoints import CheckpointError, load_tf1_checkpoint, tf1_variable_map, variant_config
+from osmn_tf.weights import checkpoints
+from osmn_tf.weights.checkpoints import CheckpointError, load_tf1_checkpoint, tf1_variable_map, variant_config
 
 from conftest import run_tool_process
 from test_model import small_inputs

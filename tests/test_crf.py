@@ -4,8 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-from osmn_tf.errors import MissingExtraError
-from osmn_tf.postprocessing import DenseCRFConfig, dense_crf
+from osmn_tf.utils.errors import MissingExtraError
+from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
 
 from conftest import DATA
 
@@ -80,16 +80,16 @@ WORKING = (64, 48)
 
 
 def crf_run(small_model, monkeypatch, crf_merge="refined", first=None):
-    from osmn_tf import inference
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.inference import segmenter as segmenter_module
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     from conftest import synthetic_video
 
     frames, first_mask = synthetic_video(num_frames=4, size=WORKING)
     first_mask = first_mask if first is None else first(first_mask)
     guides = []
-    real = inference.spatial_guide
-    monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
+    real = segmenter_module.spatial_guide
+    monkeypatch.setattr(segmenter_module, "spatial_guide", lambda mask: guides.append(np.array(mask)) or real(mask))
     segmenter = VideoSegmenter(small_model, working_size=WORKING, crf=True, crf_merge=crf_merge)
     return frames, list(segmenter.track(frames, first_mask)), guides
 
@@ -107,7 +107,7 @@ def test_the_refined_masks_are_the_next_frames_spatial_guides(small_model, monke
 
 
 def test_labels_come_from_the_refined_masks_or_the_releases_merge(small_model, monkeypatch):
-    from osmn_tf.tracking import merge_masks, merge_probabilities
+    from osmn_tf.inference.tracking import merge_masks, merge_probabilities
 
     frames, results, _ = crf_run(small_model, monkeypatch)
     _, release, _ = crf_run(small_model, monkeypatch, crf_merge="release")
@@ -130,7 +130,7 @@ def test_with_one_object_both_merges_give_the_refined_mask(small_model, monkeypa
 
 
 def test_merge_masks_gives_overlaps_to_the_more_probable_object():
-    from osmn_tf.tracking import merge_masks
+    from osmn_tf.inference.tracking import merge_masks
 
     probabilities = np.array([[[0.9, 0.6, 0.2, 0.1]], [[0.8, 0.7, 0.3, 0.9]]], np.float32)
     masks = np.array([[[1, 1, 1, 0]], [[1, 1, 0, 0]]], bool)

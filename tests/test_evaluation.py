@@ -19,7 +19,8 @@ import pytest
 from PIL import Image
 
 from conftest import DATA, run_tool_process
-from osmn_tf import davis, evaluation
+from osmn_tf import evaluation
+from osmn_tf.data import davis
 
 SEQUENCES = ["bike-packing", "blackswan", "car-shadow", "dogs-jump", "gold-fish", "india", "judo", "pigs"]
 N_OBJECTS = {"bike-packing": 2, "blackswan": 1, "car-shadow": 1, "dogs-jump": 3,
@@ -207,7 +208,7 @@ def test_write_mask_is_atomic(tmp_path, monkeypatch):
 
 def test_a_file_being_written_is_not_listed_under_its_suffix(tmp_path):
     # Another process lists frames by suffix while this one writes (two training workers writing the data).
-    from osmn_tf.outputs import atomic_output
+    from osmn_tf.utils.atomic import atomic_output
 
     with atomic_output(tmp_path / "00003.jpg") as handle:
         handle.write(b"x")

@@ -11,12 +11,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from osmn_tf.frames import preprocess_frame, resize_mask
-from osmn_tf.guides import spatial_guide, visual_guide
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.frames import preprocess_frame, resize_mask
+from osmn_tf.data.guides import spatial_guide, visual_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.models import fold_batch_norm
 from osmn_tf.serving import client, conversion, preprocessing
-from osmn_tf.tracking import merge_probabilities
+from osmn_tf.inference.tracking import merge_probabilities
 
 from conftest import run_tool, small_osmn, synthetic_video
 

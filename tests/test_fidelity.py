@@ -3,7 +3,7 @@ import keras
 import numpy as np
 import pytest
 
-from osmn_tf.checkpoints import build_osmn_from_tf1_checkpoint
+from osmn_tf.weights.checkpoints import build_osmn_from_tf1_checkpoint
 
 pytestmark = pytest.mark.large
 

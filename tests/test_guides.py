@@ -6,9 +6,10 @@ import pytest
 from PIL import Image
 
 from conftest import DATA
-from osmn_tf import frames, guides
-from osmn_tf.frames import MEAN_BGR
-from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.data import frames
+from osmn_tf.data import guides
+from osmn_tf.data.frames import MEAN_BGR
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 
 FRAME_SIZE = (131, 97)  # (W, H) the fixture's frame was resized to
 

@@ -5,8 +5,8 @@ import pytest
 import tensorflow as tf
 
 import osmn_tf
-from osmn_tf.checkpoints import CheckpointError
-from osmn_tf.imagenet import load_imagenet_vgg16
+from osmn_tf.weights.checkpoints import CheckpointError
+from osmn_tf.weights.imagenet import load_imagenet_vgg16
 
 WIDTH = 0.125
 # VGG16 at width 0.125: (block, convolutions, channels).
@@ -212,7 +212,7 @@ def write_mobilenet_keras_h5(path, layers, drop=()):
 
 @pytest.mark.parametrize("kind", ["slim", "keras"])
 def test_mobilenet_v1_initialises_both_of_lites_mobilenets_and_keeps_the_rest(tmp_path, kind):
-    from osmn_tf.imagenet import load_imagenet
+    from osmn_tf.weights.imagenet import load_imagenet
 
     layers = mobilenet_layers()
     path = (write_mobilenet_slim(tmp_path / "mobilenet_v1_1.0_224.ckpt", layers) if kind == "slim"
@@ -236,8 +236,8 @@ def test_mobilenet_v1_initialises_both_of_lites_mobilenets_and_keeps_the_rest(tm
 
 
 def test_mobilenet_files_are_checked_before_anything_is_assigned(tmp_path):
-    from osmn_tf.checkpoints import is_imagenet_file, load_weights
-    from osmn_tf.imagenet import load_imagenet_mobilenet_v1
+    from osmn_tf.weights.checkpoints import is_imagenet_file, load_weights
+    from osmn_tf.weights.imagenet import load_imagenet_mobilenet_v1
 
     slim = write_mobilenet_slim(tmp_path / "mobilenet_v1_1.0_224.ckpt", mobilenet_layers())
     assert is_imagenet_file(slim) and is_imagenet_file("weights/mobilenet_1_0_224_tf.h5")

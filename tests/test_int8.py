@@ -34,7 +34,7 @@ def int8_network(small_model, video):
 
 
 def _probabilities(model, video, frame_network=None):
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     frames, first = video
     segmenter = VideoSegmenter(model, SIZE, frame_network=frame_network)
@@ -80,7 +80,7 @@ def test_save_and_load(small_model, int8_network, video, tmp_path):
 
 def test_refuses_another_model_and_size(small_model, int8_network):
     import osmn_tf
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     other = osmn_tf.build_osmn(width=0.125)
     with pytest.raises(ValueError, match="not the model this INT8 network was quantized from"):
@@ -90,7 +90,7 @@ def test_refuses_another_model_and_size(small_model, int8_network):
 
 
 def test_load_and_save_errors(tmp_path, int8_network):
-    from osmn_tf.outputs import OutputError
+    from osmn_tf.utils.outputs import OutputError
     from osmn_tf.quantization import Int8FrameNetwork
 
     (tmp_path / "notes").mkdir()
@@ -105,7 +105,7 @@ def test_load_and_save_errors(tmp_path, int8_network):
 def _write_video(folder, video):
     from PIL import Image
 
-    from osmn_tf.davis import write_mask
+    from osmn_tf.data.davis import write_mask
 
     frames, first = video
     (folder / "frames").mkdir(parents=True)
@@ -116,8 +116,8 @@ def _write_video(folder, video):
 
 
 def test_tools_quantize_then_segment(small_model, small_weights, int8_network, video, tmp_path):
-    from osmn_tf.davis import read_mask
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.data.davis import read_mask
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     frames, first = _write_video(tmp_path, video)
     size = f"{SIZE[0]}x{SIZE[1]}"

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.davis import read_mask, write_mask
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.davis import read_mask, write_mask
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import run_tool, synthetic_video
 

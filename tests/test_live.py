@@ -9,8 +9,8 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 
-from osmn_tf.davis import read_mask, write_mask
-from osmn_tf.live import LiveSource, is_live
+from osmn_tf.data.davis import read_mask, write_mask
+from osmn_tf.data.live import LiveSource, is_live
 
 from conftest import REPO
 

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import osmn_tf
-from osmn_tf.checkpoints import tf1_variable_map, variant_config
+from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast, SideOutputFusion
 
 from conftest import DATA

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.davis import read_mask
+from osmn_tf.data.davis import read_mask
 
 from conftest import DATA, run_tool_process
 
@@ -61,8 +61,8 @@ def test_tool_reproduces_the_label_maps_of_every_frame(tmp_path, tf1_checkpoint,
 
 
 def test_each_objects_probabilities_on_frame_1(tf1_checkpoint, expected):
-    from osmn_tf.checkpoints import load_model
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.weights.checkpoints import load_model
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     segmenter = VideoSegmenter(load_model(tf1_checkpoint("full")))
     for sequence, ids in SEQUENCES.items():

@@ -4,12 +4,12 @@ import pytest
 
 import osmn_tf
 from conftest import REPO, load_tool
-from osmn_tf.frames import parse_size
+from osmn_tf.data.frames import parse_size
 
 
 def test_public_names_resolve_and_include_the_video_segmenter():
     assert "VideoSegmenter" in osmn_tf.__all__
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     assert osmn_tf.VideoSegmenter is VideoSegmenter
     for name in osmn_tf.__all__:

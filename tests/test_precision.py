@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from conftest import run_tool, synthetic_video
-from osmn_tf import inference, precision
-from osmn_tf.davis import read_mask, write_mask
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.inference import segmenter as segmenter_module
+from osmn_tf.utils import precision
+from osmn_tf.data.davis import read_mask, write_mask
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 
 @pytest.mark.parametrize("flags, gpu, expected", [
@@ -59,7 +60,7 @@ def test_tool_says_once_which_precision_would_be_faster(tmp_path, small_weights,
             super().__init__(*args, **kwargs)
             built.append(self.precision)
 
-    monkeypatch.setattr(inference, "VideoSegmenter", Recording)
+    monkeypatch.setattr(segmenter_module, "VideoSegmenter", Recording)
     assert run_tool("segment", *common, "--output", tmp_path / "auto", "--precision", "auto")[0] == 0
     expected = "mixed_bfloat16" if "avx512_bf16" in flags else "float32"
     assert built == [expected]
@@ -73,7 +74,7 @@ def test_trained_parity_compares_every_precision_with_float32(tmp_path, small_mo
     """The mechanics on a small model: float32 against itself, and bfloat16's own masks and score."""
     from osmn_tf.benchmarks.parity import trained_parity
     from osmn_tf.evaluation import evaluate_davis
-    from osmn_tf.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 
     root = tmp_path / "davis"
     write_davis(root, SyntheticConfig(image_size=(64, 48), num_frames=5, seed=3), 2, split="val")

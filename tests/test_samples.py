@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.davis import DavisDataset, write_mask
-from osmn_tf.frames import load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.guides import spatial_guide_params
-from osmn_tf.synthetic import SyntheticConfig, write_davis
+from osmn_tf.data.davis import DavisDataset, write_mask
+from osmn_tf.data.frames import load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.guides import spatial_guide_params
+from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training import samples
 from osmn_tf.training.samples import CocoSource, DavisTrainSource
 

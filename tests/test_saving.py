@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import osmn_tf
-from osmn_tf.checkpoints import variant_config
+from osmn_tf.weights.checkpoints import variant_config
 
 from conftest import randomize_weights
 from test_model import small_inputs

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf import inference
-from osmn_tf.davis import DAVIS_PALETTE, read_mask, write_mask
-from osmn_tf.inference import VideoSegmenter
-from osmn_tf.outputs import MARKER
+from osmn_tf.inference import segmenter as segmenter_module
+from osmn_tf.data.davis import DAVIS_PALETTE, read_mask, write_mask
+from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.utils.outputs import MARKER
 
 from conftest import DATA, run_tool, run_tool_process, synthetic_video
 
@@ -37,7 +37,7 @@ def test_the_visual_modulator_encodes_one_object_per_call_as_the_original(small_
     segmenter._encode = lambda guides: batches.append(len(guides)) or encode(guides)
     params = segmenter.encode_objects(frames[0], first, (1, 2, 5))
     assert batches == [1, 1, 1] and params.shape == (3, small_model.num_modulation_params)
-    guide = inference.visual_guide(frames[0], first == 2, size=small_model.config.guide_size)
+    guide = segmenter_module.visual_guide(frames[0], first == 2, size=small_model.config.guide_size)
     np.testing.assert_array_equal(params[1], encode(guide[np.newaxis]).numpy()[0])
 
 
@@ -65,8 +65,8 @@ def test_labels_follow_the_original_merge_and_frame_sizes(small_model):
 def test_spatial_guides_come_from_each_objects_own_previous_prediction(small_model, monkeypatch):
     frames, first = synthetic_video(num_frames=4)
     seen = []
-    real = inference.spatial_guide
-    monkeypatch.setattr(inference, "spatial_guide", lambda mask: seen.append(np.array(mask)) or real(mask))
+    real = segmenter_module.spatial_guide
+    monkeypatch.setattr(segmenter_module, "spatial_guide", lambda mask: seen.append(np.array(mask)) or real(mask))
     results = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))
     assert len(seen) == 3 * 3
     working_first = np.asarray(Image.fromarray(first).resize(WORKING, Image.NEAREST))
@@ -81,8 +81,8 @@ def test_a_vanished_object_keeps_being_tracked_with_a_blank_guide(small_model, m
     old = fuse.bias.numpy()
     fuse.bias.assign([-1000.0])  # every prediction empty
     guides = []
-    real = inference.spatial_guide
-    monkeypatch.setattr(inference, "spatial_guide", lambda mask: guides.append(real(mask)) or guides[-1])
+    real = segmenter_module.spatial_guide
+    monkeypatch.setattr(segmenter_module, "spatial_guide", lambda mask: guides.append(real(mask)) or guides[-1])
     try:
         frames, first = synthetic_video(num_frames=4)
         labels = list(VideoSegmenter(small_model, working_size=WORKING).segment(frames, first))
@@ -151,7 +151,7 @@ def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(
 
 
 def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weights):
-    from osmn_tf.video import animation_writer, open_frames
+    from osmn_tf.data.video import animation_writer, open_frames
 
     frames, first = synthetic_video(size=(96, 64))
     with animation_writer(tmp_path / "video.mp4", fps=5) as append:
@@ -303,8 +303,8 @@ def test_tool_online_finetune_flag(tmp_path, small_weights):
 @pytest.mark.large
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_checkpoint, precision):
-    from osmn_tf.checkpoints import load_model
-    from osmn_tf.frames import preprocess_frame
+    from osmn_tf.weights.checkpoints import load_model
+    from osmn_tf.data.frames import preprocess_frame
 
     model = load_model(tf1_checkpoint("full"))
     reference, mixed = VideoSegmenter(model), VideoSegmenter(model, precision=precision)
@@ -336,7 +336,7 @@ def test_tool_precision_and_xla_flags(tmp_path, small_weights, monkeypatch):
             super().__init__(*args, **kwargs)
             built.append(self)
 
-    monkeypatch.setattr(inference, "VideoSegmenter", Recording)
+    monkeypatch.setattr(segmenter_module, "VideoSegmenter", Recording)
     common = ["--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
               "--working-size", "64x48", "--save-scores"]
     assert run_tool("segment", *common, "--output", tmp_path / "f32")[0] == 0
@@ -383,7 +383,7 @@ def test_frames_are_read_in_a_thread_and_a_failing_frame_is_reported_at_its_inde
 
 @pytest.mark.parametrize("num_objects", [1, 2, 3])
 def test_merge_is_the_originals_argmax_over_a_half_background(num_objects):
-    from osmn_tf.tracking import merge_probabilities
+    from osmn_tf.inference.tracking import merge_probabilities
 
     rng = np.random.default_rng(num_objects)
     # Quantised so that ties (with the background's 0.5 and between objects) are common.

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 
 from osmn_tf.config import input_scale_of
-from osmn_tf.frames import preprocess_frame, resize_mask
-from osmn_tf.guides import dilated_mask_guide, spatial_guide, visual_guide
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.frames import preprocess_frame, resize_mask
+from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import small_osmn, synthetic_video
 

@@ -9,9 +9,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from osmn_tf.frames import preprocess_frame
-from osmn_tf.guides import spatial_guide
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.frames import preprocess_frame
+from osmn_tf.data.guides import spatial_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.serving import client
 from osmn_tf.serving.client import encode_image
 

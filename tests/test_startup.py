@@ -13,10 +13,10 @@ from PIL import Image
 
 from conftest import REPO, run_tool, synthetic_video
 
-LIGHT_MODULES = ["osmn_tf", "osmn_tf.outputs", "osmn_tf.davis", "osmn_tf.frames", "osmn_tf.video", "osmn_tf.live",
-                 "osmn_tf.annotations", "osmn_tf.youtube_vos", "osmn_tf.tracking", "osmn_tf.segment_jobs",
-                 "osmn_tf.segment_run", "osmn_tf.config", "osmn_tf.guides", "osmn_tf.visualize", "osmn_tf.errors"]
-TOOLS = sorted(p.stem for p in (REPO / "tools").glob("*.py") if p.stem != "cli_args")
+LIGHT_MODULES = ["osmn_tf", "osmn_tf.utils.outputs", "osmn_tf.data.davis", "osmn_tf.data.frames", "osmn_tf.data.video", "osmn_tf.data.live",
+                 "osmn_tf.data.annotations", "osmn_tf.data.youtube_vos", "osmn_tf.inference.tracking", "osmn_tf.inference.jobs",
+                 "osmn_tf.config", "osmn_tf.data.guides", "osmn_tf.inference.visualize", "osmn_tf.utils.errors"]
+TOOLS = sorted(p.stem for p in (REPO / "tools").glob("*.py") if p.stem not in ("cli_args", "segment_run"))
 # What TensorFlow prints on start-up on a CPU machine (the absl line, oneDNN, CUDA probing).
 TF_CHATTER = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "cpu_feature_guard", "I0000", "E0000")
 
@@ -35,7 +35,7 @@ def test_light_modules_import_without_tensorflow():
 
 @pytest.mark.parametrize("order", ["import osmn_tf\nimport keras", "import keras\nimport osmn_tf"])
 def test_keras_loads_saved_models_after_import_osmn_tf_in_either_order(order, small_weights):
-    # `import osmn_tf` is light, yet keras.models.load_model must find its classes (osmn_tf.keras_registration).
+    # `import osmn_tf` is light, yet keras.models.load_model must find its classes (osmn_tf.utils.keras_registration).
     result = python(f"{order}\nmodel = keras.models.load_model({str(small_weights)!r})\n"
                     "print(type(model).__module__, type(model).__name__)")
     assert result.returncode == 0, result.stderr[-2000:]
@@ -60,7 +60,7 @@ def small_video(tmp_path):
     (tmp_path / "frames").mkdir()
     for t, frame in enumerate(frames):
         Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
-    from osmn_tf.davis import write_mask
+    from osmn_tf.data.davis import write_mask
 
     write_mask(tmp_path / "first.png", first)
     return ["--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out",

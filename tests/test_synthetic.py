@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf import synthetic
-from osmn_tf.davis import DavisDataset, read_mask
+from osmn_tf.data import synthetic
+from osmn_tf.data.davis import DavisDataset, read_mask
 from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
-from osmn_tf.frames import load_rgb
-from osmn_tf.synthetic import SyntheticConfig
+from osmn_tf.data.frames import load_rgb
+from osmn_tf.data.synthetic import SyntheticConfig
 
 from conftest import load_tool, run_tool_process
 
@@ -309,7 +309,7 @@ def test_a_root_recorded_before_late_entries_existed_is_still_accepted(tmp_path)
 
 
 def test_youtube_vos_layout_with_late_entries_reads_back_and_resumes(tmp_path):
-    from osmn_tf.youtube_vos import YouTubeVOS
+    from osmn_tf.data.youtube_vos import YouTubeVOS
 
     names = synthetic.write_youtube_vos(tmp_path, LATE, 2, split="valid")
     assert names == ["synth-valid-0000", "synth-valid-0001"]

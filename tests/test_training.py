@@ -20,7 +20,7 @@ from conftest import REPO, load_tool, run_tool_process, tiny_train_config
 from osmn_tf.config import OSMNConfig, modulation_layout
 from osmn_tf.layers import SideOutputFusion
 from osmn_tf.models.osmn import build_osmn
-from osmn_tf.synthetic import SyntheticConfig, write_davis
+from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig, preset
 from osmn_tf.training.experiment import make_sources
 from osmn_tf.training.losses import class_balanced_sigmoid_cross_entropy, weight_decay

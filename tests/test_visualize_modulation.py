@@ -7,8 +7,8 @@ from PIL import Image
 from scipy.spatial.distance import pdist
 
 from osmn_tf import modulation_analysis as analysis
-from osmn_tf.davis import write_mask
-from osmn_tf.synthetic import SyntheticConfig, write_davis
+from osmn_tf.data.davis import write_mask
+from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 
 from conftest import load_tool, run_tool, run_tool_process, small_osmn
 

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.synthetic import SHAPES, SyntheticConfig, write_youtube_objects
-from osmn_tf.youtube_objects import YouTubeObjects, class_of, prepare_youtube_objects
-from osmn_tf.youtube_objects_eval import evaluate_youtube_objects
+from osmn_tf.data.synthetic import SHAPES, SyntheticConfig, write_youtube_objects
+from osmn_tf.data.youtube_objects import YouTubeObjects, class_of, prepare_youtube_objects
+from osmn_tf.evaluation.youtube_objects import evaluate_youtube_objects
 
 from conftest import run_tool
 
@@ -88,7 +88,7 @@ def test_segment_and_evaluate_tools(root, tmp_path, small_weights, capsys):
 
 
 def test_the_release_working_size_is_the_default(root, tmp_path, small_weights, monkeypatch):
-    from osmn_tf import segment_run
+    import segment_run
 
     seen = []
     monkeypatch.setattr(segment_run, "_segment_dataset", lambda r, progress, log: seen.append(r.working_size))

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.davis import read_mask, write_mask
+from osmn_tf.data.davis import read_mask, write_mask
 from osmn_tf.evaluation import boundary_measure, region_similarity
 
 from conftest import run_tool, synthetic_video
@@ -185,7 +185,7 @@ def test_an_annotation_past_the_end_of_a_video_file_leaves_no_output(tmp_path, s
 
 def test_the_demo_evaluation_scores_late_entries_with_and_without_their_annotations(tmp_path, small_model):
     from conftest import tiny_train_config
-    from osmn_tf import synthetic
+    from osmn_tf.data import synthetic
     from osmn_tf.training import experiment
 
     config = tiny_train_config(tmp_path / "data")

@@ -39,7 +39,7 @@ def main(argv=None):
     import dataclasses
 
     from osmn_tf.benchmarks import BenchmarkConfig, format_table, plot, run_benchmark, write_json
-    from osmn_tf.outputs import OutputError, check_is_folder
+    from osmn_tf.utils.outputs import OutputError, check_is_folder
 
     config = BenchmarkConfig.quick() if args.quick else BenchmarkConfig()
     changes = {"width": args.width, "frame_size": args.frame_size, "repeats": args.repeats,

@@ -16,7 +16,7 @@ batches with a parallel map over batch indices::
         .prefetch(tf.data.AUTOTUNE)
 
 Without `--coco-*` or `--davis-root`, the data are generated with
-`osmn_tf.synthetic`: DAVIS-layout sequences at 854 x 480 and, from 640 x 480
+`osmn_tf.data.synthetic`: DAVIS-layout sequences at 854 x 480 and, from 640 x 480
 synthetic frames, a COCO-format folder (JPEG images, RLE masks of every object).
 The first batch of each run is not timed (file caches, TensorFlow's start-up).
 """
@@ -64,7 +64,7 @@ def write_synthetic_coco(folder, num_sequences, num_frames):
     from PIL import Image
     from pycocotools import mask as coco_mask
 
-    from osmn_tf.synthetic import SyntheticConfig, generate_sequence
+    from osmn_tf.data.synthetic import SyntheticConfig, generate_sequence
 
     folder = pathlib.Path(folder)
     image_dir = folder / "images"
@@ -170,7 +170,7 @@ def main(argv=None):
 
 
 def run(args):
-    from osmn_tf.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.data.synthetic import SyntheticConfig, write_davis
     from osmn_tf.training.samples import CocoSource, DavisTrainSource
 
     with tempfile.TemporaryDirectory(prefix="osmn_benchmark_") as temporary:

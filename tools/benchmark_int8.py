@@ -94,7 +94,7 @@ def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.benchmarks import int8
-    from osmn_tf.outputs import atomic_output
+    from osmn_tf.utils.atomic import atomic_output
     from osmn_tf.quantization.routes import ROUTES
 
     routes = args.routes or list(ROUTES)

@@ -10,14 +10,14 @@ import math
 import os
 import sys
 
-# osmn_tf.precision's names, here so that `--help` imports no Keras.
+# osmn_tf.utils.precision's names, here so that `--help` imports no Keras.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 AUTO = "auto"
 
 
 def size(text, minimum=1):
     """argparse type: `WxH`, or one number for a square, -> `(W, H)`."""
-    from osmn_tf.frames import parse_size  # imported on use: `--help` stays fast
+    from osmn_tf.data.frames import parse_size  # imported on use: `--help` stays fast
 
     try:
         width, height = parse_size(text)

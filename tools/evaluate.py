@@ -100,7 +100,8 @@ def run(args):
 
 
 def run_youtube_vos(args):
-    from osmn_tf import evaluation, youtube_vos_eval
+    from osmn_tf import evaluation
+    from osmn_tf.evaluation import youtube_vos as youtube_vos_eval
 
     seen = youtube_vos_eval.read_class_list(args.seen_classes) if args.seen_classes else None
     result = youtube_vos_eval.evaluate_youtube_vos(args.youtube_vos_root, args.results, args.split, seen)
@@ -114,7 +115,8 @@ def run_youtube_vos(args):
 
 
 def run_youtube_objects(args):
-    from osmn_tf import evaluation, youtube_objects_eval
+    from osmn_tf import evaluation
+    from osmn_tf.evaluation import youtube_objects as youtube_objects_eval
 
     result = youtube_objects_eval.evaluate_youtube_objects(args.youtube_objects_root, args.results)
     print("---------- mIoU per class (the mean over its sequences) ----------")

@@ -56,7 +56,7 @@ def parse_args(argv=None):
                         help="replace existing --server-config, --onnx and --tflite files (never a version folder)")
     cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
-    from osmn_tf.outputs import OutputError, check_output_folder
+    from osmn_tf.utils.outputs import OutputError, check_output_folder
 
     try:
         check_output_folder(args.output)
@@ -83,7 +83,7 @@ def model_base(args):
 def check_side_outputs(args):
     """Refuses, before any work, --server-config, --onnx and --tflite files that exist (unless --overwrite)
     or that are the --weights file (even with --overwrite)."""
-    from osmn_tf import outputs
+    from osmn_tf.utils import outputs
 
     files = []
     if args.server_config:
@@ -100,7 +100,7 @@ def check_side_outputs(args):
 
 
 def write_server_config(args, model_base):
-    from osmn_tf.outputs import atomic_output
+    from osmn_tf.utils.atomic import atomic_output
     from osmn_tf.serving.server_config import BatchingParameters, models_config
 
     version = int(os.path.basename(os.path.normpath(args.output)))
@@ -125,7 +125,7 @@ def folder_size(path):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
-    from osmn_tf.checkpoints import CheckpointError, load_model
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model
     from osmn_tf.serving import conversion, latency, signatures, versions
 
     try:

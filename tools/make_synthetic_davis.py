@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write the synthetic video dataset (`osmn_tf.synthetic`) in the DAVIS 2017 (or the YouTube-VOS) layout.
+"""Write the synthetic video dataset (`osmn_tf.data.synthetic`) in the DAVIS 2017 (or the YouTube-VOS) layout.
 
     python tools/make_synthetic_davis.py --output data/synthetic --train 200 --val 20
     python tools/make_synthetic_davis.py --output data/late --val 12 --late-entry-prob 1 --layout youtube-vos
@@ -71,7 +71,7 @@ def parse_args(argv=None):
 
 
 def make_config(args):
-    from osmn_tf.synthetic import SyntheticConfig
+    from osmn_tf.data.synthetic import SyntheticConfig
 
     changes = {"seed": args.seed}
     if args.size is not None:
@@ -100,9 +100,9 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
     """A contact sheet (.png) or an animation (.gif) of one sequence with its masks overlaid."""
     from PIL import Image
 
-    from osmn_tf.outputs import atomic_output
-    from osmn_tf.synthetic import generate_sequence, split_first_index
-    from osmn_tf.visualize import overlay_labels
+    from osmn_tf.utils.atomic import atomic_output
+    from osmn_tf.data.synthetic import generate_sequence, split_first_index
+    from osmn_tf.inference.visualize import overlay_labels
 
     frames, masks = generate_sequence(config, split_first_index(split) + number)
     if path.lower().endswith(".gif"):
@@ -127,7 +127,7 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
 def print_baseline(config, count, progress):
     """Prints the copy-first-mask J and F means over `count` validation sequences."""
     from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
-    from osmn_tf.synthetic import generate_sequence, split_first_index
+    from osmn_tf.data.synthetic import generate_sequence, split_first_index
 
     j_means, f_means = [], []
     for number in progress(range(count), desc="baseline"):
@@ -151,8 +151,8 @@ def main(argv=None):
 def run(args):
     from tqdm import tqdm
 
-    from osmn_tf import synthetic
-    from osmn_tf.outputs import check_is_folder, check_output_file
+    from osmn_tf.data import synthetic
+    from osmn_tf.utils.outputs import check_is_folder, check_output_file
 
     config = make_config(args)
     # Outputs are checked before any work: a bad one is reported at once.

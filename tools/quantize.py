@@ -59,8 +59,8 @@ def main(argv=None):
     cli_args.quiet_tensorflow(args.verbose)
     import time
 
-    from osmn_tf.checkpoints import CheckpointError, load_model
-    from osmn_tf.outputs import OutputError, check_output_folder
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model
+    from osmn_tf.utils.outputs import OutputError, check_output_folder
     from osmn_tf.quantization import MissingExtraError, calibration_samples, check_extra, dataset_videos, quantize
     from osmn_tf.quantization.network import check_network_folder
 
@@ -70,7 +70,7 @@ def main(argv=None):
         check_network_folder(args.output, "--output")
         model = load_model(args.weights)
         if args.davis_root:
-            from osmn_tf.davis import DavisDataset
+            from osmn_tf.data.davis import DavisDataset
 
             dataset = DavisDataset(args.davis_root, args.year, args.split)
             unknown = sorted(set(args.sequences or []) - set(dataset.sequences))
@@ -79,8 +79,8 @@ def main(argv=None):
             sequences = (args.sequences or dataset.sequences)[:args.max_videos]
             videos, count = dataset_videos(dataset, sequences), len(sequences)
         else:
-            from osmn_tf.davis import read_first_mask
-            from osmn_tf.video import open_frames
+            from osmn_tf.data.davis import read_first_mask
+            from osmn_tf.data.video import open_frames
 
             videos, count = [(open_frames(args.frames), read_first_mask(args.first_mask)[0])], 1
         tick = time.perf_counter()

@@ -105,8 +105,8 @@ def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
     # Light imports: arguments, folders and a complete result are checked before TensorFlow loads.
-    from osmn_tf.errors import CheckpointError, MissingExtraError
-    from osmn_tf.segment_run import Interrupted, SegmentRequest, segment
+    from osmn_tf.utils.errors import CheckpointError, MissingExtraError
+    from segment_run import Interrupted, SegmentRequest, segment
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,

@@ -49,7 +49,7 @@ def main(argv=None):
     import numpy as np
     from PIL import Image
 
-    from osmn_tf.frames import preprocess_frame
+    from osmn_tf.data.frames import preprocess_frame
     from osmn_tf.serving.client import encode_image, predict_request
 
     try:

@@ -143,7 +143,7 @@ def main(argv=None):
         config = make_config(args)
     except (ValueError, RuntimeError) as e:
         sys.exit(f"error: {e}")
-    from osmn_tf.checkpoints import CheckpointError
+    from osmn_tf.weights.checkpoints import CheckpointError
 
     try:
         run(args, config, strategy)

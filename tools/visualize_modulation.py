@@ -66,7 +66,7 @@ def parse_args(argv=None):
 
 def check_paths(args):
     """Missing inputs and an output that is a file, named by their argument, before the (slow) model is loaded."""
-    from osmn_tf.outputs import check_is_folder
+    from osmn_tf.utils.outputs import check_is_folder
 
     check_is_folder(args.output)
     cli_args.check_inputs(("--coco-annotations", args.coco_annotations, "file"),
@@ -93,7 +93,7 @@ def object_source(args):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
-    from osmn_tf.checkpoints import CheckpointError
+    from osmn_tf.weights.checkpoints import CheckpointError
 
     try:
         check_paths(args)
@@ -106,7 +106,7 @@ def run(args):
     from tqdm import tqdm
 
     from osmn_tf import modulation_analysis as analysis
-    from osmn_tf.checkpoints import load_model
+    from osmn_tf.weights.checkpoints import load_model
 
     model = load_model(args.weights)
     list_objects = object_source(args)

@@ -20,13 +20,13 @@ import tensorflow as tf
 
 from osmn_tf.benchmarks.parity import mask_agreement
 from osmn_tf.benchmarks.timing import interleaved
-from osmn_tf.davis import DavisDataset
+from osmn_tf.data.davis import DavisDataset
 from osmn_tf.evaluation import evaluate_davis
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.models import build_osmn
 from osmn_tf.quantization import routes as route_lib
 from osmn_tf.quantization.calibration import calibration_samples, dataset_videos, random_samples
-from osmn_tf.segment_jobs import segment_davis
+from osmn_tf.inference.jobs import segment_davis
 
 
 def _score(model, davis_root, output_dir, working_size, frame_network=None):
@@ -42,7 +42,7 @@ def prepare(work_dir, demo_model, demo_root, demo_size, routes=route_lib.ROUTES,
 
     A route that fails is recorded with its exception (type, message, last frames of the traceback).
     """
-    from osmn_tf.checkpoints import load_model
+    from osmn_tf.weights.checkpoints import load_model
 
     work_dir = pathlib.Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)

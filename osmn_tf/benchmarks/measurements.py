@@ -21,12 +21,12 @@ from osmn_tf.benchmarks.parity import trained_parity
 from osmn_tf.benchmarks.precisions import measure_precisions
 from osmn_tf.benchmarks.timing import (
     convolution_flops, device_name, interleaved, matmul_flops_per_second, median_seconds, rss_mb, run_times)
-from osmn_tf.frames import load_rgb, preprocess_frame
-from osmn_tf.guides import spatial_guide
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.frames import load_rgb, preprocess_frame
+from osmn_tf.data.guides import spatial_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.models import build_osmn
-from osmn_tf.precision import auto_precision, cpu_bfloat16_flags, cpu_info
-from osmn_tf.segment_jobs import peak_memory_mb
+from osmn_tf.utils.precision import auto_precision, cpu_bfloat16_flags, cpu_info
+from osmn_tf.inference.jobs import peak_memory_mb
 
 
 class NetworkInputs:
@@ -182,7 +182,7 @@ def measure_trained_parity(config, output_dir, log=print):
     """`parity.trained_parity` on `config.trained_model` (a `tools/train.py` run folder) at its working size."""
     import json
 
-    from osmn_tf.checkpoints import load_model
+    from osmn_tf.weights.checkpoints import load_model
 
     run = pathlib.Path(config.trained_model)
     train_config = json.loads((run / "train_config.json").read_text())
@@ -192,7 +192,7 @@ def measure_trained_parity(config, output_dir, log=print):
     model = load_model(run / "model.keras")
     networks = {}
     if config.int8:
-        from osmn_tf.davis import DavisDataset
+        from osmn_tf.data.davis import DavisDataset
         from osmn_tf.quantization import calibration_samples, dataset_videos
 
         # Calibrated on training videos: the validation videos stay unseen.

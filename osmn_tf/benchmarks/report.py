@@ -1,7 +1,7 @@
 """The benchmark's outputs: a text table, a JSON file and a PNG chart."""
 import json
 
-from osmn_tf.outputs import atomic_output
+from osmn_tf.utils.atomic import atomic_output
 
 
 def format_table(results):

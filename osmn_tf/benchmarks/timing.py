@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.segment_jobs import peak_memory_mb
+from osmn_tf.inference.jobs import peak_memory_mb
 
 
 def run_times(functions, repeats):

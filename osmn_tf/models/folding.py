@@ -19,7 +19,7 @@ of that object's mask moves, and the next frame's spatial guide with it
 import keras
 from keras import ops
 
-from osmn_tf.precision import dtype_policy
+from osmn_tf.utils.precision import dtype_policy
 
 BATCH_NORM_SUFFIX = "_bn"
 

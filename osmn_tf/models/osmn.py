@@ -12,7 +12,7 @@ from osmn_tf.models.masktrack import MaskTrackSegmentationNetwork
 from osmn_tf.models.segmentation_network import SegmentationNetwork
 from osmn_tf.models.spatial_modulator import SpatialModulator
 from osmn_tf.models.visual_modulator import VisualModulator
-from osmn_tf.precision import copy_model
+from osmn_tf.utils.precision import copy_model
 
 # The networks of each base model: (visual modulator, segmentation network). The spatial
 # modulator is one class whose poolings follow the base model.
@@ -98,7 +98,7 @@ class OSMN(Network):
         (inputs of a disabled modulator are left out). Output: `logits` `[N, H, W, 1]`.
 
         With `precision` None or this model's own, it shares this model's
-        weights (and is built once). With another (`osmn_tf.precision`), it is
+        weights (and is built once). With another (`osmn_tf.utils.precision`), it is
         built from copies of the spatial modulator and the segmentation
         network under that precision, holding their weights as they are now;
         the visual modulator, not part of it, is not copied.

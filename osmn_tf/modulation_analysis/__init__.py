@@ -14,7 +14,7 @@ Objects come from three sources, each a list of `AnalysisObject` (a class
 label and a way to load the frame and mask its visual guide is made from):
 `coco_objects` (MS-COCO, the paper's choice, class = COCO category),
 `davis_objects` (first-frame objects of a DAVIS split) and
-`synthetic_objects` (the embedded synthetic set, `osmn_tf.synthetic`).
+`synthetic_objects` (the embedded synthetic set, `osmn_tf.data.synthetic`).
 `encode_objects` runs the visual modulator on them; `plot_*` draw the figures
 with matplotlib's object-oriented API (no pyplot: no GUI backend, no global
 state) and `save_figure` writes a PNG atomically.

@@ -5,8 +5,8 @@ import inspect
 import numpy as np
 from PIL import Image
 
-from osmn_tf.frames import denormalize_frame
-from osmn_tf.guides import visual_guide
+from osmn_tf.data.frames import denormalize_frame
+from osmn_tf.data.guides import visual_guide
 from osmn_tf.training.summaries import visual_gammas
 
 THUMBNAIL_SIZE = 48

@@ -6,7 +6,7 @@ from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from osmn_tf.outputs import atomic_output
+from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.modulation_analysis.encoding import encode_objects, gamma_std_per_layer, mds_embedding
 from osmn_tf.training.summaries import spatial_scales
 

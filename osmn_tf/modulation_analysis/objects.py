@@ -9,8 +9,8 @@ from typing import Callable
 
 import numpy as np
 
-from osmn_tf.davis import DavisDataset
-from osmn_tf.frames import load_rgb
+from osmn_tf.data.davis import DavisDataset
+from osmn_tf.data.frames import load_rgb
 
 PAPER_COCO_CATEGORIES = ("bicycle", "motorcycle", "car", "bus", "truck", "dog", "cat", "horse", "cow", "person")
 """The ten MS-COCO classes of the paper's Fig. 5 (10 objects each)."""
@@ -164,7 +164,7 @@ def davis_objects(root, year=2017, split="val", max_objects=None):
 
 def synthetic_objects(num_sequences, image_size=(160, 96), class_by="texture", max_objects=None, seed=0,
                       split="val"):
-    """The objects of frame 0 of `num_sequences` synthetic sequences (`osmn_tf.synthetic`).
+    """The objects of frame 0 of `num_sequences` synthetic sequences (`osmn_tf.data.synthetic`).
 
     Texture is the default class: it fills the whole visual guide, which is
     all the visual modulator sees (the background is zeroed, and the crop is
@@ -178,7 +178,7 @@ def synthetic_objects(num_sequences, image_size=(160, 96), class_by="texture", m
         image_size: `(W, H)` of the frames.
         class_by: "texture" or "shape" (`SYNTHETIC_CLASSES`).
     """
-    from osmn_tf import synthetic
+    from osmn_tf.data import synthetic
 
     if class_by not in SYNTHETIC_CLASSES:
         raise ValueError(f"class_by must be one of {', '.join(SYNTHETIC_CLASSES)}, got {class_by!r}")

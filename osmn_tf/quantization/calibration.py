@@ -10,8 +10,8 @@ import itertools
 
 import numpy as np
 
-from osmn_tf.guides import spatial_guide
-from osmn_tf.inference import VideoSegmenter
+from osmn_tf.data.guides import spatial_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 
 class _RecordingSegmenter(VideoSegmenter):
@@ -82,7 +82,7 @@ def random_samples(frame_model, working_size, count, seed=0):
 
 def dataset_videos(dataset, sequences=None):
     """`(frames, first_mask)` of each sequence of a `DavisDataset` (frames read as they are used)."""
-    from osmn_tf.frames import load_rgb
+    from osmn_tf.data.frames import load_rgb
 
     for sequence in sequences or dataset.sequences:
         first_mask = dataset.read_annotation(dataset.annotation_paths(sequence)[0])

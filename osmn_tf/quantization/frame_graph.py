@@ -9,8 +9,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf import outputs
-from osmn_tf.extras import require
+from osmn_tf.utils import atomic
+from osmn_tf.utils.extras import require
 
 
 def frame_input_specs(frame_model, working_size):
@@ -28,7 +28,7 @@ def frame_input_specs(frame_model, working_size):
 def export_frame_saved_model(frame_model, working_size, path):
     """Writes `frame_model` as a SavedModel (Keras export: weights captured as constants-to-be) with one
     `serve` signature at a fixed shape; the converters start from it. Returns `path`."""
-    with outputs.replaced_folder(path) as staging:
+    with atomic.replaced_folder(path) as staging:
         frame_model.export(os.fspath(staging), format="tf_saved_model",
                            input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
     return os.fspath(path)

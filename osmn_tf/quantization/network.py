@@ -7,7 +7,7 @@ Keras). `save` writes it as a folder (OpenVINO's `model.xml`/`model.bin` and
 `osmn_int8.json`, which records their SHA-256), `Int8FrameNetwork.load` reads
 it back and names a file that is damaged: quantize once, segment many times.
 Saving replaces only those three files (and its completion marker,
-`osmn_tf.outputs`): the folder may hold the weights or notes of its own.
+`osmn_tf.utils.outputs`): the folder may hold the weights or notes of its own.
 
 The modulation (per-channel scales, per-pixel biases: elementwise multiply
 and add) stays float32; the convolutions and pools run in INT8. Quantizing
@@ -20,8 +20,8 @@ import pathlib
 
 import numpy as np
 
-from osmn_tf import outputs
-from osmn_tf.extras import INSTALL, require
+from osmn_tf.utils import outputs
+from osmn_tf.utils.extras import INSTALL, require
 
 INSTALL_HINT = INSTALL.format(extra="int8")
 METADATA = "osmn_int8.json"
@@ -176,7 +176,7 @@ def quantize(model, calibration, working_size, threads=None):
     """
     import tempfile
 
-    from osmn_tf.frames import check_size
+    from osmn_tf.data.frames import check_size
 
     ov = _require("openvino")
     _require("nncf")

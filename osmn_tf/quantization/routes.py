@@ -21,7 +21,7 @@ callable from `{input name: float32 [1, ...] array}` to the logits `[1, H, W, 1]
 Each route's float32 runner is its runtime on the unquantized model, so
 that its speedup is measured against itself as well as against Keras.
 Every file and folder a route writes is written under a temporary name and
-renamed when complete (`osmn_tf.outputs`): a failed or killed build leaves
+renamed when complete (`osmn_tf.utils.outputs`): a failed or killed build leaves
 the previous one's files whole.
 """
 import os
@@ -29,7 +29,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf import outputs
+from osmn_tf.utils import atomic
 from osmn_tf.quantization.frame_graph import export_frame_saved_model, frame_input_specs, nncf_quantize
 
 ROUTES = ("litert", "openvino", "openvino_float_modulation", "inc", "onnxruntime", "onnxruntime_float_modulation")
@@ -89,7 +89,7 @@ def build_litert(saved_model_dir, samples, out_dir):
     for name, calibration in (("litert.f32.tflite", None), ("litert.int8.tflite", samples)):
         path = os.path.join(out_dir, name)
         content = litert_model_bytes(saved_model_dir, calibration)
-        with outputs.atomic_output(path) as f:
+        with atomic.atomic_output(path) as f:
             f.write(content)
         paths.append(path)
     return tuple(paths)
@@ -126,7 +126,7 @@ def save_openvino(model, path):
 
     path = os.fspath(path)
     weights = os.path.splitext(path)[0] + ".bin"
-    with outputs.replacing(path) as xml, outputs.replacing(weights) as bin_path:
+    with atomic.replacing(path) as xml, atomic.replacing(weights) as bin_path:
         written = os.path.splitext(os.fspath(xml))[0] + ".bin"  # OpenVINO names it after the .xml
         try:
             # compress_to_fp16=False: the float32 parts stay float32 on disk.
@@ -191,7 +191,7 @@ def build_inc(saved_model_dir, samples, out_dir):
     finally:
         os.chdir(previous)
     int8_path = os.path.join(out_dir, "inc.int8")
-    with outputs.replaced_folder(int8_path) as staging:
+    with atomic.replaced_folder(int8_path) as staging:
         quantized.save(os.fspath(staging))
     return os.fspath(saved_model_dir), int8_path
 
@@ -216,11 +216,11 @@ def build_onnxruntime(frame_model, working_size, samples, out_dir, float_modulat
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     float_path = os.path.join(out_dir, "frame.onnx")
-    with outputs.replacing(float_path) as tmp:
+    with atomic.replacing(float_path) as tmp:
         frame_model.export(os.fspath(tmp), format="onnx",
                            input_signature=[frame_input_specs(frame_model, working_size)], verbose=False)
     prepared = os.path.join(out_dir, "frame.prep.onnx")
-    with outputs.replacing(prepared) as tmp:
+    with atomic.replacing(prepared) as tmp:
         quant_pre_process(float_path, os.fspath(tmp))
     names = [i.name for i in ONNXRunner(float_path).session.get_inputs()]
 
@@ -234,7 +234,7 @@ def build_onnxruntime(frame_model, working_size, samples, out_dir, float_modulat
     int8_path = os.path.join(out_dir, "frame.int8.onnx")
     # float_modulation: only convolutions and pools in INT8, the modulation's Mul and Add stay float32.
     op_types = ["Conv", "MaxPool", "AveragePool"] if float_modulation else None
-    with outputs.replacing(int8_path) as tmp:
+    with atomic.replacing(int8_path) as tmp:
         quantize_static(prepared, os.fspath(tmp), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
                         op_types_to_quantize=op_types)

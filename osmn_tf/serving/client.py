@@ -1,6 +1,6 @@
 """Segmenting a video through TF Serving: the REST transport and the video loop's serving side.
 
-`ServingVideoSegmenter` runs `osmn_tf.tracking.VideoLoop` (SPEC section 5,
+`ServingVideoSegmenter` runs `osmn_tf.inference.tracking.VideoLoop` (SPEC section 5,
 the loop `VideoSegmenter` runs locally) with each network call sent to a
 served model by a `predict` function:
 `predict(signature_name, {input name: array}, [output names], {output name: dtype}) -> {output name: array}`.
@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.frames import WORKING_SIZE, check_size, preprocess_frame
-from osmn_tf.guides import spatial_guide, visual_guide
-from osmn_tf.tracking import VideoLoop, masks_at_size
+from osmn_tf.data.frames import WORKING_SIZE, check_size, preprocess_frame
+from osmn_tf.data.guides import spatial_guide, visual_guide
+from osmn_tf.inference.tracking import VideoLoop, masks_at_size
 
 SIGNATURE_SETS = ("float", "raw", "png", "jpeg")
 """What a client sends: preprocessed float tensors (`encode_guide`, `segment`), uint8
@@ -226,11 +226,11 @@ class RestPredictor:
 
 
 class ServingVideoSegmenter(VideoLoop):
-    """The video loop (`osmn_tf.tracking.VideoLoop`) with the network behind TF Serving.
+    """The video loop (`osmn_tf.inference.tracking.VideoLoop`) with the network behind TF Serving.
 
     Args:
         predict: the `predict` function of this module's docstring, e.g. `RestPredictor(url).predict`.
-        signatures: `"float"`: preprocess here with `osmn_tf.frames`/`guides`
+        signatures: `"float"`: preprocess here with `osmn_tf.data.frames`/`guides`
             (the original's numbers exactly) and call `encode_guide`/`segment`;
             `"raw"`: send uint8 frames and masks to `encode_guide_raw`/`segment_raw`,
             which preprocess in the server's graph; `"png"`/`"jpeg"`: the same

@@ -1,12 +1,12 @@
 """Other formats than the SavedModel: ONNX (through Keras' export and tf2onnx) and LiteRT (`.tflite`).
 
-Each file is written under a temporary name and renamed when complete (`osmn_tf.outputs`).
+Each file is written under a temporary name and renamed when complete (`osmn_tf.utils.outputs`).
 """
 import os
 
 import tensorflow as tf
 
-from osmn_tf import outputs
+from osmn_tf.utils import atomic
 from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.serving.signatures import frame_specs, input_specs
 
@@ -33,7 +33,7 @@ def export_onnx(model, output_dir, parts=("encode_guide", "segment")):
         if name not in parts:
             continue
         path = os.path.join(output_dir, f"{name}.onnx")
-        with outputs.replacing(path) as tmp:
+        with atomic.replacing(path) as tmp:
             part.export(os.fspath(tmp), format="onnx", input_signature=[spec], verbose=False)
         paths.append(path)
     return paths
@@ -53,6 +53,6 @@ def export_tflite(saved_model_dir, path, signature_keys=("encode_guide", "segmen
     converter = tf.lite.TFLiteConverter.from_saved_model(os.fspath(saved_model_dir), signature_keys=keys)
     content = converter.convert()
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    with outputs.atomic_output(path) as f:
+    with atomic.atomic_output(path) as f:
         f.write(content)
     return path

@@ -1,4 +1,4 @@
-"""In-graph preprocessing for the `_raw` serving signatures: the TF-op versions of `osmn_tf.frames` and `osmn_tf.guides`.
+"""In-graph preprocessing for the `_raw` serving signatures: the TF-op versions of `osmn_tf.data.frames` and `osmn_tf.data.guides`.
 
 They follow the NumPy/PIL preprocessing up to PIL's rounding; `docs/serving.md`
 gives the measured differences.
@@ -6,9 +6,9 @@ gives the measured differences.
 import tensorflow as tf
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.frames import MEAN_BGR, SCALE
-from osmn_tf.guides import MAD_TO_STD, MIN_SPATIAL_SCALE, PAD_RATIO
-from osmn_tf.tracking import BACKGROUND_SCORE
+from osmn_tf.data.frames import MEAN_BGR, SCALE
+from osmn_tf.data.guides import MAD_TO_STD, MIN_SPATIAL_SCALE, PAD_RATIO
+from osmn_tf.inference.tracking import BACKGROUND_SCORE
 
 
 def _round_to_uint8_range(x):
@@ -59,7 +59,7 @@ def normalize_rgb(rgb):
 def _visual_guide_one(frame, mask, guide_size):
     """One object's visual guide `[S, S, 3]` (S = `guide_size`) from `frame` `[H, W, 3]` float and `mask` `[H, W]` bool.
 
-    Follows `osmn_tf.guides.visual_guide` at inference, the crop-box quirk included.
+    Follows `osmn_tf.data.guides.visual_guide` at inference, the crop-box quirk included.
     """
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     rows = tf.reduce_any(mask, axis=1)
@@ -115,7 +115,7 @@ def _median(sorted_values):
 
 
 def _spatial_guide_one(mask):
-    """`osmn_tf.guides.spatial_guide` of one `[H, W]` bool mask, `[H, W, 1]` float32."""
+    """`osmn_tf.data.guides.spatial_guide` of one `[H, W]` bool mask, `[H, W, 1]` float32."""
     height, width = tf.shape(mask)[0], tf.shape(mask)[1]
     points = tf.cast(tf.where(mask), tf.float32)  # [n, 2] as (y, x)
 

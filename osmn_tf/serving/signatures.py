@@ -19,7 +19,7 @@ import os
 
 import tensorflow as tf
 
-from osmn_tf.frames import WORKING_SIZE, check_size
+from osmn_tf.data.frames import WORKING_SIZE, check_size
 from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.serving import images
 from osmn_tf.serving.preprocessing import (merge_labels, nearest_resize_masks, normalize_rgb, pil_bilinear_resize,

@@ -14,7 +14,7 @@ import os
 import pathlib
 import shutil
 
-from osmn_tf import outputs
+from osmn_tf.utils import atomic, outputs
 
 PID_FILE = ".osmn-export.pid"
 
@@ -47,7 +47,7 @@ def remove_leftover(output, name="--output", log=None):
         raise outputs.OutputError(f"{name} {output}: {temp} exists and is not an unfinished export of "
                                   f"tools/export.py ({PID_FILE} missing); move it away or export another version")
     # _pid_alive: the test `outputs` uses for its own leftovers (a live process of another user counts as alive).
-    if pid != os.getpid() and outputs._pid_alive(pid):
+    if pid != os.getpid() and atomic.pid_alive(pid):
         raise outputs.OutputError(f"{name} {output}: another export (process {pid}) is writing it in {temp}; "
                                   f"wait for it to end")
     shutil.rmtree(temp)

@@ -10,9 +10,9 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf import outputs
-from osmn_tf.frames import preprocess_frame
-from osmn_tf.guides import spatial_guide, visual_guide
+from osmn_tf.utils import atomic
+from osmn_tf.data.frames import preprocess_frame
+from osmn_tf.data.guides import spatial_guide, visual_guide
 from osmn_tf.serving.client import encode_image
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
@@ -61,7 +61,7 @@ def write_warmup(saved_model_dir, logs):
     """Writes `logs` into `<saved_model_dir>/assets.extra/tf_serving_warmup_requests`; returns its path."""
     path = os.path.join(os.fspath(saved_model_dir), WARMUP_PATH)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    with outputs.replacing(path) as tmp, tf.io.TFRecordWriter(os.fspath(tmp)) as writer:
+    with atomic.replacing(path) as tmp, tf.io.TFRecordWriter(os.fspath(tmp)) as writer:
         for log in logs:
             writer.write(log.SerializeToString())
     return path

@@ -4,8 +4,8 @@ import json
 import math
 
 from osmn_tf.config import OSMNConfig
-from osmn_tf.guides import SpatialGuidePerturbation
-from osmn_tf.precision import check_precision
+from osmn_tf.data.guides import SpatialGuidePerturbation
+from osmn_tf.utils.precision import check_precision
 
 DATASETS = ("synthetic", "coco", "davis")
 VISUAL_MODULATOR_INITS = ("keras", "he")
@@ -27,7 +27,7 @@ class TrainConfig:
         scales: one drawn per batch, multiplying `image_size` (SPEC 7).
         sg_center_perturb_ratio, sg_std_perturb_ratio: how far the spatial
             guide's centre and scale are perturbed in training, in units of its
-            scale (`osmn_tf.guides.SpatialGuidePerturbation`; the release's
+            scale (`osmn_tf.data.guides.SpatialGuidePerturbation`; the release's
             0.2 and 0.4 by default).
         batch_size: the global batch, split over replicas.
         accumulation: micro-batches of `batch_size` whose gradients are added
@@ -68,7 +68,7 @@ class TrainConfig:
         eval_working_size: `(W, H)` the final DAVIS-style evaluation runs at
             (None: no evaluation after training).
         precision: `float32`, `mixed_float16` (with loss scaling) or
-            `mixed_bfloat16` (`osmn_tf.precision`).
+            `mixed_bfloat16` (`osmn_tf.utils.precision`).
         jit_compile: compile each replica's step with XLA.
     """
 

@@ -2,9 +2,9 @@
 import pathlib
 import shutil
 
-from osmn_tf.davis import DavisDataset
+from osmn_tf.data.davis import DavisDataset
 from osmn_tf.evaluation import evaluate_davis, write_davis_csvs, write_first_mask_baseline
-from osmn_tf.segment_jobs import segment_davis
+from osmn_tf.inference.jobs import segment_davis
 from osmn_tf.training.samples import CocoSource, DavisTrainSource
 
 EVAL_DIR = "eval"
@@ -19,7 +19,7 @@ def synthetic_root(config, model_dir):
 
 def prepare_synthetic(config, model_dir, on_sequence=None):
     """Writes (or finds complete) the synthetic train and val splits; returns their root."""
-    from osmn_tf.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 
     root = synthetic_root(config, model_dir)
     synthetic = SyntheticConfig(image_size=config.image_size, seed=config.seed)
@@ -74,7 +74,7 @@ def evaluate_on_split(model, davis_root, output_dir, working_size, split="val", 
     the same for the baseline in `output_dir/baseline_first_mask`. Returns
     `(model results, baseline results)` (`osmn_tf.evaluation.DavisResults`).
     """
-    from osmn_tf.inference import VideoSegmenter
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     output_dir = pathlib.Path(output_dir)
     dataset = DavisDataset(davis_root, year=2017, split=split)
@@ -103,11 +103,11 @@ def evaluate_late_entries(model, config, model_dir, output_dir, working_size, pr
     """
     import dataclasses
 
-    from osmn_tf.inference import VideoSegmenter
-    from osmn_tf.segment_jobs import segment_youtube_vos
-    from osmn_tf.synthetic import SyntheticConfig, write_youtube_vos
-    from osmn_tf.youtube_vos import YouTubeVOS
-    from osmn_tf.youtube_vos_eval import evaluate_youtube_vos, write_csvs
+    from osmn_tf.inference.segmenter import VideoSegmenter
+    from osmn_tf.inference.jobs import segment_youtube_vos
+    from osmn_tf.data.synthetic import SyntheticConfig, write_youtube_vos
+    from osmn_tf.data.youtube_vos import YouTubeVOS
+    from osmn_tf.evaluation.youtube_vos import evaluate_youtube_vos, write_csvs
 
     data = synthetic_root(config, model_dir) / LATE_DIR
     synthetic = dataclasses.replace(SyntheticConfig(image_size=config.image_size, seed=config.seed),

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.precision import copy_model
+from osmn_tf.utils.precision import copy_model
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
 

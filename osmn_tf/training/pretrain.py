@@ -17,8 +17,8 @@ import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
-from osmn_tf.frames import load_rgb
-from osmn_tf.guides import VisualGuideAugmentation, visual_guide
+from osmn_tf.data.frames import load_rgb
+from osmn_tf.data.guides import VisualGuideAugmentation, visual_guide
 from osmn_tf.models.visual_modulator import VisualModulator
 
 

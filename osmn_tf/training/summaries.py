@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.config import modulation_layout
-from osmn_tf.frames import denormalize_frame
+from osmn_tf.data.frames import denormalize_frame
 
 
 def visual_gammas(model, guide_images):

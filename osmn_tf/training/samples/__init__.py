@@ -28,7 +28,7 @@ come from its own stream `default_rng([seed, batch_index, j])`. So any batch
 can be made again (resuming), in parts (replicas) and in
 parallel, in any order. `source.sample(item, rng, size)` makes one item.
 
-Reading, resizing and guides are `osmn_tf.frames` and `osmn_tf.guides`; this
+Reading, resizing and guides are `osmn_tf.data.frames` and `osmn_tf.data.guides`; this
 module only decides what goes where.
 
 One module per source on a small base: `base` (the contract's `batch` and

@@ -4,7 +4,7 @@ import math
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 
 CACHE_VERSION = 1
 """Part of every source's cache key: another value makes older caches stale."""

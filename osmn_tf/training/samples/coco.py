@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.outputs import atomic_output
-from osmn_tf.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide, visual_guide
+from osmn_tf.utils.atomic import atomic_output
+from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide, visual_guide
 from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
 
 try:  # pycocotools is only needed for COCO.

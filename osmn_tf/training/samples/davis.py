@@ -7,10 +7,10 @@ import warnings
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.davis import DavisDataset
-from osmn_tf.outputs import atomic_output
-from osmn_tf.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
+from osmn_tf.data.davis import DavisDataset
+from osmn_tf.utils.atomic import atomic_output
+from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
 from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
 
 DAVIS_LABEL_VALID_RATIO = 0.003
@@ -81,7 +81,7 @@ class DavisTrainSource(SampleSource):
     name, size and modification time), so later constructions read no image.
 
     Args:
-        root, year, split, resolution: as `osmn_tf.davis.DavisDataset`.
+        root, year, split, resolution: as `osmn_tf.data.davis.DavisDataset`.
         image_size: `(W, H)` at scale 1; the original's `--im_size` (854, 480).
         scales: one is drawn per batch; `--data_aug_scales` (0.5, 0.8, 1).
         bbox_sup: visual guide not masked (`--bbox_sup`; the original's DAVIS

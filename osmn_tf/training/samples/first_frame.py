@@ -2,8 +2,8 @@
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.frames import check_size
-from osmn_tf.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.data.frames import check_size
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 from osmn_tf.training.samples.base import SampleSource, check_augmentations
 from osmn_tf.training.samples.coco import object_sample
 

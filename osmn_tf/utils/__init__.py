@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic output folders, errors, optional extras, precision policies."""
