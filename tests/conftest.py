@@ -74,6 +74,7 @@ def tf1_checkpoint(tmp_path_factory):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "large: builds a full-size model (slow, lots of memory)")
+    config.addinivalue_line("markers", "slow: left out of the fast tier (`pytest -m \"not slow\"`)")
 
 
 def load_tool(name):
