@@ -122,6 +122,57 @@ def synthetic_video(num_frames=5, size=(80, 60), seed=0):
     return frames, first
 
 
+def write_frames(folder, frames, suffix=".png", quality=95):
+    """Writes `frames` as `folder/00000<suffix>`, ... (a frame folder as users give one); returns `folder`."""
+    from PIL import Image
+
+    folder = pathlib.Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for t, frame in enumerate(frames):
+        Image.fromarray(frame).save(folder / f"{t:05d}{suffix}", quality=quality)
+    return folder
+
+
+def assert_layer_round_trips(layer):
+    """A custom layer's config survives `from_config` and Keras' (de)serialization (keras-hub's layer test)."""
+    import keras
+
+    config = layer.get_config()
+    assert type(layer).from_config(config).get_config() == config
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
+    assert type(restored) is type(layer) and restored.get_config() == config
+
+
+def assert_models_reload_in_a_fresh_process(models, folder):
+    """Each `{name: (model, inputs)}` saved as `.keras`, loaded by `keras.models.load_model` in a new Python
+    (nothing registered by hand), gives bit-equal outputs: a lost weight or config field shows."""
+    import subprocess
+    import textwrap
+
+    import numpy as np
+
+    expected = {}
+    for name, (model, inputs) in models.items():
+        expected[name] = np.asarray(model(inputs, training=False))
+        assert expected[name].std() > 1e-4, f"{name}: outputs too flat to show a lost weight"
+        model.save(folder / f"{name}.keras")
+        np.savez(folder / f"{name}.npz", *inputs)
+    script = textwrap.dedent(f"""
+        import keras, numpy as np
+        import osmn_tf
+        for name in {list(models)!r}:
+            model = keras.models.load_model({str(folder)!r} + f"/{{name}}.keras")
+            assert type(model).__name__ == "OSMN", type(model)
+            data = np.load({str(folder)!r} + f"/{{name}}.npz")
+            inputs = [data[f"arr_{{i}}"] for i in range(len(data.files))]
+            np.save({str(folder)!r} + f"/{{name}}.out.npy", np.asarray(model(inputs, training=False)))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name, outputs in expected.items():
+        np.testing.assert_array_equal(np.load(folder / f"{name}.out.npy"), outputs, err_msg=name)
+
+
 def randomize_weights(weights, std=0.05, seed=0, rng=None):
     """Gives `weights` (a model's, or a list of variables) random normal values, in place.
 

@@ -71,13 +71,30 @@ def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     np.testing.assert_allclose(results[k].probabilities, plain[k].probabilities, atol=2e-5)
 
 
-def test_without_annotations_the_loop_is_the_first_frame_loop(small_model):
-    frames, first = synthetic_video(num_frames=3)
+def test_without_annotations_the_loop_is_the_first_frame_recurrence(small_model):
+    """SPEC 5 written out: each frame's masks are the previous frame's predictions (`annotations=None` and
+    `{}` alike), encoded once from frame 0."""
+    from osmn_tf.data.frames import resize_mask
+    from osmn_tf.inference.tracking import merge_probabilities, object_ids_of
+
+    frames, first = synthetic_video(num_frames=4)
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
-    a = [r.probabilities for r in segmenter.track(frames, first)][1:]
-    b = [r.probabilities for r in segmenter.track(frames, first, annotations={})][1:]
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
+    ids = object_ids_of(first)
+    size = (first.shape[1], first.shape[0])
+    params = segmenter.start_video(frames[0], first, ids)
+    masks, expected = np.stack([first == i for i in ids]), []
+    for frame in frames[1:]:
+        probabilities = segmenter.frame_probabilities(segmenter.prepare_frame(frame), masks, params)
+        expected.append(resize_mask(merge_probabilities(probabilities, ids), size))
+        masks = probabilities > 0.5
+    for annotations in (None, {}):
+        labels = [r.labels for r in segmenter.track(frames, first, annotations=annotations)][1:]
+        for t, (got, want) in enumerate(zip(labels, expected), 1):
+            np.testing.assert_array_equal(got, want, err_msg=f"frame {t}, annotations={annotations!r}")
+    # The recurrence matters: frame 3 from frame 0's masks instead of frame 2's differs.
+    stale = segmenter.frame_probabilities(segmenter.prepare_frame(frames[3]), np.stack([first == i for i in ids]),
+                                          params)
+    assert not np.array_equal(resize_mask(merge_probabilities(stale, ids), size), expected[2])
 
 
 def test_frames_before_any_object_are_background_and_skip_the_network(small_model, monkeypatch):

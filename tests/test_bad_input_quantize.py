@@ -6,11 +6,10 @@ import hashlib
 import shutil
 
 import pytest
-from PIL import Image
 
 from osmn_tf.data.davis import write_mask
 
-from conftest import run_tool, synthetic_video
+from conftest import run_tool, synthetic_video, write_frames
 
 SIZE = "64x48"
 
@@ -20,9 +19,7 @@ def video(tmp_path_factory):
     """A folder of 3 PNG frames and its first mask."""
     folder = tmp_path_factory.mktemp("video")
     frames, first = synthetic_video(3)
-    (folder / "frames").mkdir()
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / "frames" / f"{t:05d}.png")
+    write_frames(folder / "frames", frames)
     write_mask(folder / "first.png", first)
     return folder / "frames", folder / "first.png"
 
@@ -42,8 +39,8 @@ def network(small_weights, video, tmp_path_factory):
 
 
 def test_the_weights_and_notes_in_the_output_folder_are_kept(small_weights, video, network, tmp_path):
-    from osmn_tf.weights.checkpoints import load_model
     from osmn_tf.quantization import Int8FrameNetwork
+    from osmn_tf.weights.checkpoints import load_model
 
     output = shutil.copytree(network, tmp_path / "model.int8")
     weights = shutil.copy(small_weights, output / "small.keras")

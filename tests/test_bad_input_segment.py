@@ -13,21 +13,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.utils import outputs
 from osmn_tf.data.davis import DAVIS_PALETTE, DavisDataset, read_mask, void_as_background, write_mask
-from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.data.davis import read_first_mask
+from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.utils import outputs
 
-from conftest import run_tool, synthetic_video
+from conftest import run_tool, synthetic_video, write_frames
 
 WORKING = "64x48"
-
-
-def write_frames(folder, frames):
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{t:05d}.png")
-    return folder
 
 
 def video(tmp_path, num_frames=4, first=None):

@@ -13,7 +13,7 @@ from PIL import Image
 from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.utils.outputs import MARKER
 
-from conftest import run_tool, small_osmn, synthetic_video
+from conftest import run_tool, small_osmn, synthetic_video, write_frames
 from fake_serving import GrpcServer, RestServer, prediction_service
 
 WORKING = (64, 48)
@@ -45,9 +45,7 @@ def server(served):
 def video(tmp_path):
     """A folder of PNG frames and a first mask; returns (frames folder, first mask, frames, first)."""
     frames, first = synthetic_video(num_frames=FRAMES)
-    (tmp_path / "frames").mkdir()
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
+    write_frames(tmp_path / "frames", frames)
     Image.fromarray(first).save(tmp_path / "first.png")
     return tmp_path / "frames", tmp_path / "first.png", frames, first
 

@@ -5,12 +5,12 @@ import math
 import pytest
 import tensorflow as tf
 
-from osmn_tf.weights.checkpoints import CheckpointError
 from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 from osmn_tf.training.config import TrainConfig
 from osmn_tf.training.finetune import OnlineFinetuning
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import Trainer
+from osmn_tf.weights.checkpoints import CheckpointError
 
 from conftest import load_tool, run_tool, tiny_train_config
 

@@ -1,9 +1,6 @@
 """The base models (SPEC 8): config checks, counts, shapes, quirks, saving, folding, objects, preprocessing."""
 import io
 import json
-import subprocess
-import sys
-import textwrap
 import zipfile
 
 import h5py
@@ -12,13 +9,14 @@ import numpy as np
 import pytest
 
 import osmn_tf
-from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 from osmn_tf.config import OSMNConfig, input_scale_of, num_modulation_params, spatial_bias_channels
 from osmn_tf.data.frames import preprocess_frame, resize_mask
 from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.layers import AlignedPadding, LegacyBilinearResize, Modulation
+from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 
-from conftest import DATA, base_model_fixture, randomize_weights, small_osmn
+from conftest import (DATA, assert_layer_round_trips, assert_models_reload_in_a_fresh_process, base_model_fixture,
+                      randomize_weights, small_osmn)
 
 SMALL = dict(width=0.125, guide_size=64)
 BASE_MODELS = ["osvos", "lite", "deeplab", "masktrack"]
@@ -190,10 +188,7 @@ def test_aligned_padding_centres_the_input():
 
 @pytest.mark.parametrize("layer", [LegacyBilinearResize(2, name="r"), AlignedPadding((865, 481), name="p")])
 def test_new_layers_round_trip_their_config(layer):
-    config = layer.get_config()
-    assert type(layer).from_config(config).get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is type(layer) and restored.get_config() == config
+    assert_layer_round_trips(layer)
 
 
 # --- saving, folding, objects ---
@@ -204,30 +199,12 @@ SAVED = {"osvos": {}, "lite": {"base_model": "lite"}, "deeplab": {"base_model": 
 
 
 def test_every_base_model_reloads_from_a_keras_file_in_a_fresh_process(tmp_path):
-    expected = {}
-    for name, options in SAVED.items():
+    models = {}
+    for seed, (name, options) in enumerate(SAVED.items()):
         model = osmn_tf.build_osmn(**SMALL, **options)
-        # Non-default values everywhere (BatchNorm statistics included): a lost weight or config field shows.
-        randomize_weights(model, seed=len(expected))
-        inputs = inputs_for(model)
-        expected[name] = np.asarray(model(inputs, training=False))
-        model.save(tmp_path / f"{name}.keras")
-        np.savez(tmp_path / f"{name}.npz", *inputs)
-    script = textwrap.dedent(f"""
-        import keras, numpy as np
-        import osmn_tf  # registers the layers
-        for name in {list(SAVED)!r}:
-            model = keras.models.load_model({str(tmp_path)!r} + f"/{{name}}.keras")
-            assert type(model).__name__ == "OSMN", type(model)
-            data = np.load({str(tmp_path)!r} + f"/{{name}}.npz")
-            inputs = [data[f"arr_{{i}}"] for i in range(len(data.files))]
-            np.save({str(tmp_path)!r} + f"/{{name}}.out.npy", np.asarray(model(inputs, training=False)))
-        """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr[-3000:]
-    for name, logits in expected.items():
-        assert logits.std() > 1e-4, name
-        np.testing.assert_array_equal(np.load(tmp_path / f"{name}.out.npy"), logits, err_msg=name)
+        randomize_weights(model, seed=seed)  # BatchNorm statistics included
+        models[name] = (model, inputs_for(model))
+    assert_models_reload_in_a_fresh_process(models, tmp_path)
 
 
 def test_keras_files_of_the_model_before_base_models_still_load(tmp_path):

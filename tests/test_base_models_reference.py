@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from osmn_tf.weights.checkpoints import tf1_variable_map
 from osmn_tf.config import MOBILENET_V1_BLOCKS, input_scale_of
+from osmn_tf.weights.checkpoints import tf1_variable_map
 
 from conftest import small_osmn
 from test_jax_backend import TOLERANCE, relative_error

@@ -74,7 +74,8 @@ def test_trained_model_parity_reads_a_training_run(tmp_path, small_weights):
     for name in parity:
         assert read_mask(tmp_path / "parity" / name / "synth-val-0000" / "00001.png").shape == (48, 64)
     assert parity["float32"]["mask_agreement"] == 1.0
-    assert 0.5 < parity["int8"]["mask_agreement"] < 1.0
+    # INT8 masks agree mostly (a better quantization may reach 1.0).
+    assert 0.5 < parity["int8"]["mask_agreement"] <= 1.0
 
 
 def test_a_trained_model_folder_without_its_files_is_refused(tmp_path):

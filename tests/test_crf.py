@@ -4,10 +4,10 @@ import sys
 import numpy as np
 import pytest
 
-from osmn_tf.utils.errors import MissingExtraError
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
+from osmn_tf.utils.errors import MissingExtraError
 
-from conftest import DATA
+from conftest import DATA, write_frames
 
 CASES = ("chelsea_97x131_osmnfull", "chelsea_120x181_noisy")
 MAX_FLIPPED = 0.005  # the target: at most 0.5% of pixels differ from the release's output
@@ -144,9 +144,7 @@ def test_the_tool_refines_with_crf_and_records_it(tmp_path, small_weights):
     from conftest import run_tool, synthetic_video
 
     frames, first = synthetic_video(num_frames=3, size=WORKING)
-    (tmp_path / "frames").mkdir()
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.png")
+    write_frames(tmp_path / "frames", frames)
     Image.fromarray(first).save(tmp_path / "first.png")
     common = ["--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
               "--working-size", "64x48"]

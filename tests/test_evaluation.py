@@ -6,6 +6,7 @@ force over explicit pairwise distances, J from pixel counts, decay bins from
 the closed-form edges, and hand-derived constants.
 """
 import csv
+import json
 import math
 import os
 import pathlib
@@ -499,7 +500,19 @@ def test_shifted_masks_statistics(shifted_eval, reference_j):
     f_mean = np.mean([v["F-Mean"] for v in shifted_eval.per_object.values()])
     assert g["J-Mean"] == pytest.approx(j_mean, abs=1e-12)
     assert g["J&F-Mean"] == pytest.approx((j_mean + f_mean) / 2, abs=1e-12)
-    assert 0.55 < g["J&F-Mean"] < 0.65  # "near 0.6" (data README)
+
+
+def test_shifted_masks_equal_the_official_packages_numbers(shifted_eval):
+    """Every global and per-object number the official DAVIS 2017 package computed on this case
+    (`data/davis2017_osvos_masks/official_shifted_results.json`, data/README.md says how)."""
+    official = json.loads((DATA / "davis2017_osvos_masks" / "official_shifted_results.json").read_text())
+    assert list(official["global"]) == list(evaluation.GLOBAL_COLUMNS)
+    for column, value in official["global"].items():
+        assert shifted_eval.global_metrics[column] == pytest.approx(value, abs=1e-12), column
+    assert list(shifted_eval.per_object) == list(official["per_object"])
+    for name, row in official["per_object"].items():
+        for column, value in row.items():
+            assert shifted_eval.per_object[name][column] == pytest.approx(value, abs=1e-12), (name, column)
 
 
 def test_csv_format(shifted_eval, reference_j, tmp_path):

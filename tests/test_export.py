@@ -14,11 +14,11 @@ from PIL import Image
 from osmn_tf.data.frames import preprocess_frame, resize_mask
 from osmn_tf.data.guides import spatial_guide, visual_guide
 from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.inference.tracking import merge_probabilities
 from osmn_tf.models import fold_batch_norm
 from osmn_tf.serving import client, conversion, preprocessing
-from osmn_tf.inference.tracking import merge_probabilities
 
-from conftest import run_tool, small_osmn, synthetic_video
+from conftest import run_tool, small_osmn, synthetic_video, write_frames
 
 SMALL = 0.125
 WORKING = (64, 48)  # (W, H) of the small export's segment_raw
@@ -329,9 +329,7 @@ def test_request_and_response_bodies_follow_the_rest_api():
 
 def test_client_reports_an_unreachable_server(tmp_path):
     frames, first = synthetic_video(num_frames=2)
-    (tmp_path / "frames").mkdir()
-    for i, f in enumerate(frames):
-        Image.fromarray(f).save(tmp_path / "frames" / f"{i:05d}.png")
+    write_frames(tmp_path / "frames", frames)
     Image.fromarray(first).save(tmp_path / "first.png")
     code, message = run_tool("serving_client", "--url", "http://127.0.0.1:9", "--frames", tmp_path / "frames",
                              "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out", "--retries", "1")

@@ -9,9 +9,9 @@ import keras
 import numpy as np
 import pytest
 
-from osmn_tf.weights.checkpoints import build_osmn_from_tf1_checkpoint
 from osmn_tf.layers import BilinearUpsampling
 from osmn_tf.models import MaskTrackSegmentationNetwork, fold_batch_norm
+from osmn_tf.weights.checkpoints import build_osmn_from_tf1_checkpoint
 
 from conftest import base_model_fixture
 from test_fidelity import TOLERANCE, relative_error

@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import run_tool, synthetic_video
+from conftest import run_tool, synthetic_video, write_frames
 
 SIZE = (80, 60)
 FRAMES = 8
@@ -90,8 +90,8 @@ def test_refuses_another_model_and_size(small_model, int8_network):
 
 
 def test_load_and_save_errors(tmp_path, int8_network):
-    from osmn_tf.utils.outputs import OutputError
     from osmn_tf.quantization import Int8FrameNetwork
+    from osmn_tf.utils.outputs import OutputError
 
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "keep.txt").write_text("mine")
@@ -103,14 +103,10 @@ def test_load_and_save_errors(tmp_path, int8_network):
 
 
 def _write_video(folder, video):
-    from PIL import Image
-
     from osmn_tf.data.davis import write_mask
 
     frames, first = video
-    (folder / "frames").mkdir(parents=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / "frames" / f"{t:05d}.png")
+    write_frames(folder / "frames", frames)
     write_mask(folder / "first.png", first)
     return folder / "frames", folder / "first.png"
 

@@ -6,7 +6,7 @@ from PIL import Image
 from osmn_tf.data.davis import read_mask, write_mask
 from osmn_tf.inference.segmenter import VideoSegmenter
 
-from conftest import run_tool, synthetic_video
+from conftest import run_tool, synthetic_video, write_frames
 
 WORKING = (64, 48)
 LARGE = (1280, 720)
@@ -44,10 +44,7 @@ def test_there_is_no_full_size_mode():
 
 def test_the_tool_writes_full_resolution_masks_of_large_frames(tmp_path, small_weights, capsys):
     frames, first = large_video()
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{t:05d}.jpg", quality=90)
+    folder = write_frames(tmp_path / "frames", frames, ".jpg", quality=90)
     write_mask(tmp_path / "first.png", first)
     code, text = run_tool("segment", "--weights", small_weights, "--frames", folder, "--first-mask",
                           tmp_path / "first.png", "--output", tmp_path / "out", "--working-size", "64x48")

@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 
 import osmn_tf
-from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 from osmn_tf.layers import BilinearUpsampling, Modulation, ObjectBroadcast, SideOutputFusion
+from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 
-from conftest import DATA
+from conftest import DATA, assert_layer_round_trips
 
 SMALL = 0.125
 
@@ -316,11 +316,7 @@ def test_modulation_scales_per_channel_and_shifts_per_pixel():
               ObjectBroadcast(name="b"), SideOutputFusion([2, 4], kernel_initializer="zeros", name="fuse")]
 )
 def test_custom_layers_round_trip_their_config(layer):
-    config = layer.get_config()
-    clone = type(layer).from_config(config)
-    assert clone.get_config() == config
-    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
-    assert type(restored) is type(layer) and restored.get_config() == config
+    assert_layer_round_trips(layer)
 
 
 def test_bad_config_is_rejected_with_the_field_name():

@@ -61,8 +61,8 @@ def test_tool_reproduces_the_label_maps_of_every_frame(tmp_path, tf1_checkpoint,
 
 
 def test_each_objects_probabilities_on_frame_1(tf1_checkpoint, expected):
-    from osmn_tf.weights.checkpoints import load_model
     from osmn_tf.inference.segmenter import VideoSegmenter
+    from osmn_tf.weights.checkpoints import load_model
 
     segmenter = VideoSegmenter(load_model(tf1_checkpoint("full")))
     for sequence, ids in SEQUENCES.items():

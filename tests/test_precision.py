@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from conftest import run_tool, synthetic_video
-from osmn_tf.inference import segmenter as segmenter_module
-from osmn_tf.utils import precision
+from conftest import run_tool, synthetic_video, write_frames
 from osmn_tf.data.davis import read_mask, write_mask
+from osmn_tf.inference import segmenter as segmenter_module
 from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.utils import precision
 
 
 @pytest.mark.parametrize("flags, gpu, expected", [
@@ -28,6 +28,7 @@ def test_auto_is_refused_where_a_concrete_precision_is_needed():
 
 
 def test_segmenter_with_auto_runs_the_precision_this_cpu_gets(small_model, monkeypatch):
+    monkeypatch.setattr(precision, "has_gpu", lambda: False)  # the same on a machine with a GPU
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", frozenset({"avx512_bf16"})))
     assert VideoSegmenter(small_model, (64, 48), precision="auto").precision == "mixed_bfloat16"
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", frozenset({"avx2"})))
@@ -41,12 +42,9 @@ def test_segmenter_with_auto_runs_the_precision_this_cpu_gets(small_model, monke
 ])
 def test_tool_says_once_which_precision_would_be_faster(tmp_path, small_weights, monkeypatch, capsys, flags, says):
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", frozenset(flags)))
+    monkeypatch.setattr(precision, "has_gpu", lambda: False)
     frames, first = synthetic_video()
-    (tmp_path / "frames").mkdir()
-    for t, frame in enumerate(frames):
-        from PIL import Image
-
-        Image.fromarray(frame).save(tmp_path / "frames" / f"{t:05d}.jpg")
+    write_frames(tmp_path / "frames", frames, ".jpg")
     write_mask(tmp_path / "first.png", first)
     common = ["--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
               "--working-size", "64x48"]
@@ -73,8 +71,8 @@ def test_tool_says_once_which_precision_would_be_faster(tmp_path, small_weights,
 def test_trained_parity_compares_every_precision_with_float32(tmp_path, small_model):
     """The mechanics on a small model: float32 against itself, and bfloat16's own masks and score."""
     from osmn_tf.benchmarks.parity import trained_parity
-    from osmn_tf.evaluation import evaluate_davis
     from osmn_tf.data.synthetic import SyntheticConfig, write_davis
+    from osmn_tf.evaluation import evaluate_davis
 
     root = tmp_path / "davis"
     write_davis(root, SyntheticConfig(image_size=(64, 48), num_frames=5, seed=3), 2, split="val")

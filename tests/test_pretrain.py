@@ -7,8 +7,8 @@ import tensorflow as tf
 
 from osmn_tf.config import OSMNConfig
 from osmn_tf.data.davis import DavisDataset
-from osmn_tf.models.osmn import build_osmn
 from osmn_tf.data.synthetic import SyntheticConfig, write_davis
+from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.config import TrainConfig
 from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.samples import DavisTrainSource

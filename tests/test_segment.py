@@ -3,12 +3,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from osmn_tf.inference import segmenter as segmenter_module
 from osmn_tf.data.davis import DAVIS_PALETTE, read_mask, write_mask
+from osmn_tf.inference import segmenter as segmenter_module
 from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.utils.outputs import MARKER
 
-from conftest import DATA, run_tool, run_tool_process, synthetic_video
+from conftest import DATA, run_tool, run_tool_process, synthetic_video, write_frames
 
 SOLO = DATA / "sequence_solo"
 WORKING = (64, 48)
@@ -121,16 +121,9 @@ def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_p
         assert difference < 2e-3
 
 
-def write_frames(folder, frames, suffix=".jpg"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for t, frame in enumerate(frames):
-        Image.fromarray(frame).save(folder / f"{t:05d}{suffix}", quality=95)
-    return folder
-
-
 def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(tmp_path, small_weights):
     frames, first = synthetic_video()
-    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "frames", frames, ".jpg")
     palette = np.zeros((8, 3), np.uint8)
     palette[1], palette[2], palette[5] = (10, 20, 30), (40, 50, 60), (70, 80, 90)
     mask = Image.fromarray(first, mode="P")
@@ -169,7 +162,7 @@ def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weigh
 
 def make_davis(root, sequences, year="2017"):
     for name, (frames, first) in sequences.items():
-        write_frames(root / "JPEGImages/480p" / name, frames)
+        write_frames(root / "JPEGImages/480p" / name, frames, ".jpg")
         write_mask(root / "Annotations/480p" / name / "00000.png", first)
     (root / "ImageSets" / year).mkdir(parents=True, exist_ok=True)
     (root / "ImageSets" / year / "val.txt").write_text("\n".join(sequences) + "\n")
@@ -202,7 +195,7 @@ def test_dataset_mode_2016_treats_every_object_as_one(tmp_path, small_weights):
 
 def bad_case(tmp_path, case):
     frames, first = synthetic_video()
-    folder = write_frames(tmp_path / "frames", frames)
+    folder = write_frames(tmp_path / "frames", frames, ".jpg")
     write_mask(tmp_path / "first.png", first)
     frames_arg, mask_arg = folder, tmp_path / "first.png"
     if case == "missing frames":
@@ -285,26 +278,40 @@ def test_online_finetuning_trains_a_copy_on_frame_0_for_each_video(small_model, 
     assert len(adapted) == 2
 
 
-def test_tool_online_finetune_flag(tmp_path, small_weights):
+def test_tool_online_finetune_flag(tmp_path, small_weights, monkeypatch, capsys):
+    from osmn_tf.training.finetune import OnlineFinetuning
+
     frames, first = synthetic_video(num_frames=3)
-    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "frames", frames, ".jpg")
     write_mask(tmp_path / "first.png", first)
+    # The flag must reach the segmenter: the video is segmented by a model fine-tuned for 2 steps on frame 0.
+    tuned = []
+    real = OnlineFinetuning.__call__
+
+    def recording(self, model, frame, first_mask, working_size):
+        result = real(self, model, frame, first_mask, working_size)
+        tuned.append((self.steps, tuple(working_size), np.array_equal(first_mask, first),
+                      any(not np.array_equal(a, b) for a, b in zip(model.get_weights(), result.get_weights()))))
+        return result
+
+    monkeypatch.setattr(OnlineFinetuning, "__call__", recording)
     code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out", "--working-size", "64x48", "--online-finetune", "2")
     assert code == 0, message
+    assert tuned == [(2, (64, 48), True, True)]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [MARKER] + [f"{t:05d}.png" for t in range(3)]
     code, message = run_tool("segment",
         "--weights", small_weights, "--frames", tmp_path / "frames", "--first-mask", tmp_path / "first.png",
         "--output", tmp_path / "out2", "--online-finetune", "-1")
-    assert code != 0
+    assert code == 2 and "--online-finetune" in capsys.readouterr().err
 
 
 @pytest.mark.large
 @pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
 def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_checkpoint, precision):
-    from osmn_tf.weights.checkpoints import load_model
     from osmn_tf.data.frames import preprocess_frame
+    from osmn_tf.weights.checkpoints import load_model
 
     model = load_model(tf1_checkpoint("full"))
     reference, mixed = VideoSegmenter(model), VideoSegmenter(model, precision=precision)
@@ -327,7 +334,7 @@ def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_c
 
 def test_tool_precision_and_xla_flags(tmp_path, small_weights, monkeypatch):
     frames, first = synthetic_video()
-    write_frames(tmp_path / "frames", frames)
+    write_frames(tmp_path / "frames", frames, ".jpg")
     write_mask(tmp_path / "first.png", first)
     built = []
 
@@ -368,15 +375,21 @@ def test_xla_gives_the_masks_of_the_plain_graph(small_model):
 
 
 def test_frames_are_read_in_a_thread_and_a_failing_frame_is_reported_at_its_index(small_model):
+    import threading
+
     frames, first = synthetic_video()
+    readers = set()
 
     def reader():
-        yield from frames[:3]
+        for frame in frames[:3]:
+            readers.add(threading.get_ident())
+            yield frame
         raise OSError("frame 3 is unreadable")
 
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
     results = segmenter.track(reader(), first)
     assert len([next(results) for _ in range(3)]) == 3
+    assert readers and threading.get_ident() not in readers
     with pytest.raises(OSError, match="frame 3 is unreadable"):
         next(results)
 

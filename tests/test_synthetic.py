@@ -8,9 +8,9 @@ from PIL import Image
 
 from osmn_tf.data import synthetic
 from osmn_tf.data.davis import DavisDataset, read_mask
-from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
 from osmn_tf.data.frames import load_rgb
 from osmn_tf.data.synthetic import SyntheticConfig
+from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
 
 from conftest import load_tool, run_tool_process
 

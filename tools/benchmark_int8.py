@@ -94,8 +94,8 @@ def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.benchmarks import int8
-    from osmn_tf.utils.atomic import atomic_output
     from osmn_tf.quantization.routes import ROUTES
+    from osmn_tf.utils.atomic import atomic_output
 
     routes = args.routes or list(ROUTES)
     unknown = sorted(set(routes) - set(ROUTES))

@@ -40,8 +40,8 @@ def main(argv=None):
     if os.path.exists(args.output) and not args.overwrite:
         sys.exit(f"error: {args.output} exists (use --overwrite to replace it)")
 
-    from osmn_tf.weights import checkpoints
     from osmn_tf.utils.atomic import replacing
+    from osmn_tf.weights import checkpoints
 
     try:
         config = checkpoints.config_from_tf1_checkpoint(args.weights)

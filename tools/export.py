@@ -100,8 +100,8 @@ def check_side_outputs(args):
 
 
 def write_server_config(args, model_base):
-    from osmn_tf.utils.atomic import atomic_output
     from osmn_tf.serving.server_config import BatchingParameters, models_config
+    from osmn_tf.utils.atomic import atomic_output
 
     version = int(os.path.basename(os.path.normpath(args.output)))
     base_path = args.config_base_path or os.path.abspath(model_base)
@@ -125,8 +125,8 @@ def folder_size(path):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
-    from osmn_tf.weights.checkpoints import CheckpointError, load_model
     from osmn_tf.serving import conversion, latency, signatures, versions
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model
 
     try:
         check_side_outputs(args)

@@ -100,9 +100,9 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
     """A contact sheet (.png) or an animation (.gif) of one sequence with its masks overlaid."""
     from PIL import Image
 
-    from osmn_tf.utils.atomic import atomic_output
     from osmn_tf.data.synthetic import generate_sequence, split_first_index
     from osmn_tf.inference.visualize import overlay_labels
+    from osmn_tf.utils.atomic import atomic_output
 
     frames, masks = generate_sequence(config, split_first_index(split) + number)
     if path.lower().endswith(".gif"):
@@ -126,8 +126,8 @@ def write_preview(path, config, split, number, columns=8, zoom=2):
 
 def print_baseline(config, count, progress):
     """Prints the copy-first-mask J and F means over `count` validation sequences."""
-    from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
     from osmn_tf.data.synthetic import generate_sequence, split_first_index
+    from osmn_tf.evaluation import boundary_measure, copy_first_mask_baseline
 
     j_means, f_means = [], []
     for number in progress(range(count), desc="baseline"):

@@ -29,8 +29,8 @@ def main(argv=None):
     args = parse_args(argv)
     from tqdm import tqdm
 
-    from osmn_tf.utils.outputs import OutputError, check_output_folder
     from osmn_tf.data.youtube_objects import prepare_youtube_objects
+    from osmn_tf.utils.outputs import OutputError, check_output_folder
 
     try:
         check_output_folder(args.output, [args.source])

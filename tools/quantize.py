@@ -59,10 +59,10 @@ def main(argv=None):
     cli_args.quiet_tensorflow(args.verbose)
     import time
 
-    from osmn_tf.weights.checkpoints import CheckpointError, load_model
-    from osmn_tf.utils.outputs import OutputError, check_output_folder
     from osmn_tf.quantization import MissingExtraError, calibration_samples, check_extra, dataset_videos, quantize
     from osmn_tf.quantization.network import check_network_folder
+    from osmn_tf.utils.outputs import OutputError, check_output_folder
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model
 
     try:
         check_extra()

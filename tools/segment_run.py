@@ -151,8 +151,8 @@ def _made_from(r):
 
 def _segmenter(r, log):
     """The `VideoSegmenter` of `r`: the model loaded (TensorFlow imported) only now."""
-    from osmn_tf.weights.checkpoints import load_model
     from osmn_tf.inference.segmenter import VideoSegmenter
+    from osmn_tf.weights.checkpoints import load_model
 
     if r.int8_model:
         from osmn_tf.quantization import check_extra

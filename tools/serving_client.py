@@ -103,9 +103,9 @@ def guide_size(text):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
-    from osmn_tf.utils import outputs
     from osmn_tf.data.davis import read_first_mask
     from osmn_tf.inference.jobs import segment_to_folder
+    from osmn_tf.utils import outputs
     from osmn_tf.serving.client import (RestPredictor, ServingError, ServingVideoSegmenter, TransientServingError,
                                         served_guide_size)
     from osmn_tf.data.video import open_frames

@@ -68,10 +68,10 @@ def parse_args(argv=None):
     optim.add_argument("--weight-decay", type=float, help="L2 rate on conv kernels (2e-4)")
     optim.add_argument("--visual-modulator-init", choices=["keras", "he"],
                        help="how the visual modulator starts when --init does not set it (the demo: he, "
-                            "for training it from random weights; the release's stages: keras; see README)")
+                            "for training it from random weights; the release's stages: keras; see docs/training.md)")
     optim.add_argument("--visual-modulator-pretrain-steps", type=int,
                        help="before training, teach the visual modulator for N steps to tell the training "
-                            "objects apart (0; skipped with --init; see README)")
+                            "objects apart (0; skipped with --init; see docs/training.md)")
     optim.add_argument("--visual-modulator-lr-multiplier", type=float,
                        help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 "
                             "(the demo: 0.1; the release's stages: 1)")

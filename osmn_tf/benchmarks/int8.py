@@ -22,11 +22,12 @@ from osmn_tf.benchmarks.parity import mask_agreement
 from osmn_tf.benchmarks.timing import interleaved
 from osmn_tf.data.davis import DavisDataset
 from osmn_tf.evaluation import evaluate_davis
+from osmn_tf.inference.jobs import segment_davis
 from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.models import build_osmn
 from osmn_tf.quantization import routes as route_lib
 from osmn_tf.quantization.calibration import calibration_samples, dataset_videos, random_samples
-from osmn_tf.inference.jobs import segment_davis
+from osmn_tf.utils.atomic import atomic_output
 
 
 def _score(model, davis_root, output_dir, working_size, frame_network=None):
@@ -86,7 +87,8 @@ def prepare(work_dir, demo_model, demo_root, demo_size, routes=route_lib.ROUTES,
     speed_frame = speed_model.frame_model(fold_batch_norm=True)
     speed_frame.save_weights(work_dir / "speed_frame.weights.h5")
     speed_calibration = random_samples(speed_frame, speed_size, speed_samples)
-    np.savez(work_dir / "speed_inputs.npz", **random_samples(speed_frame, speed_size, 1, seed=1)[0])
+    with atomic_output(work_dir / "speed_inputs.npz") as handle:
+        np.savez(handle, **random_samples(speed_frame, speed_size, 1, seed=1)[0])
     for route in routes:
         entry = report["routes"][route]
         if "error" in entry:
@@ -101,7 +103,8 @@ def prepare(work_dir, demo_model, demo_root, demo_size, routes=route_lib.ROUTES,
             entry["error"] = _error(e)
             log(f"{route}: FAILED at full size: {entry['error']['message']}")
     report["speed_calibration"] = f"{speed_samples} synthetic frames (random_samples, seed 0)"
-    (work_dir / "prepared.json").write_text(json.dumps(report, indent=2))
+    with atomic_output(work_dir / "prepared.json", "w") as handle:
+        json.dump(report, handle, indent=2)
     return report
 
 

@@ -23,10 +23,12 @@ from osmn_tf.benchmarks.timing import (
     convolution_flops, device_name, interleaved, matmul_flops_per_second, median_seconds, rss_mb, run_times)
 from osmn_tf.data.frames import load_rgb, preprocess_frame
 from osmn_tf.data.guides import spatial_guide
+from osmn_tf.inference.jobs import peak_memory_mb
 from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.models import build_osmn
+from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.utils.precision import auto_precision, cpu_bfloat16_flags, cpu_info
-from osmn_tf.inference.jobs import peak_memory_mb
+
 
 
 class NetworkInputs:
@@ -59,7 +61,8 @@ def _write_frames(folder, count, size, rng):
     folder.mkdir(parents=True, exist_ok=True)
     base = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     for t in range(count):
-        Image.fromarray(np.roll(base, 3 * t, axis=1)).save(folder / f"{t:05d}.jpg", quality=90)
+        with atomic_output(folder / f"{t:05d}.jpg") as handle:
+            Image.fromarray(np.roll(base, 3 * t, axis=1)).save(handle, format="JPEG", quality=90)
     return sorted(folder.iterdir())
 
 

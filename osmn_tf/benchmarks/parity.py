@@ -12,8 +12,8 @@ import numpy as np
 
 from osmn_tf.data.davis import DavisDataset, read_mask
 from osmn_tf.evaluation import evaluate_davis
-from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.inference.jobs import segment_davis
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 REFERENCE = "float32"
 

@@ -15,8 +15,8 @@ import tensorflow as tf
 
 from osmn_tf.benchmarks.timing import run_times
 from osmn_tf.data.frames import load_rgb
-from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.inference.jobs import segment_to_folder
+from osmn_tf.inference.segmenter import VideoSegmenter
 
 COMPUTE_DTYPES = {"float32": tf.float32, "mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}
 

@@ -13,8 +13,8 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from osmn_tf.evaluation import csv_text, write_text
 from osmn_tf.data.youtube_objects import YouTubeObjects, class_of
+from osmn_tf.evaluation import csv_text, write_text
 
 
 @dataclasses.dataclass

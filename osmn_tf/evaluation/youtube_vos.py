@@ -19,8 +19,8 @@ import pathlib
 import numpy as np
 
 from osmn_tf.data.davis import read_mask, void_as_background
-from osmn_tf.evaluation import BOUND_TH, csv_text, write_text, boundary_measure, region_similarity
 from osmn_tf.data.youtube_vos import YouTubeVOS
+from osmn_tf.evaluation import BOUND_TH, csv_text, write_text, boundary_measure, region_similarity
 
 
 @dataclasses.dataclass

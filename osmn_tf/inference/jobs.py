@@ -17,10 +17,10 @@ import time
 
 import numpy as np
 
-from osmn_tf.utils import atomic, outputs
 from osmn_tf.data.davis import DAVIS_PALETTE, DavisDataset, write_mask
 from osmn_tf.data.prefetch import BackgroundWriter
 from osmn_tf.inference.tracking import object_ids_of
+from osmn_tf.utils import atomic, outputs
 
 
 @dataclasses.dataclass

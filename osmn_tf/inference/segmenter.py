@@ -5,9 +5,9 @@ import tensorflow as tf
 from osmn_tf.config import LITE_STRIDE, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
 from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
-from osmn_tf.utils.precision import resolve_precision
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
 from osmn_tf.inference.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
+from osmn_tf.utils.precision import resolve_precision
 
 CRF_MERGES = ("refined", "release")
 

@@ -6,9 +6,9 @@ from matplotlib.figure import Figure
 from matplotlib.offsetbox import AnnotationBbox, OffsetImage
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.modulation_analysis.encoding import encode_objects, gamma_std_per_layer, mds_embedding
 from osmn_tf.training.summaries import spatial_scales
+from osmn_tf.utils.atomic import atomic_output
 
 NEAR_ZERO_FRACTION = 0.01
 """Fig. 7 counts a spatial scale as (near) zero below this fraction of the largest one."""

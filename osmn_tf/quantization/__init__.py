@@ -9,9 +9,9 @@
 `routes` holds every route that was compared (`tools/benchmark_int8.py`);
 `network` the one kept.
 """
-from osmn_tf.utils.errors import MissingExtraError
 from osmn_tf.quantization.calibration import calibration_samples, dataset_videos, random_samples
 from osmn_tf.quantization.network import INSTALL_HINT, Int8FrameNetwork, check_extra, quantize
+from osmn_tf.utils.errors import MissingExtraError
 
 __all__ = ["INSTALL_HINT", "Int8FrameNetwork", "MissingExtraError", "calibration_samples", "check_extra", "dataset_videos",
            "quantize", "random_samples"]

@@ -29,8 +29,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.utils import atomic
 from osmn_tf.quantization.frame_graph import export_frame_saved_model, frame_input_specs, nncf_quantize
+from osmn_tf.utils import atomic
 
 ROUTES = ("litert", "openvino", "openvino_float_modulation", "inc", "onnxruntime", "onnxruntime_float_modulation")
 

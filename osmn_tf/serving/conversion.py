@@ -6,9 +6,9 @@ import os
 
 import tensorflow as tf
 
-from osmn_tf.utils import atomic
 from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.serving.signatures import frame_specs, input_specs
+from osmn_tf.utils import atomic
 
 
 def export_onnx(model, output_dir, parts=("encode_guide", "segment")):

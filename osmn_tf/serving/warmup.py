@@ -10,10 +10,10 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.utils import atomic
 from osmn_tf.data.frames import preprocess_frame
 from osmn_tf.data.guides import spatial_guide, visual_guide
 from osmn_tf.serving.client import encode_image
+from osmn_tf.utils import atomic
 
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 

@@ -173,7 +173,7 @@ PRESETS = {
     # channels and 64x64 visual guides (the paper's 224 costs half of a CPU step). Its visual modulator
     # starts from random weights, not ImageNet's: He initialisation and a tenth of the learning rate
     # keep it alive, and modulating conv1/conv2 too lets it pick colours, which the synthetic objects
-    # differ by (README "The embedded demo: measured").
+    # differ by (docs/results.md, "The embedded demo and its ablations").
     "demo": dict(model=OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True), visual_modulator_init="he",
                  visual_modulator_lr_multiplier=0.1),
     # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.

@@ -103,11 +103,11 @@ def evaluate_late_entries(model, config, model_dir, output_dir, working_size, pr
     """
     import dataclasses
 
-    from osmn_tf.inference.segmenter import VideoSegmenter
-    from osmn_tf.inference.jobs import segment_youtube_vos
     from osmn_tf.data.synthetic import SyntheticConfig, write_youtube_vos
     from osmn_tf.data.youtube_vos import YouTubeVOS
     from osmn_tf.evaluation.youtube_vos import evaluate_youtube_vos, write_csvs
+    from osmn_tf.inference.jobs import segment_youtube_vos
+    from osmn_tf.inference.segmenter import VideoSegmenter
 
     data = synthetic_root(config, model_dir) / LATE_DIR
     synthetic = dataclasses.replace(SyntheticConfig(image_size=config.image_size, seed=config.seed),

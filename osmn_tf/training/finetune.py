@@ -6,9 +6,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.utils.precision import copy_model
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
+from osmn_tf.utils.precision import copy_model
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The release's visual modulator starts from an ImageNet-trained VGG16, whose
 fc7 features already differ between objects; fc8 then only has to map them to
 scales. Trained from random weights on a CPU budget, the modulator does not
-get there (README, "The embedded demo: measured"). This stage gives it such
+get there (docs/results.md, "The embedded demo and its ablations"). This stage gives it such
 features first, without a download: its VGG16 and fc6/fc7, with a linear
 classifier on fc7, learn which training object a visual guide shows, from
 guides of several frames of each object (instance discrimination). fc8 is

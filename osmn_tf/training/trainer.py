@@ -19,17 +19,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.weights.checkpoints import CheckpointError, load_weights
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
-from osmn_tf.utils.atomic import atomic_output, replacing
-from osmn_tf.utils.precision import copy_model, dtype_policy
 from osmn_tf.training.distribute import is_chief, worker_name
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.optimizer import MultipliedAdam
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
 from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.summaries import TrainingSummaries
+from osmn_tf.utils.atomic import atomic_output, replacing
+from osmn_tf.utils.precision import copy_model, dtype_policy
+from osmn_tf.weights.checkpoints import CheckpointError, load_weights
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"

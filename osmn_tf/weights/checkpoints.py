@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from osmn_tf.config import (MOBILENET_V1_BLOCKS, MOBILENET_V1_FIRST_CHANNELS, VGG16_BLOCKS, OSMNConfig,
                             num_modulation_params, scaled)
-from osmn_tf.utils.errors import CheckpointError
 from osmn_tf.models.osmn import OSMN, build_osmn
+from osmn_tf.utils.errors import CheckpointError
 
 # What a training checkpoint holds besides the model: never loaded. The `-up` kernels are
 # the fixed bilinear up-sampling (osvos' `score-multiK-up`, deeplab's and masktrack's

@@ -16,8 +16,8 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.utils.errors import CheckpointError
 from osmn_tf.config import GUIDE_SIZE, MOBILENET_V1_BLOCKS, VGG16_BLOCKS
+from osmn_tf.utils.errors import CheckpointError
 
 _BATCH_NORM = ("gamma", "beta", "moving_mean", "moving_variance")
 

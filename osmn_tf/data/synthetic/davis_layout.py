@@ -5,8 +5,8 @@ import pathlib
 from PIL import Image
 
 from osmn_tf.data.davis import write_mask
-from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.data.synthetic.sampler import generate_sequence
+from osmn_tf.utils.atomic import atomic_output
 
 SPLIT_FIRST_INDEX = {"train": 0, "val": 1_000_000, "test": 2_000_000, "test-dev": 3_000_000}
 """The first sequence index of each split: splits of one seed never share a sequence."""

@@ -4,10 +4,10 @@ import pathlib
 import numpy as np
 from PIL import Image
 
-from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.data.synthetic.davis_layout import check_root_config, split_first_index, write_jpeg
 from osmn_tf.data.synthetic.render import render_frame
 from osmn_tf.data.synthetic.sampler import sample_scene
+from osmn_tf.utils.atomic import atomic_output
 
 
 def write_youtube_objects(root, config, num_sequences, first_index=None, overwrite=False, on_sequence=None):

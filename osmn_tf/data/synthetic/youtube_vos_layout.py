@@ -6,8 +6,8 @@ from osmn_tf.data.davis import write_mask
 from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.data.synthetic.davis_layout import (check_root_config, frames_complete, sequence_name, split_first_index,
                                              write_jpeg)
-from osmn_tf.data.synthetic.sampler import sample_scene
 from osmn_tf.data.synthetic.render import render_frame
+from osmn_tf.data.synthetic.sampler import sample_scene
 
 
 def write_youtube_vos(root, config, num_sequences, split="valid", first_index=None, overwrite=False,

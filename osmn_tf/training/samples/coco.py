@@ -8,10 +8,10 @@ import warnings
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide, visual_guide
 from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
+from osmn_tf.utils.atomic import atomic_output
 
 try:  # pycocotools is only needed for COCO.
     from pycocotools import mask as coco_mask

@@ -8,10 +8,10 @@ import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import DavisDataset
-from osmn_tf.utils.atomic import atomic_output
 from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
 from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
+from osmn_tf.utils.atomic import atomic_output
 
 DAVIS_LABEL_VALID_RATIO = 0.003
 """A frame is a valid visual guide when the object covers more than this fraction of the image..."""
