@@ -96,7 +96,7 @@ class TestCheckpoints:
         with pytest.raises(CheckpointError) as error:
             other.train(progress=False)
         assert str(error.value) == (f"{model_dir} holds a run of another configuration (width 0.125 there, 0.25 "
-                                    "asked): give another --model-dir, or the same options to resume it")
+                                    "asked): give another model_dir, or the same configuration to resume it")
 
 
 def test_train_tool_exits_with_one_line_for_a_checkpoint_error(monkeypatch, tmp_path):

@@ -42,6 +42,16 @@ def test_keras_loads_saved_models_after_import_osmn_tf_in_either_order(order, sm
     assert result.stdout.strip().splitlines()[-1] == "osmn_tf.models.osmn OSMN"
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("first", ["osmn_tf.layers", "osmn_tf.utils.precision", "osmn_tf.training.config"])
+def test_a_module_that_loads_keras_first_imports_and_saved_models_still_load(first, small_weights):
+    # Keras loads inside one of our modules that osmn_tf.models needs: the models register once it is complete.
+    result = python(f"import {first}\nimport keras\nmodel = keras.models.load_model({str(small_weights)!r})\n"
+                    "print(type(model).__name__)")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "OSMN"
+
+
 def test_every_public_name_imports_from_the_package():
     result = python("import osmn_tf\nfor name in osmn_tf.__all__:\n"
                     "    exec(f'from osmn_tf import {name}')\n    assert getattr(osmn_tf, name) is not None, name\n"

@@ -94,6 +94,10 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.cpu_replicas < 1:
         parser.error("--cpu-replicas must be >= 1")
+    # Checked here, before TensorFlow loads: every stage but the demo reads a dataset.
+    if (args.dataset or args.stage) not in ("synthetic", "demo") and not args.data_root:
+        parser.error(f"{f'--dataset {args.dataset}' if args.dataset else f'--stage {args.stage}'} needs a data "
+                     "root (--data-root)")
     return args
 
 

@@ -121,7 +121,7 @@ class TrainConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.dataset != "synthetic" and not self.data_root:
-            raise ValueError(f"the {self.dataset} dataset needs a data root (--data-root)")
+            raise ValueError(f"the {self.dataset} dataset needs a data root (data_root)")
         for name in ("batch_size", "accumulation", "steps", "checkpoint_every", "log_every", "image_every",
                      "validate_every"):
             if int(getattr(self, name)) < 1:
@@ -147,8 +147,8 @@ class TrainConfig:
             raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
                              f"{self.visual_modulator_pretrain_steps!r}")
         if self.visual_modulator_pretrain_steps and self.dataset == "coco":
-            raise ValueError("visual_modulator_pretrain_steps needs sequences (--dataset davis or synthetic); "
-                             "set it to 0 for coco (--visual-modulator-pretrain-steps 0)")
+            raise ValueError("visual_modulator_pretrain_steps needs sequences (dataset davis or synthetic); "
+                             "set it to 0 for coco")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")

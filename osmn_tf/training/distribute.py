@@ -38,7 +38,7 @@ def make_strategy(name="auto", cpu_replicas=1):
             name = "one_device"
     if name == "multi_worker":
         if not _cluster():
-            raise ValueError("--strategy multi_worker needs TF_CONFIG with a cluster and this task")
+            raise ValueError("strategy multi_worker needs TF_CONFIG with a cluster and this task")
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "mirrored":
         devices = [d.name for d in tf.config.list_logical_devices("GPU")]

@@ -86,9 +86,12 @@ class Trainer:
         validation_source: optional source of the fixed validation batches
             (default: `source` with another seed).
         log: where progress lines go (default stderr); None for silence.
+        model: optional OSMN model to train, built under `strategy.scope()`
+            (default: `build_osmn(config.model)`); `config`'s initialisation,
+            `init` and freezing still apply to it.
     """
 
-    def __init__(self, config, source, strategy, model_dir, validation_source=None, log=sys.stderr):
+    def __init__(self, config, source, strategy, model_dir, validation_source=None, log=sys.stderr, model=None):
         self.config = config
         self.source = source
         self.strategy = strategy
@@ -100,8 +103,10 @@ class Trainer:
 
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
-            with dtype_policy(config.precision):
-                self.model = build_osmn(config.model, synchronized_batch_norm=self.num_replicas > 1)
+            if model is None:
+                with dtype_policy(config.precision):
+                    model = build_osmn(config.model, synchronized_batch_norm=self.num_replicas > 1)
+            self.model = model
             if config.visual_modulator_init == "he":
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
@@ -203,7 +208,7 @@ class Trainer:
                      if key in theirs and _normalised(theirs[key]) != _normalised(value)]
         if different:
             raise CheckpointError(f"{self.model_dir} holds a run of another configuration ({'; '.join(different)}): "
-                                  "give another --model-dir, or the same options to resume it")
+                                  "give another model_dir, or the same configuration to resume it")
 
     def restore(self):
         """Restores the newest checkpoint of `model_dir` that reads, if any; returns the step reached.
@@ -287,11 +292,12 @@ class Trainer:
             window_steps += 1
             losses = {"loss/main": float(main), "loss/total": float(total)}
             if not math.isfinite(losses["loss/total"]):
-                raise FloatingPointError(f"the loss became {losses['loss/total']} at step {step}; lower --lr")
+                raise FloatingPointError(f"the loss became {losses['loss/total']} at step {step}; lower the "
+                                         "learning rate (TrainConfig.learning_rates)")
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{losses['loss/main']:.4g}", refresh=False)
-            if step % config.log_every == 0 or step == config.steps:
+            if self._due(step, config.log_every):
                 elapsed = time.perf_counter() - window_start
                 rate = window_steps / elapsed if elapsed > 0 else 0.0
                 lr = self.optimizer.learning_rate
@@ -303,12 +309,12 @@ class Trainer:
                     self._print(f"step {step}/{config.steps}  loss {losses['loss/main']:.4g}  "
                                 f"{rate:.2f} steps/s  ETA {eta / 60:.1f} min")
                 window_start, window_steps = time.perf_counter(), 0
-            if step % config.image_every == 0 or step == config.steps:
+            if self._due(step, config.image_every):
                 self._write_probe()
-            if step % config.validate_every == 0 or step == config.steps:
+            if self._due(step, config.validate_every):
                 if self.chief:
                     self.summaries.scalars(step, {"validation/J": self.validate()})
-            if step % config.checkpoint_every == 0 or step == config.steps:
+            if self._due(step, config.checkpoint_every):
                 self.manager.save(checkpoint_number=step)
                 self.summaries.flush()
         if bar is not None:
@@ -316,6 +322,10 @@ class Trainer:
         self.summaries.flush()
         self.save_model()
         return losses
+
+    def _due(self, step, every):
+        """Whether a periodic task (logging, probe images, validation, checkpoints) runs after `step`."""
+        return step % every == 0 or step == self.config.steps
 
     def pretrain_visual_modulator(self, progress=True):
         """Runs `osmn_tf.training.pretrain` for `config.visual_modulator_pretrain_steps` on the training objects.
