@@ -77,6 +77,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: left out of the fast tier (`pytest -m \"not slow\"`)")
 
 
+def pytest_collection_modifyitems(items):
+    # A full-size network is slow: `large` tests are out of the fast tier too.
+    for item in items:
+        if item.get_closest_marker("large") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 def load_tool(name):
     """`tools/<name>.py` as a module (with `tools/` importable, as when the script runs)."""
     spec = importlib.util.spec_from_file_location(f"{name}_tool", REPO / "tools" / f"{name}.py")
@@ -171,6 +178,19 @@ def assert_models_reload_in_a_fresh_process(models, folder):
     assert result.returncode == 0, result.stderr[-3000:]
     for name, outputs in expected.items():
         np.testing.assert_array_equal(np.load(folder / f"{name}.out.npy"), outputs, err_msg=name)
+
+
+def assert_objects_together_equal_each_alone(segmenter, frames, first):
+    """Each object's probabilities, segmented with the others in one batch, equal those of its video alone."""
+    import numpy as np
+
+    together = [r.probabilities for r in segmenter.track(frames, first)][1:]
+    for k, object_id in enumerate(np.unique(first[first > 0])):
+        alone = [r.probabilities for r in segmenter.track(frames, np.where(first == object_id, first, 0))][1:]
+        for t, (a, b) in enumerate(zip(alone, together)):
+            np.testing.assert_allclose(a[0], b[k], atol=2e-5, err_msg=f"object {object_id}, frame {t + 1}")
+    # The probabilities are not trivially equal across objects (the test could fail).
+    assert np.abs(together[0][0] - together[0][1]).max() > 1e-3
 
 
 def randomize_weights(weights, std=0.05, seed=0, rng=None):

@@ -8,7 +8,7 @@ from osmn_tf.inference import segmenter as segmenter_module
 from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.utils.outputs import MARKER
 
-from conftest import DATA, run_tool, run_tool_process, synthetic_video, write_frames
+from conftest import assert_objects_together_equal_each_alone, DATA, run_tool, run_tool_process, synthetic_video, write_frames
 
 SOLO = DATA / "sequence_solo"
 WORKING = (64, 48)
@@ -17,13 +17,7 @@ WORKING = (64, 48)
 def test_all_objects_in_one_batch_equal_one_object_at_a_time(small_model):
     frames, first = synthetic_video()
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
-    together = [r.probabilities for r in segmenter.track(frames, first)][1:]
-    for k, object_id in enumerate((1, 2, 5)):
-        alone = [r.probabilities for r in segmenter.track(frames, np.where(first == object_id, first, 0))][1:]
-        for t, (a, b) in enumerate(zip(alone, together)):
-            np.testing.assert_allclose(a[0], b[k], atol=2e-5, err_msg=f"object {object_id}, frame {t + 1}")
-    # The probabilities are not trivially equal across objects (the test could fail).
-    assert np.abs(together[0][0] - together[0][1]).max() > 1e-3
+    assert_objects_together_equal_each_alone(segmenter, frames, first)
 
 
 def test_the_visual_modulator_encodes_one_object_per_call_as_the_original(small_model):

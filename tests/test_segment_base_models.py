@@ -7,7 +7,7 @@ from osmn_tf.data.frames import preprocess_frame, resize_mask
 from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.inference.segmenter import VideoSegmenter
 
-from conftest import small_osmn, synthetic_video
+from conftest import assert_objects_together_equal_each_alone, small_osmn, synthetic_video
 
 SMALL = dict(width=0.125, guide_size=64)
 CASES = {"lite": ({"base_model": "lite"}, {}), "deeplab": ({"base_model": "deeplab"}, {}),
@@ -26,13 +26,7 @@ def test_all_objects_in_one_batch_equal_one_object_at_a_time(models, case):
     frames, first = synthetic_video()
     # lite's modulated network needs multiples of 32 (SPEC 8.1).
     segmenter = VideoSegmenter(model, working_size=(64, 64), **CASES[case][1])
-    together = [r.probabilities for r in segmenter.track(frames, first)][1:]
-    for k, object_id in enumerate((1, 2, 5)):
-        alone = [r.probabilities for r in segmenter.track(frames, np.where(first == object_id, first, 0))][1:]
-        for t, (a, b) in enumerate(zip(alone, together)):
-            np.testing.assert_allclose(a[0], b[k], atol=2e-5, err_msg=f"object {object_id}, frame {t + 1}")
-    # The probabilities are not trivially equal across objects (the test could fail).
-    assert np.abs(together[0][0] - together[0][1]).max() > 1e-3
+    assert_objects_together_equal_each_alone(segmenter, frames, first)
 
 
 def test_lite_working_size_must_be_multiples_of_32_unless_padded(models):
