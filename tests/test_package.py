@@ -57,3 +57,49 @@ def test_ci_runs_exactly_the_readmes_test_command():
 
 def test_readme_stays_short():
     assert len((REPO / "README.md").read_text().splitlines()) <= 200
+
+
+def _module_imports():
+    """`{module: modules of osmn_tf it imports at module level}` for every module of the package."""
+    import ast
+
+    modules = {}
+    for path in (REPO / "osmn_tf").rglob("*.py"):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        modules[name] = path
+    imports = {}
+    for name, path in modules.items():
+        found = set()
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("osmn_tf"):
+                found.add(node.module)
+                found.update(f"{node.module}.{a.name}" for a in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(a.name for a in node.names)
+        # A package importing its own submodules is its public face, not a cycle.
+        imports[name] = {m for m in found if m in modules and m != name and not m.startswith(name + ".")}
+    return imports
+
+
+def test_no_import_cycle_between_modules():
+    imports, cycles = _module_imports(), []
+
+    def visit(module, stack):
+        for other in sorted(imports[module]):
+            if other in stack:
+                cycles.append(" -> ".join(stack[stack.index(other):] + [other]))
+            elif other not in done:
+                visit(other, stack + [other])
+        done.add(module)
+
+    done = set()
+    for module in sorted(imports):
+        if module not in done:
+            visit(module, [module])
+    assert not cycles, cycles
+
+
+def test_no_module_over_400_lines():
+    long = {str(p.relative_to(REPO)): n for p in (REPO / "osmn_tf").rglob("*.py")
+            if (n := len(p.read_text().splitlines())) > 400}
+    assert not long, long
