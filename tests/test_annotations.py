@@ -21,6 +21,7 @@ def _square(shape, y, x, side, object_id):
     return mask
 
 
+@pytest.mark.slow
 def test_an_object_entering_at_frame_k_has_no_pixels_before_and_its_annotation_at_k(small_model):
     frames, first = synthetic_video(num_frames=5)
     k = 2
@@ -44,6 +45,7 @@ def test_an_object_entering_at_frame_k_has_no_pixels_before_and_its_annotation_a
         np.testing.assert_allclose(results[t].probabilities[:2], before[t].probabilities, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     frames, first = synthetic_video(num_frames=5)
     k = 2

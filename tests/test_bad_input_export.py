@@ -62,6 +62,7 @@ def test_the_weights_are_never_an_output(small_weights, tmp_path):
     assert (tmp_path / "small.keras").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_overwrite_replaces_the_server_config_and_the_tflite_file(small_weights, tmp_path):
     base = tmp_path / "models" / "osmn"
     base.mkdir(parents=True)
@@ -75,6 +76,7 @@ def test_overwrite_replaces_the_server_config_and_the_tflite_file(small_weights,
     assert not [p for p in tmp_path.rglob(".*")]  # no temporary left
 
 
+@pytest.mark.slow
 def test_an_export_that_fails_midway_leaves_no_version_and_can_be_rerun(small_weights, tmp_path, monkeypatch):
     from osmn_tf.serving import warmup
 
@@ -101,6 +103,7 @@ def dead_pid():
     return process.pid
 
 
+@pytest.mark.slow
 def test_the_leftover_of_a_killed_export_is_removed_by_the_next_one(small_weights, tmp_path, capsys):
     base = tmp_path / "osmn"
     leftover = base / "temp-1"

@@ -38,6 +38,7 @@ def network(small_weights, video, tmp_path_factory):
     return output
 
 
+@pytest.mark.slow
 def test_the_weights_and_notes_in_the_output_folder_are_kept(small_weights, video, network, tmp_path):
     from osmn_tf.quantization import Int8FrameNetwork
     from osmn_tf.weights.checkpoints import load_model
@@ -89,6 +90,7 @@ def test_a_damaged_model_bin_is_named(how, network, tmp_path):
     assert "quantize again" in message
 
 
+@pytest.mark.slow
 def test_segment_names_a_damaged_int8_model_in_one_line(small_weights, network, video, tmp_path):
     damaged = damage(network, tmp_path, "truncated")
     code, message = run_tool("segment", "--weights", small_weights, "--frames", video[0], "--first-mask", video[1],

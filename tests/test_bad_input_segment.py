@@ -54,6 +54,7 @@ def masks_in(folder):
 class TestOutputFolder:
     """Items 1, 2 and the output checks of 7: only the tool's own files are ever replaced."""
 
+    @pytest.mark.slow
     def test_overwrite_replaces_only_the_masks(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
@@ -66,6 +67,7 @@ class TestOutputFolder:
         assert masks_in(out) == [f"{t:05d}.png" for t in range(4)]
         assert (out / "00003.png").stat().st_mtime_ns != stamp
 
+    @pytest.mark.slow
     def test_overwrite_with_a_shorter_video_removes_only_the_masks_it_wrote_before(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
@@ -78,6 +80,7 @@ class TestOutputFolder:
         assert (out / "99999.png").read_bytes() == b"a user's own png"
         assert_untouched(out)
 
+    @pytest.mark.slow
     def test_davis_overwrite_keeps_unrelated_files(self, tmp_path, small_weights):
         root = tmp_path / "davis"
         frames, mask = synthetic_video(num_frames=3)
@@ -114,6 +117,7 @@ class TestOutputFolder:
         assert masks_in(frames) == [f"{t:05d}.png" for t in range(4)]
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
+    @pytest.mark.slow
     def test_an_empty_output_folder_is_not_complete(self, tmp_path, small_weights, capsys):
         frames, first = video(tmp_path)
         (tmp_path / "out").mkdir()
@@ -123,6 +127,7 @@ class TestOutputFolder:
         assert segment(small_weights, frames, first, tmp_path / "out")[0] == 0
         assert "is complete already; skipping it" in capsys.readouterr().out
 
+    @pytest.mark.slow
     def test_a_folder_left_by_a_killed_commit_is_redone(self, tmp_path, small_weights, capsys):
         frames, first = video(tmp_path)
         out = tmp_path / "out"
@@ -153,6 +158,7 @@ class TestOutputFolder:
         assert code != 0 and message == f"error: --overlay {tmp_path / 'o.mp4'}: is a folder, not a file"
         assert not (tmp_path / "out").exists()
 
+    @pytest.mark.slow
     def test_stale_leftovers_of_a_killed_run_are_removed(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -198,6 +204,7 @@ class TestFirstMask:
         assert set(np.unique(void_as_background(mixed, DAVIS_PALETTE))) == {0, 1}
         assert set(np.unique(void_as_background(mixed))) == {0, 1}
 
+    @pytest.mark.slow
     def test_the_tool_does_not_make_void_an_object(self, tmp_path, small_weights):
         frames, first = synthetic_video(num_frames=3)
         first[55:60, :] = 255
@@ -216,6 +223,7 @@ class TestFirstMask:
                                              r"which is void\)"):
             read_first_mask(tmp_path / "m.png")
 
+    @pytest.mark.slow
     def test_an_h_w_1_first_mask_is_read_as_h_w(self, small_model):
         frames, first = synthetic_video(num_frames=2)
         segmenter = VideoSegmenter(small_model, working_size=(64, 48))
@@ -233,6 +241,7 @@ class TestFirstMask:
 class TestFrames:
     """Smaller items of 7: mixed frame sizes with an overlay, leaving a blocked frame source."""
 
+    @pytest.mark.slow
     def test_mixed_frame_sizes_keep_the_masks_and_fit_the_overlay(self, tmp_path, small_weights):
         from osmn_tf.data.video import open_frames
 
@@ -286,6 +295,7 @@ def write_video_file(path, frames, fps=5):
 class TestNotOurs:
     """Item 5: a file the tool did not write is never replaced without --overwrite."""
 
+    @pytest.mark.slow
     def test_an_unrelated_overlay_is_kept(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         holiday = tmp_path / "holiday.mp4"
@@ -304,6 +314,7 @@ class TestNotOurs:
         assert (tmp_path / "o.gif").stat().st_mtime_ns != stamp and (tmp_path / "o2.gif").exists()
 
     @pytest.mark.parametrize("source", ["folder", "video file"])
+    @pytest.mark.slow
     def test_a_users_own_mask_file_is_kept(self, tmp_path, small_weights, source):
         frames, first = video(tmp_path)
         if source == "video file":
@@ -324,6 +335,7 @@ class TestNotOurs:
 class TestBinaryFirstMask:
     """Item 10: the one object of a 0/255 mask is written as id 1, in id 1's colour."""
 
+    @pytest.mark.slow
     def test_a_0_255_mask_gives_id_1(self, tmp_path, small_weights):
         frames, ids = synthetic_video(num_frames=3)
         write_frames(tmp_path / "frames", frames)
@@ -342,6 +354,7 @@ class TestWhatMadeTheResults:
     """Item 11: complete means complete for these inputs; other inputs are refused, or redone with --overwrite."""
 
     @pytest.mark.parametrize("change", ["video file", "folder", "first mask", "weights", "working size"])
+    @pytest.mark.slow
     def test_results_of_other_inputs_are_not_complete(self, tmp_path, small_weights, change):
         frames, first = video(tmp_path, num_frames=6)
         six = frames
@@ -381,6 +394,7 @@ class TestWhatMadeTheResults:
         expected = {"video file": 30, "folder": 3}.get(change, 6)
         assert masks_in(out) == [f"{t:05d}.png" for t in range(expected)]
 
+    @pytest.mark.slow
     def test_a_davis_sequence_of_other_weights_is_refused_before_any_work(self, tmp_path, small_weights):
         root = tmp_path / "davis"
         frames, mask = synthetic_video(num_frames=3, seed=1)
@@ -403,6 +417,7 @@ class TestWhatMadeTheResults:
 class TestFrameZeroTwice:
     """Item 12: an annotation of frame 0 beside the first mask wins, and says so once; new ids get colours."""
 
+    @pytest.mark.slow
     def test_which_mask_wins_is_said_once_and_new_ids_have_colours(self, tmp_path, small_weights, capsys):
         frames, ids = synthetic_video(num_frames=4)
         write_frames(tmp_path / "frames", frames)
@@ -435,6 +450,7 @@ class TestFrameZeroTwice:
 class TestOneWriterAtATime:
     """Item 14: a second run into a folder another run is writing is refused; a dead run's lock is not."""
 
+    @pytest.mark.slow
     def test_a_second_writer_is_refused(self, tmp_path, small_weights):
         from conftest import REPO
 
@@ -461,6 +477,7 @@ class TestOneWriterAtATime:
         assert holder.returncode == 0, stderr
         assert masks_in(out) == ["00000.png"] and not lock.exists()
 
+    @pytest.mark.slow
     def test_the_lock_of_a_dead_run_is_ignored(self, tmp_path, small_weights):
         frames, first = video(tmp_path)
         dead = subprocess.Popen([sys.executable, "-c", "pass"])
@@ -481,6 +498,7 @@ class TestOneLine:
         assert code == 1 and message == (f"error: --overlay {tmp_path / 'x.png'}: not a video file name; give one "
                                          "ending in .mp4, .gif, .avi, .mkv, .mov or .webm"), message
 
+    @pytest.mark.slow
     def test_ctrl_c_on_a_file_run_ends_in_one_line(self, tmp_path, small_weights):
         import signal
 
@@ -518,6 +536,7 @@ class TestOneLine:
         assert str(error.value) == f"[Errno {errno.ENOSPC}] No space left on device: '{target}'"
         assert list(tmp_path.iterdir()) == []
 
+    @pytest.mark.slow
     def test_a_full_disk_is_named_with_the_file(self, tmp_path, small_weights):
         import resource
         import signal

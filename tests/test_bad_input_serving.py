@@ -30,6 +30,7 @@ def test_a_rank_3_image_is_named_as_a_wrong_rank(signatures):
         graph(check, tf.float32)(image)
 
 
+@pytest.mark.slow
 def test_a_batch_of_0_images_is_named(signatures):
     segment = tf.function(lambda image, guide, params: signatures.segment(image, guide, params), input_signature=[
         signatures.specs["image"], signatures.specs["spatial_guide"], signatures.specs["modulation_params"]])

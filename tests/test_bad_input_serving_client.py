@@ -61,6 +61,7 @@ def digests(folder):
 
 
 @pytest.mark.parametrize("transport", ["rest", "grpc"])
+@pytest.mark.slow
 def test_the_float_signatures_take_the_guide_size_from_the_served_model(transport, served, demo_model, video,
                                                                          tmp_path):
     import pathlib
@@ -84,6 +85,7 @@ def test_the_float_signatures_take_the_guide_size_from_the_served_model(transpor
     assert len(np.unique(expected[-1])) > 1
 
 
+@pytest.mark.slow
 def test_a_guide_size_given_skips_the_metadata(server, video, tmp_path):
     code, message = client(["--url", server.url], video, tmp_path / "out", "--guide-size", "64")
     assert code == 0, message
@@ -101,6 +103,7 @@ def test_served_guide_size_reads_encode_guide_or_names_what_is_missing():
 
 
 @pytest.mark.parametrize("case", ["frames folder", "cwd", "root", "file"])
+@pytest.mark.slow
 def test_an_output_that_puts_files_at_risk_is_refused_before_any_request(case, server, video, tmp_path,
                                                                           monkeypatch):
     folder = video[0]
@@ -122,6 +125,7 @@ def test_an_output_that_puts_files_at_risk_is_refused_before_any_request(case, s
     assert server.calls == [] and server.metadata_calls == 0
 
 
+@pytest.mark.slow
 def test_a_complete_output_is_skipped_and_overwrite_replaces_only_its_masks(server, video, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -64,6 +64,7 @@ class TestLearningRate:
 class TestCheckpoints:
     """Item 5 (training side) and the model-dir item of 7."""
 
+    @pytest.mark.slow
     def test_resumes_from_the_newest_checkpoint_that_reads(self, synthetic_root, source, tmp_path):
         model_dir = tmp_path / "run"
         Trainer(tiny_config(synthetic_root), source, tf.distribute.get_strategy(), model_dir, log=None).train(False)
@@ -77,6 +78,7 @@ class TestCheckpoints:
         assert f"resumed from step 2 ({model_dir / 'ckpt-2'})" in text
         assert again.step == 4
 
+    @pytest.mark.slow
     def test_no_readable_checkpoint_is_an_error_naming_them(self, synthetic_root, source, tmp_path):
         model_dir = tmp_path / "run"
         Trainer(tiny_config(synthetic_root, steps=2), source, tf.distribute.get_strategy(), model_dir,
@@ -87,6 +89,7 @@ class TestCheckpoints:
         with pytest.raises(CheckpointError, match=f"{model_dir}: no checkpoint reads: {model_dir / 'ckpt-2'} "):
             trainer.restore()
 
+    @pytest.mark.slow
     def test_a_model_dir_of_another_width_is_named(self, synthetic_root, source, tmp_path):
         model_dir = tmp_path / "run"
         Trainer(tiny_config(synthetic_root, steps=1), source, tf.distribute.get_strategy(), model_dir,

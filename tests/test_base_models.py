@@ -115,6 +115,7 @@ def test_dilated_base_models_take_any_frame_size(base_model, size):
     assert logits.shape == (2, *size, 1) and np.all(np.isfinite(logits))
 
 
+@pytest.mark.slow
 def test_lite_takes_multiples_of_32_and_names_the_quirk_otherwise():
     model = osmn_tf.build_osmn(base_model="lite", **SMALL)
     for size in ((32, 32), (64, 160)):
@@ -139,6 +140,7 @@ def test_a_modulation_map_of_another_size_is_an_error_not_a_broadcast():
         layer(np.zeros((1, 2, 2, 3), "float32"), biases=np.zeros((1, 2, 1, 3), "float32"))
 
 
+@pytest.mark.slow
 def test_masktrack_aligned_size_pads_as_the_release_and_crops_with_the_unpadded_offset():
     model = small_osmn(base_model="masktrack", **SMALL)
     inputs = inputs_for(model, size=(37, 51))
