@@ -7,9 +7,10 @@ frames), then segments the held-out synthetic videos and writes the official
 DAVIS CSVs for the model (runs/demo/eval/) and for the copy-the-first-mask
 baseline (runs/demo/eval/baseline_first_mask/).
 
-The release's two stages:
+The release's two stages, and its YouTube-VOS training:
     python tools/train.py --stage coco --data-root COCO --init vgg_16.ckpt --model-dir runs/coco
     python tools/train.py --stage davis --data-root DAVIS --init runs/coco/model.keras --model-dir runs/davis
+    python tools/train.py --stage youtube-vos --data-root YTVOS --init vgg_16.ckpt --model-dir runs/ytvos
 
 Rerunning with the same --model-dir resumes from its latest checkpoint.
 Several GPUs: --strategy mirrored; several machines: --strategy multi_worker with TF_CONFIG set on each.
@@ -26,13 +27,14 @@ import cli_args
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="demo", choices=["demo", "coco", "davis"],
-                        help="preset: the embedded demo, or the release's stage 1 (coco) or 2 (davis)")
+    parser.add_argument("--stage", default="demo", choices=["demo", "coco", "davis", "youtube-vos"],
+                        help="preset: the embedded demo, the release's stage 1 (coco) or 2 (davis), or its "
+                             "YouTube-VOS training (youtube-vos)")
     parser.add_argument("--model-dir", help="checkpoints, TensorBoard events, model.keras (default runs/<stage>)")
     data = parser.add_argument_group("data (defaults from --stage)")
-    data.add_argument("--dataset", choices=["synthetic", "coco", "davis"])
-    data.add_argument("--data-root", help="COCO or DAVIS folder; synthetic: where it is written "
-                                          "(default MODEL_DIR/data)")
+    data.add_argument("--dataset", choices=["synthetic", "coco", "davis", "youtube-vos"])
+    data.add_argument("--data-root", help="COCO, DAVIS or YouTube-VOS folder (the one holding train/); synthetic: "
+                                          "where it is written (default MODEL_DIR/data)")
     data.add_argument("--image-size", type=cli_args.size, help="training frame size WxH at scale 1")
     data.add_argument("--scales", type=float, nargs="+", help="one drawn per batch, times --image-size")
     data.add_argument("--synthetic-sequences", type=int, nargs=2, metavar=("TRAIN", "VAL"),
@@ -46,7 +48,13 @@ def parse_args(argv=None):
     data.add_argument("--random-crop-ratio", type=float,
                       help="COCO: cut one side of each image by up to this fraction before resizing (0 = off)")
     data.add_argument("--random-guide", action=argparse.BooleanOptionalAction, default=None,
-                      help="DAVIS: the visual guide from a random valid frame (default) or always frame 0")
+                      help="DAVIS, YouTube-VOS: the visual guide from a random valid frame (default) or always "
+                           "the object's first frame")
+    data.add_argument("--label-valid-ratio", type=float,
+                      help="DAVIS, YouTube-VOS: a valid visual guide frame has the object on more than this "
+                           "fraction of the image (0.003)")
+    data.add_argument("--bbox-valid-ratio", type=float,
+                      help="... and on more than this fraction of its bounding box (0.2)")
     data.add_argument("--skip-blank-frames", action="store_true", default=None,
                       help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
@@ -106,7 +114,8 @@ def make_config(args):
         "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
         "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "bbox_sup": args.bbox_sup,
         "random_crop_ratio": args.random_crop_ratio, "random_guide": args.random_guide,
-        "skip_blank_frames": args.skip_blank_frames, "init": args.init, "steps": args.steps,
+        "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
+        "bbox_valid_ratio": args.bbox_valid_ratio, "init": args.init, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,

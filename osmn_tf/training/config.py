@@ -1,4 +1,4 @@
-"""What a training run does, as one dataclass, and the presets of the release's two stages."""
+"""What a training run does, as one dataclass, and the presets of the release's training stages."""
 import dataclasses
 import json
 import math
@@ -7,7 +7,7 @@ from osmn_tf.config import OSMNConfig
 from osmn_tf.data.guides import SpatialGuidePerturbation
 from osmn_tf.utils.precision import check_precision
 
-DATASETS = ("synthetic", "coco", "davis")
+DATASETS = ("synthetic", "coco", "davis", "youtube-vos")
 VISUAL_MODULATOR_INITS = ("keras", "he")
 
 
@@ -19,10 +19,12 @@ class TrainConfig:
     weights (`PRESETS`).
 
     Attributes:
-        dataset: `synthetic` (generated into `data_root`), `coco` or `davis`.
+        dataset: `synthetic` (generated into `data_root`), `coco`, `davis` or
+            `youtube-vos`.
         data_root: the dataset's folder (COCO: with `annotations/` and
-            `<split>2017/`; DAVIS: the standard layout; synthetic: where it is
-            written, default `<model_dir>/data`).
+            `<split>2017/`; DAVIS: the standard layout; YouTube-VOS: the root
+            holding `train/` with `JPEGImages/`, `Annotations/`, `meta.json`;
+            synthetic: where it is written, default `<model_dir>/data`).
         image_size: `(W, H)` of training frames at scale 1.
         scales: one drawn per batch, multiplying `image_size` (SPEC 7).
         sg_center_perturb_ratio, sg_std_perturb_ratio: how far the spatial
@@ -80,11 +82,14 @@ class TrainConfig:
     sg_std_perturb_ratio: float = 0.4
     # The sample sources' options (`osmn_tf.training.samples`): visual guides not masked (`--bbox_sup`);
     # COCO images cut on one side by up to this fraction; DAVIS visual guides from a random valid frame,
-    # and training only on the frames where the object is visible.
+    # and training only on the frames where the object is visible. A frame is a valid visual guide when the
+    # object covers more than label_valid_ratio of the image and bbox_valid_ratio of its box (DAVIS, YouTube-VOS).
     bbox_sup: bool = False
     random_crop_ratio: float = 0.0
     random_guide: bool = True
     skip_blank_frames: bool = False
+    label_valid_ratio: float = 0.003
+    bbox_valid_ratio: float = 0.2
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -140,15 +145,18 @@ class TrainConfig:
         for name in ("sg_center_perturb_ratio", "sg_std_perturb_ratio"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        for name in ("label_valid_ratio", "bbox_valid_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.visual_modulator_init not in VISUAL_MODULATOR_INITS:
             raise ValueError(f"visual_modulator_init must be one of {VISUAL_MODULATOR_INITS}, "
                              f"got {self.visual_modulator_init!r}")
         if int(self.visual_modulator_pretrain_steps) < 0:
             raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
                              f"{self.visual_modulator_pretrain_steps!r}")
-        if self.visual_modulator_pretrain_steps and self.dataset == "coco":
-            raise ValueError("visual_modulator_pretrain_steps needs sequences (--dataset davis or synthetic); "
-                             "set it to 0 for coco (--visual-modulator-pretrain-steps 0)")
+        if self.visual_modulator_pretrain_steps and self.dataset in ("coco", "youtube-vos"):
+            raise ValueError("visual_modulator_pretrain_steps needs the DAVIS layout (--dataset davis or synthetic); "
+                             f"set it to 0 for {self.dataset} (--visual-modulator-pretrain-steps 0)")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
@@ -184,12 +192,18 @@ PRESETS = {
     "davis": dict(dataset="davis", image_size=(854, 480), scales=(0.5, 0.8, 1.0), batch_size=4, steps=50_000,
                   learning_rates=(1e-6,), lr_boundaries=(), fix_bn=True, checkpoint_every=2000,
                   log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
+    # The release's YouTube-VOS training (osmn_train_eval_ytvos.py and its README): 448x256 frames at scale 1,
+    # visual guides from random valid frames (--randomize_guide), from ImageNet VGG16 (no --whole_model_path),
+    # 200k steps at 1e-5 then 100k at 1e-6; BatchNorm trains.
+    "youtube-vos": dict(dataset="youtube-vos", image_size=(448, 256), scales=(1.0,), batch_size=8, steps=300_000,
+                        learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), checkpoint_every=2000,
+                        log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
 }
 """`--stage NAME`: the fields a preset sets on top of `TrainConfig`'s defaults."""
 
 
 def preset(name, model=None, **overrides):
-    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`) with `overrides` on top.
+    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`, `youtube-vos`) with `overrides` on top.
 
     `model`: a dict of `OSMNConfig` fields to change in the preset's model.
     """
