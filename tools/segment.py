@@ -12,6 +12,8 @@ A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<fram
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
 A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
     python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT
+  with the release's online fine-tuning (one model per object, trained where the object first appears):
+    python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT --online-finetune 100
 
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
@@ -58,6 +60,13 @@ def parse_args(argv=None):
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
     parser.add_argument("--finetune-lr", type=cli_args.learning_rate, default=1e-5,
                         help="Adam learning rate of --online-finetune")
+    parser.add_argument("--finetune-scales", type=float, nargs="+", metavar="S",
+                        help="--online-finetune: one scale drawn per step, times --working-size (the release's: "
+                             "0.8 1 1.5 for --youtube-vos-root, else 0.5 0.8 1)")
+    parser.add_argument("--finetune-per-object", action=argparse.BooleanOptionalAction, default=None,
+                        help="--online-finetune: one fine-tuned model per object, trained at the object's first "
+                             "annotated frame, as the release (default for --youtube-vos-root); "
+                             "--no-finetune-per-object: one model per video, trained on the first annotated frame")
     speed = parser.add_argument_group("speed")
     cli_args.add_precision(speed, help="compute precision of the per-frame network (mixed: float32 weights, "
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
@@ -96,6 +105,15 @@ def parse_args(argv=None):
         parser.error(f"--max-lag must be >= 1 frame, got {args.max_lag}")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
+    if (args.finetune_scales or args.finetune_per_object is not None) and not args.online_finetune:
+        parser.error("--finetune-scales and --finetune-per-object are options of --online-finetune N")
+    if args.finetune_scales is None:
+        # The release's fine-tuning scripts: osmn_online_finetune_ytvos.py and osmn_online_finetune.py.
+        args.finetune_scales = (0.8, 1.0, 1.5) if args.youtube_vos_root else (0.5, 0.8, 1.0)
+    elif not all(s > 0 for s in args.finetune_scales):
+        parser.error(f"--finetune-scales must be positive, got {' '.join(map(str, args.finetune_scales))}")
+    if args.finetune_per_object is None:
+        args.finetune_per_object = bool(args.youtube_vos_root)
     if args.int8_model and (args.online_finetune or args.precision != "float32" or args.xla):
         parser.error("--int8-model replaces the per-frame network: not with --online-finetune, --precision or --xla")
     return args
@@ -116,6 +134,7 @@ def main(argv=None):
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
+        finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

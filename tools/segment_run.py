@@ -48,7 +48,9 @@ class SegmentRequest:
     a folder `osmn_tf.quantization.Int8FrameNetwork.save` wrote from the same
     weights and working size, which then runs the per-frame network.
     `crf`, `crf_merge`: the release's dense CRF on every object's mask
-    (`VideoSegmenter`'s `crf` and `crf_merge`).
+    (`VideoSegmenter`'s `crf` and `crf_merge`). `online_finetune` steps of
+    `OnlineFinetuning` (`finetune_lr`, `finetune_scales`) per video, or with
+    `finetune_per_object` per object at its first annotation.
     """
 
     weights: str
@@ -73,6 +75,8 @@ class SegmentRequest:
     overwrite: bool = False
     online_finetune: int = 0
     finetune_lr: float = 1e-5
+    finetune_scales: tuple = (1.0,)
+    finetune_per_object: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -145,6 +149,8 @@ def _made_from(r):
         "INT8 model": outputs.input_stamp(r.int8_model) if r.int8_model else None,
         "online fine-tuning steps": r.online_finetune,
         "fine-tuning learning rate": r.finetune_lr if r.online_finetune else None,
+        "fine-tuning scales": list(r.finetune_scales) if r.online_finetune else None,
+        "fine-tuning per object": bool(r.finetune_per_object) if r.online_finetune else None,
         "dense CRF": f"{r.crf_merge} merge" if r.crf else None,
     }
 
@@ -162,11 +168,11 @@ def _segmenter(r, log):
     if r.online_finetune:
         from osmn_tf.training.finetune import OnlineFinetuning
 
-        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
+        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales)
     model = load_model(r.weights)
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
                                precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
-                               crf_merge=r.crf_merge)
+                               crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object))
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter
