@@ -18,6 +18,7 @@ A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submissi
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
 import argparse
+import math
 import sys
 
 import cli_args
@@ -67,6 +68,12 @@ def parse_args(argv=None):
                         help="--online-finetune: one fine-tuned model per object, trained at the object's first "
                              "annotated frame, as the release (default for --youtube-vos-root); "
                              "--no-finetune-per-object: one model per video, trained on the first annotated frame")
+    guide = parser.add_argument_group("visual guide")
+    guide.add_argument("--vg-pad-ratio", type=float, default=0.03,
+                       help="margin around the object's box, as a fraction of the box (the release's 0.03)")
+    guide.add_argument("--vg-keep-aspect-ratio", action="store_true",
+                       help="fit the object's box into the guide undistorted (for a model trained with "
+                            "tools/train.py --vg-keep-aspect-ratio)")
     speed = parser.add_argument_group("speed")
     cli_args.add_precision(speed, help="compute precision of the per-frame network (mixed: float32 weights, "
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
@@ -112,6 +119,8 @@ def parse_args(argv=None):
         args.finetune_scales = (0.8, 1.0, 1.5) if args.youtube_vos_root else (0.5, 0.8, 1.0)
     elif not all(s > 0 for s in args.finetune_scales):
         parser.error(f"--finetune-scales must be positive, got {' '.join(map(str, args.finetune_scales))}")
+    if not (math.isfinite(args.vg_pad_ratio) and args.vg_pad_ratio > -0.5):
+        parser.error(f"--vg-pad-ratio must be a number > -0.5, got {args.vg_pad_ratio}")
     if args.finetune_per_object is None:
         args.finetune_per_object = bool(args.youtube_vos_root)
     if args.int8_model and (args.online_finetune or args.precision != "float32" or args.xla):
@@ -135,6 +144,7 @@ def main(argv=None):
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
         finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
+        vg_pad_ratio=args.vg_pad_ratio, vg_keep_aspect_ratio=args.vg_keep_aspect_ratio,
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

@@ -50,7 +50,9 @@ class SegmentRequest:
     `crf`, `crf_merge`: the release's dense CRF on every object's mask
     (`VideoSegmenter`'s `crf` and `crf_merge`). `online_finetune` steps of
     `OnlineFinetuning` (`finetune_lr`, `finetune_scales`) per video, or with
-    `finetune_per_object` per object at its first annotation.
+    `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
+    `vg_keep_aspect_ratio`: how visual guides are cut (`VideoSegmenter`'s
+    `guide_pad_ratio`, `guide_keep_aspect_ratio`).
     """
 
     weights: str
@@ -77,6 +79,8 @@ class SegmentRequest:
     finetune_lr: float = 1e-5
     finetune_scales: tuple = (1.0,)
     finetune_per_object: bool = False
+    vg_pad_ratio: float = 0.03
+    vg_keep_aspect_ratio: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -152,6 +156,9 @@ def _made_from(r):
         "fine-tuning scales": list(r.finetune_scales) if r.online_finetune else None,
         "fine-tuning per object": bool(r.finetune_per_object) if r.online_finetune else None,
         "dense CRF": f"{r.crf_merge} merge" if r.crf else None,
+        # None when the release's: records made before these options match.
+        "visual guide pad ratio": None if r.vg_pad_ratio == 0.03 else r.vg_pad_ratio,
+        "visual guide keeps aspect ratio": True if r.vg_keep_aspect_ratio else None,
     }
 
 
@@ -172,7 +179,8 @@ def _segmenter(r, log):
     model = load_model(r.weights)
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
                                precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
-                               crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object))
+                               crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object),
+                               guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio)
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter

@@ -43,6 +43,15 @@ def parse_args(argv=None):
                       help="spatial guide centre jitter in training, in units of its scale (0.2)")
     data.add_argument("--sg-std-perturb-ratio", type=float,
                       help="spatial guide scale jitter in training: times U(1/(1+r), 1+r) (0.4)")
+    data.add_argument("--vg-random-crop-ratio", type=float,
+                      help="visual guide in training: each side of the object's box moves by up to this fraction (0.1)")
+    data.add_argument("--vg-random-rotate-angle", type=float,
+                      help="visual guide in training: rotation by up to this many degrees (10)")
+    data.add_argument("--vg-color-aug", action="store_true", default=None,
+                      help="visual guide in training: brightness and contrast times U(0.8, 1.3)")
+    data.add_argument("--vg-keep-aspect-ratio", action="store_true", default=None,
+                      help="visual guide in training: the object's box fits the square undistorted (segment with "
+                           "tools/segment.py --vg-keep-aspect-ratio then)")
     data.add_argument("--bbox-sup", action="store_true", default=None,
                       help="visual guides are the object's box, not masked (the release's --bbox_sup)")
     data.add_argument("--random-crop-ratio", type=float,
@@ -115,7 +124,9 @@ def make_config(args):
         "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "bbox_sup": args.bbox_sup,
         "random_crop_ratio": args.random_crop_ratio, "random_guide": args.random_guide,
         "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
-        "bbox_valid_ratio": args.bbox_valid_ratio, "init": args.init, "steps": args.steps,
+        "bbox_valid_ratio": args.bbox_valid_ratio, "vg_random_crop_ratio": args.vg_random_crop_ratio,
+        "vg_random_rotate_angle": args.vg_random_rotate_angle, "vg_color_aug": args.vg_color_aug,
+        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,

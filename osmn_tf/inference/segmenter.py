@@ -4,7 +4,7 @@ import tensorflow as tf
 
 from osmn_tf.config import LITE_STRIDE, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
-from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.guides import PAD_RATIO, dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.utils.precision import resolve_precision
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
 from osmn_tf.inference.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
@@ -31,6 +31,10 @@ class VideoSegmenter(VideoLoop):
             segment each object with its own model, as the release's online
             fine-tuning did (`osmn_online_finetune*.py`: one model per
             object). Costs one model copy per object.
+        guide_pad_ratio: the visual guide's margin around the object's box, as
+            a fraction of the box (the release's `--vg_pad_ratio`, 0.03).
+        guide_keep_aspect_ratio: fit the object's box into the visual guide
+            without distortion (`--vg_keep_aspect_ratio`; for a model trained so).
         share_frame_features: feed the frame once and let the network share
             its unmodulated layers among the objects (`ObjectBroadcast`);
             False feeds one copy of the frame per object (same masks, K times
@@ -76,7 +80,7 @@ class VideoSegmenter(VideoLoop):
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
                  precision="float32", frame_network=None, use_original_mask=False, pad=False, crf=None,
-                 crf_merge="refined", adapt_per_object=False):
+                 crf_merge="refined", adapt_per_object=False, guide_pad_ratio=PAD_RATIO, guide_keep_aspect_ratio=False):
         if crf_merge not in CRF_MERGES:
             raise ValueError(f"crf_merge must be one of {CRF_MERGES}, got {crf_merge!r}")
         self.crf = DenseCRFConfig() if crf is True else crf
@@ -89,6 +93,10 @@ class VideoSegmenter(VideoLoop):
         self.jit_compile = bool(jit_compile)
         self.precision = resolve_precision(precision)
         self.working_size = check_size(working_size, "working_size")
+        if not (np.isfinite(guide_pad_ratio) and guide_pad_ratio > -0.5):
+            raise ValueError(f"guide_pad_ratio must be a finite number > -0.5, got {guide_pad_ratio!r}")
+        self.guide_pad_ratio = float(guide_pad_ratio)
+        self.guide_keep_aspect_ratio = bool(guide_keep_aspect_ratio)
         self.adapt = adapt
         self.adapt_per_object = bool(adapt_per_object)
         if self.adapt_per_object and adapt is None:
@@ -162,7 +170,8 @@ class VideoSegmenter(VideoLoop):
         if self._model.visual_modulator is None:
             return None
         size = self._model.config.guide_size
-        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale) for i in object_ids])
+        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale, pad_ratio=self.guide_pad_ratio,
+                                        keep_aspect_ratio=self.guide_keep_aspect_ratio) for i in object_ids])
         return self.encode_guides(guides)
 
     def encode_guides(self, guides):

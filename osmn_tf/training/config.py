@@ -4,7 +4,7 @@ import json
 import math
 
 from osmn_tf.config import OSMNConfig
-from osmn_tf.data.guides import SpatialGuidePerturbation
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 from osmn_tf.utils.precision import check_precision
 
 DATASETS = ("synthetic", "coco", "davis", "youtube-vos")
@@ -27,6 +27,15 @@ class TrainConfig:
             synthetic: where it is written, default `<model_dir>/data`).
         image_size: `(W, H)` of training frames at scale 1.
         scales: one drawn per batch, multiplying `image_size` (SPEC 7).
+        vg_random_crop_ratio, vg_random_rotate_angle, vg_color_aug,
+            vg_keep_aspect_ratio: the visual guide's training augmentation
+            (`osmn_tf.data.guides.VisualGuideAugmentation`: each side of the
+            crop moved by up to this fraction, rotation by up to this many
+            degrees, brightness/contrast jitter, fit without distortion);
+            the release's 0.1, 10, off, off by default.
+        label_valid_ratio, bbox_valid_ratio: DAVIS and YouTube-VOS: a frame is
+            a valid visual guide when the object covers more than these
+            fractions of the image and of its bounding box (0.003, 0.2).
         sg_center_perturb_ratio, sg_std_perturb_ratio: how far the spatial
             guide's centre and scale are perturbed in training, in units of its
             scale (`osmn_tf.data.guides.SpatialGuidePerturbation`; the release's
@@ -90,6 +99,11 @@ class TrainConfig:
     skip_blank_frames: bool = False
     label_valid_ratio: float = 0.003
     bbox_valid_ratio: float = 0.2
+    # The visual guide's training augmentation (`VisualGuideAugmentation`), the release's --vg_* options.
+    vg_random_crop_ratio: float = 0.1
+    vg_random_rotate_angle: float = 10.0
+    vg_color_aug: bool = False
+    vg_keep_aspect_ratio: bool = False
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -145,6 +159,10 @@ class TrainConfig:
         for name in ("sg_center_perturb_ratio", "sg_std_perturb_ratio"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.vg_random_crop_ratio < 0.5:
+            raise ValueError(f"vg_random_crop_ratio must be in [0, 0.5), got {self.vg_random_crop_ratio!r}")
+        if not 0 <= self.vg_random_rotate_angle <= 180:
+            raise ValueError(f"vg_random_rotate_angle must be in [0, 180] degrees, got {self.vg_random_rotate_angle!r}")
         for name in ("label_valid_ratio", "bbox_valid_ratio"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -168,6 +186,11 @@ class TrainConfig:
         """The training sources' `SpatialGuidePerturbation`."""
         return SpatialGuidePerturbation(center_ratio=self.sg_center_perturb_ratio,
                                         scale_ratio=self.sg_std_perturb_ratio)
+
+    def visual_augmentation(self):
+        """The training sources' `VisualGuideAugmentation`."""
+        return VisualGuideAugmentation(crop_ratio=self.vg_random_crop_ratio, max_rotation=self.vg_random_rotate_angle,
+                                       color_aug=self.vg_color_aug, keep_aspect_ratio=self.vg_keep_aspect_ratio)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

@@ -38,14 +38,14 @@ def make_sources(config, model_dir, on_sequence=None):
     the training one (same augmentations) from held-out data.
     """
     size, scales = config.image_size, config.scales
-    perturb = config.spatial_perturbation()
+    perturb, augment = config.spatial_perturbation(), config.visual_augmentation()
     if config.dataset == "coco":
         root = pathlib.Path(config.data_root)
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.model.guide_size,
-                              spatial_perturb=perturb, bbox_sup=config.bbox_sup,
+                              spatial_perturb=perturb, visual_augment=augment, bbox_sup=config.bbox_sup,
                               random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
@@ -55,7 +55,7 @@ def make_sources(config, model_dir, on_sequence=None):
         return YouTubeVOSTrainSource(config.data_root, split="train", image_size=size, scales=scales,
                                      label_valid_ratio=config.label_valid_ratio,
                                      bbox_valid_ratio=config.bbox_valid_ratio, random_guide=config.random_guide,
-                                     bbox_sup=config.bbox_sup, spatial_perturb=perturb,
+                                     bbox_sup=config.bbox_sup, spatial_perturb=perturb, visual_augment=augment,
                                      guide_size=config.model.guide_size), None
     if config.dataset == "synthetic":
         root = prepare_synthetic(config, model_dir, on_sequence)
@@ -64,7 +64,8 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
-                                spatial_perturb=perturb, bbox_sup=config.bbox_sup, random_guide=config.random_guide,
+                                spatial_perturb=perturb, visual_augment=augment, bbox_sup=config.bbox_sup,
+                                random_guide=config.random_guide,
                                 skip_blank_frames=config.skip_blank_frames, label_valid_ratio=config.label_valid_ratio,
                                 bbox_valid_ratio=config.bbox_valid_ratio)
 

@@ -1,0 +1,135 @@
+"""The release's command-line options built in osmn_tf (docs/release_options.md): each reaches what it changes."""
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from conftest import load_tool
+from osmn_tf.data.frames import MEAN_BGR
+from osmn_tf.data.guides import VisualGuideAugmentation, visual_guide
+from osmn_tf.data.synthetic import SyntheticConfig, write_davis
+from osmn_tf.training.config import TrainConfig
+from osmn_tf.training.experiment import make_sources
+
+SIZE = 64
+
+
+def scene(box=(10, 20, 50, 30), size=(80, 60), seed=0):
+    """A noisy frame and a mask of the box `(x0, y0, x1, y1)` (exclusive ends)."""
+    rng = np.random.default_rng(seed)
+    frame = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    mask = np.zeros(size[::-1], np.uint8)
+    x0, y0, x1, y1 = box
+    mask[y0:y1, x0:x1] = 1
+    return frame, mask
+
+
+def as_rgb(guide):
+    """A guide (BGR minus the mean, scale 1) back to uint8 RGB."""
+    return np.rint(guide + np.asarray(MEAN_BGR, np.float32))[:, :, ::-1].astype(np.uint8)
+
+
+def test_vg_color_aug_scales_brightness_then_contrast_by_factors_in_the_releases_range():
+    frame, mask = scene()
+    still = dict(crop_ratio=0.0, max_rotation=0.0, flip_prob=0.0)
+    # bbox_sup keeps the whole crop, so the unaugmented guide gives the image the enhancement works on.
+    plain = visual_guide(frame, mask, augment=VisualGuideAugmentation(**still), rng=np.random.default_rng(5),
+                         bbox_sup=True, size=SIZE)
+    coloured = visual_guide(frame, mask, augment=VisualGuideAugmentation(**still, color_aug=True),
+                            rng=np.random.default_rng(5), bbox_sup=True, size=SIZE)
+    rng = np.random.default_rng(5)
+    rng.uniform(size=4), rng.uniform(), rng.random()  # the crop's four sides, the angle, the flip
+    brightness, contrast = rng.uniform(0.8, 1.3, 2)
+    image = Image.fromarray(as_rgb(plain))
+    expected = ImageEnhance.Contrast(ImageEnhance.Brightness(image).enhance(brightness)).enhance(contrast)
+    np.testing.assert_array_equal(as_rgb(coloured), np.asarray(expected))
+    assert not np.array_equal(coloured, plain)
+
+
+def test_vg_keep_aspect_ratio_fits_the_box_undistorted_and_centred():
+    frame, mask = scene(box=(10, 20, 51, 31))  # 40 x 10 after the release's one-pixel crop quirk
+    stretched = visual_guide(frame, mask, pad_ratio=0.0, size=SIZE)
+    kept = visual_guide(frame, mask, pad_ratio=0.0, size=SIZE, keep_aspect_ratio=True)
+    rows = np.flatnonzero(np.abs(kept).sum(axis=(1, 2)) > 0)
+    height = int(SIZE * 10 / 40)
+    assert rows[0] == (SIZE - height) // 2 and len(rows) == height
+    assert (np.abs(stretched).sum(axis=(1, 2)) > 0).all()
+    # The training augmentation carries it too.
+    augment = VisualGuideAugmentation(crop_ratio=0.0, max_rotation=0.0, flip_prob=0.0, keep_aspect_ratio=True)
+    trained = visual_guide(frame, mask, pad_ratio=0.0, augment=augment, rng=np.random.default_rng(0), size=SIZE)
+    np.testing.assert_array_equal(trained, kept)
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("davis")
+    write_davis(root, SyntheticConfig(image_size=(64, 48), num_frames=4), 2, split="train")
+    return root
+
+
+def test_vg_training_options_reach_every_source(davis_root, tmp_path):
+    tool = load_tool("train")
+    args = tool.parse_args(["--stage", "davis", "--data-root", str(davis_root), "--vg-random-crop-ratio", "0.2",
+                            "--vg-random-rotate-angle", "25", "--vg-color-aug", "--vg-keep-aspect-ratio"])
+    config = tool.make_config(args)
+    expected = VisualGuideAugmentation(crop_ratio=0.2, max_rotation=25.0, color_aug=True, keep_aspect_ratio=True)
+    assert config.visual_augmentation() == expected
+    source, _ = make_sources(config, tmp_path)
+    assert source.visual_augment == expected
+    defaults = tool.make_config(tool.parse_args(["--stage", "davis", "--data-root", str(davis_root)]))
+    assert defaults.visual_augmentation() == VisualGuideAugmentation()  # the release's 0.1, 10, off, off
+    assert make_sources(defaults, tmp_path)[0].visual_augment == VisualGuideAugmentation()
+    with pytest.raises(ValueError, match="vg_random_crop_ratio must be in"):
+        TrainConfig(vg_random_crop_ratio=0.7)
+    with pytest.raises(ValueError, match="vg_random_rotate_angle must be in"):
+        TrainConfig(vg_random_rotate_angle=-1)
+
+
+def test_label_and_bbox_valid_ratios_reach_the_davis_source(davis_root, tmp_path):
+    tool = load_tool("train")
+    config = tool.make_config(tool.parse_args(["--stage", "davis", "--data-root", str(davis_root),
+                                               "--label-valid-ratio", "0.5", "--bbox-valid-ratio", "0.9"]))
+    source, _ = make_sources(config, tmp_path)
+    assert (source.label_valid_ratio, source.bbox_valid_ratio) == (0.5, 0.9)
+    # No synthetic object covers half the frame: every guide falls back to frame 0.
+    name, object_id, _, _ = source.item(0)
+    assert source.valid_frames(name, object_id) == [0]
+    with pytest.raises(ValueError, match="bbox_valid_ratio must be in"):
+        TrainConfig(bbox_valid_ratio=1.0)
+
+
+def test_vg_pad_ratio_and_keep_aspect_ratio_reach_the_segmenters_guides(small_model):
+    from osmn_tf.inference.segmenter import VideoSegmenter
+
+    frame, mask = scene(box=(10, 20, 51, 31))
+    size = small_model.config.guide_size
+
+    def params(**guide):
+        segmenter = VideoSegmenter(small_model, (64, 48), **{f"guide_{k}": v for k, v in guide.items()})
+        return segmenter.encode_objects(frame, mask, (1,))
+
+    def direct(**guide):
+        return VideoSegmenter(small_model, (64, 48)).encode_guides(visual_guide(frame, mask, size=size, **guide)[None])
+
+    np.testing.assert_array_equal(params(), direct(pad_ratio=0.03))
+    np.testing.assert_array_equal(params(pad_ratio=0.2), direct(pad_ratio=0.2))
+    np.testing.assert_array_equal(params(keep_aspect_ratio=True), direct(keep_aspect_ratio=True))
+    assert not np.allclose(params(pad_ratio=0.2), params())
+    with pytest.raises(ValueError, match="guide_pad_ratio must be"):
+        VideoSegmenter(small_model, (64, 48), guide_pad_ratio=-0.6)
+
+
+def test_segment_tool_passes_the_guide_options(tmp_path, monkeypatch):
+    tool = load_tool("segment")
+    made = {}
+    import segment_run
+
+    monkeypatch.setattr(segment_run, "segment", lambda request: made.setdefault("request", request))
+    tool.main(["--weights", "w", "--davis-root", str(tmp_path), "--output", str(tmp_path / "o"),
+               "--vg-pad-ratio", "0.1", "--vg-keep-aspect-ratio"])
+    request = made["request"]
+    assert (request.vg_pad_ratio, request.vg_keep_aspect_ratio) == (0.1, True)
+    assert segment_run._made_from(request)["visual guide pad ratio"] == 0.1
+    default = tool.parse_args(["--weights", "w", "--davis-root", "r", "--output", "o"])
+    assert (default.vg_pad_ratio, default.vg_keep_aspect_ratio) == (0.03, False)
+    with pytest.raises(SystemExit):
+        tool.parse_args(["--weights", "w", "--davis-root", "r", "--output", "o", "--vg-pad-ratio", "-0.7"])
