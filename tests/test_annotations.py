@@ -85,7 +85,7 @@ def test_frames_before_any_object_are_background_and_skip_the_network(small_mode
     segmenter = VideoSegmenter(small_model, working_size=WORKING)
     calls = []
     real = segmenter.frame_probabilities
-    monkeypatch.setattr(segmenter_module, "frame_probabilities", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(segmenter, "frame_probabilities", lambda *a: calls.append(1) or real(*a))
     empty = np.zeros_like(first)
     results = list(segmenter.track(frames, empty, annotations={2: np.roll(first, 4, axis=1)}))
     assert [r.labels.any() for r in results[:2]] == [False, False]

@@ -133,3 +133,53 @@ def test_segment_tool_passes_the_guide_options(tmp_path, monkeypatch):
     assert (default.vg_pad_ratio, default.vg_keep_aspect_ratio) == (0.03, False)
     with pytest.raises(SystemExit):
         tool.parse_args(["--weights", "w", "--davis-root", "r", "--output", "o", "--vg-pad-ratio", "-0.7"])
+
+
+def test_input_scale_multiplies_the_frame_and_visual_guide_the_model_sees():
+    import osmn_tf
+    from osmn_tf.training.pipeline import model_inputs
+
+    rng = np.random.default_rng(0)
+    batch = {"guide_image": rng.normal(size=(1, 64, 64, 3)).astype(np.float32),
+             "spatial_guide": rng.random((1, 48, 64, 1)).astype(np.float32),
+             "image": rng.normal(size=(1, 48, 64, 3)).astype(np.float32)}
+    for scale in (None, 1.0, 0.25):
+        model = osmn_tf.build_osmn(width=0.125, guide_size=64, input_scale=scale)
+        factor = 1.0 if scale is None else scale
+        inputs = dict(zip([t.name.split(":")[0] for t in model.inputs], model_inputs(model, batch)))
+        np.testing.assert_array_equal(np.asarray(inputs["image"]), batch["image"] * factor)
+        np.testing.assert_array_equal(np.asarray(inputs["guide_image"]), batch["guide_image"] * factor)
+        np.testing.assert_array_equal(np.asarray(inputs["spatial_guide"]), batch["spatial_guide"])
+
+
+def test_train_tool_model_flags_set_the_model_config():
+    tool = load_tool("train")
+    # The demo preset modulates conv1/conv2, which lite has not: the release's stages.
+    lite = tool.make_config(tool.parse_args(["--stage", "coco", "--data-root", "x", "--base-model", "lite",
+                                             "--input-scale", "0.01"]))
+    assert (lite.model.base_model, lite.model.input_scale) == ("lite", 0.01)
+    masktrack = tool.make_config(tool.parse_args(["--stage", "davis", "--data-root", "x", "--base-model", "masktrack",
+                                                  "--aligned-size", "865x481"]))
+    assert (masktrack.model.base_model, masktrack.model.aligned_size) == ("masktrack", (865, 481))
+    default = tool.make_config(tool.parse_args([]))
+    assert (default.model.base_model, default.model.aligned_size, default.model.input_scale) == ("osvos", None, None)
+    with pytest.raises(ValueError, match="aligned_size is a masktrack option"):
+        tool.make_config(tool.parse_args(["--aligned-size", "865x481"]))
+
+
+def test_bbox_sup_reaches_the_segmenters_guides(small_model, tmp_path, monkeypatch):
+    from osmn_tf.inference.segmenter import VideoSegmenter
+    import segment_run
+
+    frame, mask = scene()
+    size = small_model.config.guide_size
+    unmasked = VideoSegmenter(small_model, (64, 48), guide_bbox_sup=True)
+    np.testing.assert_array_equal(unmasked.encode_objects(frame, mask, (1,)),
+                                  unmasked.encode_guides(visual_guide(frame, mask, size=size, bbox_sup=True)[None]))
+    assert not np.allclose(unmasked.encode_objects(frame, mask, (1,)),
+                           VideoSegmenter(small_model, (64, 48)).encode_objects(frame, mask, (1,)))
+    made = {}
+    tool = load_tool("segment")
+    monkeypatch.setattr(segment_run, "segment", lambda request: made.setdefault("request", request))
+    tool.main(["--weights", "w", "--davis-root", str(tmp_path), "--output", str(tmp_path / "o"), "--bbox-sup"])
+    assert made["request"].bbox_sup is True

@@ -51,8 +51,8 @@ class SegmentRequest:
     (`VideoSegmenter`'s `crf` and `crf_merge`). `online_finetune` steps of
     `OnlineFinetuning` (`finetune_lr`, `finetune_scales`) per video, or with
     `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
-    `vg_keep_aspect_ratio`: how visual guides are cut (`VideoSegmenter`'s
-    `guide_pad_ratio`, `guide_keep_aspect_ratio`).
+    `vg_keep_aspect_ratio`, `bbox_sup`: how visual guides are cut (`VideoSegmenter`'s
+    `guide_pad_ratio`, `guide_keep_aspect_ratio`, `guide_bbox_sup`).
     """
 
     weights: str
@@ -81,6 +81,7 @@ class SegmentRequest:
     finetune_per_object: bool = False
     vg_pad_ratio: float = 0.03
     vg_keep_aspect_ratio: bool = False
+    bbox_sup: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -159,6 +160,7 @@ def _made_from(r):
         # None when the release's: records made before these options match.
         "visual guide pad ratio": None if r.vg_pad_ratio == 0.03 else r.vg_pad_ratio,
         "visual guide keeps aspect ratio": True if r.vg_keep_aspect_ratio else None,
+        "visual guide unmasked (bbox_sup)": True if r.bbox_sup else None,
     }
 
 
@@ -180,7 +182,8 @@ def _segmenter(r, log):
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
                                precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
                                crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object),
-                               guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio)
+                               guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio,
+                               guide_bbox_sup=r.bbox_sup)
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter

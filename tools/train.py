@@ -67,6 +67,13 @@ def parse_args(argv=None):
     data.add_argument("--skip-blank-frames", action="store_true", default=None,
                       help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
+    model.add_argument("--base-model", choices=["osvos", "lite", "deeplab", "masktrack"],
+                       help="the network the modulators adapt (the release's --base_model; osvos = the paper)")
+    model.add_argument("--aligned-size", type=cli_args.size,
+                       help="masktrack: zero-pad its input to WxH (the release's --aligned_size, e.g. 865x481)")
+    model.add_argument("--input-scale", type=float,
+                       help="pixel scale after the mean is subtracted (the release's --scale_value; default: the "
+                            "base model's, 1.0, lite 0.00787); saved with the model")
     model.add_argument("--width", type=cli_args.width, help="VGG16 channel multiplier (1.0 = the paper)")
     cli_args.add_variant(model)
     model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
@@ -138,7 +145,8 @@ def make_config(args):
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     model_flags = {"width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
-                   "mod_early_conv": args.mod_early_conv}
+                   "mod_early_conv": args.mod_early_conv, "base_model": args.base_model,
+                   "aligned_size": args.aligned_size, "input_scale": args.input_scale}
     model = {k: v for k, v in model_flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()

@@ -35,6 +35,8 @@ class VideoSegmenter(VideoLoop):
             a fraction of the box (the release's `--vg_pad_ratio`, 0.03).
         guide_keep_aspect_ratio: fit the object's box into the visual guide
             without distortion (`--vg_keep_aspect_ratio`; for a model trained so).
+        guide_bbox_sup: keep the background inside the object's box in the
+            visual guide (`--bbox_sup`; for a model trained so).
         share_frame_features: feed the frame once and let the network share
             its unmodulated layers among the objects (`ObjectBroadcast`);
             False feeds one copy of the frame per object (same masks, K times
@@ -80,7 +82,8 @@ class VideoSegmenter(VideoLoop):
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
                  precision="float32", frame_network=None, use_original_mask=False, pad=False, crf=None,
-                 crf_merge="refined", adapt_per_object=False, guide_pad_ratio=PAD_RATIO, guide_keep_aspect_ratio=False):
+                 crf_merge="refined", adapt_per_object=False, guide_pad_ratio=PAD_RATIO, guide_keep_aspect_ratio=False,
+                 guide_bbox_sup=False):
         if crf_merge not in CRF_MERGES:
             raise ValueError(f"crf_merge must be one of {CRF_MERGES}, got {crf_merge!r}")
         self.crf = DenseCRFConfig() if crf is True else crf
@@ -97,6 +100,7 @@ class VideoSegmenter(VideoLoop):
             raise ValueError(f"guide_pad_ratio must be a finite number > -0.5, got {guide_pad_ratio!r}")
         self.guide_pad_ratio = float(guide_pad_ratio)
         self.guide_keep_aspect_ratio = bool(guide_keep_aspect_ratio)
+        self.guide_bbox_sup = bool(guide_bbox_sup)
         self.adapt = adapt
         self.adapt_per_object = bool(adapt_per_object)
         if self.adapt_per_object and adapt is None:
@@ -171,7 +175,8 @@ class VideoSegmenter(VideoLoop):
             return None
         size = self._model.config.guide_size
         guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale, pad_ratio=self.guide_pad_ratio,
-                                        keep_aspect_ratio=self.guide_keep_aspect_ratio) for i in object_ids])
+                                        keep_aspect_ratio=self.guide_keep_aspect_ratio, bbox_sup=self.guide_bbox_sup)
+                           for i in object_ids])
         return self.encode_guides(guides)
 
     def encode_guides(self, guides):
