@@ -183,3 +183,24 @@ def test_bbox_sup_reaches_the_segmenters_guides(small_model, tmp_path, monkeypat
     monkeypatch.setattr(segment_run, "segment", lambda request: made.setdefault("request", request))
     tool.main(["--weights", "w", "--davis-root", str(tmp_path), "--output", str(tmp_path / "o"), "--bbox-sup"])
     assert made["request"].bbox_sup is True
+
+
+def test_use_original_mask_reaches_the_segmenter_of_a_masktrack_model(tmp_path, small_weights):
+    from conftest import small_osmn
+    import segment_run
+
+    path = tmp_path / "masktrack.keras"
+    small_osmn(base_model="masktrack").save(path)
+    tool = load_tool("segment")
+    args = tool.parse_args(["--weights", str(path), "--davis-root", "r", "--output", "o", "--use-original-mask"])
+    assert args.use_original_mask and not tool.parse_args(["--weights", "w", "--davis-root", "r",
+                                                           "--output", "o"]).use_original_mask
+    request = segment_run.SegmentRequest(weights=str(path), output=str(tmp_path / "o"), use_original_mask=True,
+                                         working_size=(64, 48))
+    assert segment_run._segmenter(request, log=lambda *a: None).use_original_mask
+    plain = segment_run.SegmentRequest(weights=str(path), output=str(tmp_path / "o"), working_size=(64, 48))
+    assert not segment_run._segmenter(plain, log=lambda *a: None).use_original_mask
+    wrong = segment_run.SegmentRequest(weights=str(small_weights), output=str(tmp_path / "o"), use_original_mask=True,
+                                       working_size=(64, 48))
+    with pytest.raises(ValueError, match="--use-original-mask is masktrack's spatial guide"):
+        segment_run._segmenter(wrong, log=lambda *a: None)

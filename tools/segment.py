@@ -77,6 +77,9 @@ def parse_args(argv=None):
     guide.add_argument("--bbox-sup", action="store_true",
                        help="keep the background inside the object's box (for a model trained with "
                             "tools/train.py --bbox-sup, the release's --bbox_sup)")
+    guide.add_argument("--use-original-mask", action="store_true",
+                       help="masktrack: the spatial guide is the previous mask dilated by a disk of radius 5 "
+                            "(the release's --use_original_mask) instead of the Gaussian")
     speed = parser.add_argument_group("speed")
     cli_args.add_precision(speed, help="compute precision of the per-frame network (mixed: float32 weights, "
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
@@ -148,6 +151,7 @@ def main(argv=None):
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
         finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
         vg_pad_ratio=args.vg_pad_ratio, vg_keep_aspect_ratio=args.vg_keep_aspect_ratio, bbox_sup=args.bbox_sup,
+        use_original_mask=args.use_original_mask,
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

@@ -53,6 +53,7 @@ class SegmentRequest:
     `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
     `vg_keep_aspect_ratio`, `bbox_sup`: how visual guides are cut (`VideoSegmenter`'s
     `guide_pad_ratio`, `guide_keep_aspect_ratio`, `guide_bbox_sup`).
+    `use_original_mask`: masktrack's dilated-mask spatial guide.
     """
 
     weights: str
@@ -82,6 +83,7 @@ class SegmentRequest:
     vg_pad_ratio: float = 0.03
     vg_keep_aspect_ratio: bool = False
     bbox_sup: bool = False
+    use_original_mask: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -161,6 +163,7 @@ def _made_from(r):
         "visual guide pad ratio": None if r.vg_pad_ratio == 0.03 else r.vg_pad_ratio,
         "visual guide keeps aspect ratio": True if r.vg_keep_aspect_ratio else None,
         "visual guide unmasked (bbox_sup)": True if r.bbox_sup else None,
+        "spatial guide: dilated previous mask": True if r.use_original_mask else None,
     }
 
 
@@ -179,11 +182,14 @@ def _segmenter(r, log):
 
         adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales)
     model = load_model(r.weights)
+    if r.use_original_mask and model.config.base_model != "masktrack":
+        raise ValueError(f"--use-original-mask is masktrack's spatial guide, but --weights {r.weights} is a "
+                         f"{model.config.base_model} model")
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
                                precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
                                crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object),
                                guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio,
-                               guide_bbox_sup=r.bbox_sup)
+                               guide_bbox_sup=r.bbox_sup, use_original_mask=r.use_original_mask)
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter
