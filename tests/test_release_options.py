@@ -204,3 +204,32 @@ def test_use_original_mask_reaches_the_segmenter_of_a_masktrack_model(tmp_path, 
                                        working_size=(64, 48))
     with pytest.raises(ValueError, match="--use-original-mask is masktrack's spatial guide"):
         segment_run._segmenter(wrong, log=lambda *a: None)
+
+
+def test_init_visual_modulator_and_init_segmentation_load_one_part_each(tmp_path):
+    import tensorflow as tf
+
+    from osmn_tf.config import OSMNConfig
+    from osmn_tf.training.trainer import Trainer
+    from test_imagenet import vgg16_layers, write_keras_h5
+
+    modulator_file = write_keras_h5(tmp_path / "a.h5", vgg16_layers(seed=1))
+    segmentation_file = write_keras_h5(tmp_path / "b.h5", vgg16_layers(seed=2))
+    tool = load_tool("train")
+    config = tool.make_config(tool.parse_args([
+        "--stage", "coco", "--data-root", str(tmp_path), "--width", "0.125",
+        "--init-visual-modulator", modulator_file, "--init-segmentation", segmentation_file]))
+    assert (config.init_visual_modulator, config.init_segmentation) == (modulator_file, segmentation_file)
+    model = Trainer(config, None, tf.distribute.get_strategy(), tmp_path / "run", log=None).model
+    for network, seed in ((model.visual_modulator, 1), (model.segmentation_network, 2)):
+        kernel, bias = vgg16_layers(seed=seed)[(1, 1)]
+        np.testing.assert_array_equal(network.get_layer("conv1_1").kernel, kernel)
+        np.testing.assert_array_equal(network.get_layer("conv1_1").bias, bias)
+    np.testing.assert_array_equal(model.visual_modulator.get_layer("fc6").bias, vgg16_layers(seed=1)["fc6"][1])
+    # One part only: the other keeps its initialiser.
+    only = Trainer(TrainConfig(model=OSMNConfig(width=0.125), init_visual_modulator=modulator_file), None,
+                   tf.distribute.get_strategy(), tmp_path / "run2", log=None).model
+    assert not np.array_equal(only.segmentation_network.get_layer("conv1_1").kernel, vgg16_layers(seed=1)[(1, 1)][0])
+    np.testing.assert_array_equal(only.visual_modulator.get_layer("conv1_1").kernel, vgg16_layers(seed=1)[(1, 1)][0])
+    with pytest.raises(ValueError, match="instead of it, not with it"):
+        TrainConfig(init="x.keras", init_segmentation=segmentation_file)

@@ -83,6 +83,12 @@ def parse_args(argv=None):
     model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
     model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5), "
                                       "a TF1 OSMN checkpoint prefix, or a .keras model")
+    model.add_argument("--init-visual-modulator", metavar="FILE",
+                       help="instead of --init: ImageNet weights for the visual modulator only (the release's "
+                            "--vis_mod_model_path)")
+    model.add_argument("--init-segmentation", metavar="FILE",
+                       help="instead of --init: ImageNet weights for the segmentation network only (the release's "
+                            "--seg_model_path)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, help="optimizer steps in all")
     optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
@@ -133,7 +139,9 @@ def make_config(args):
         "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
         "bbox_valid_ratio": args.bbox_valid_ratio, "vg_random_crop_ratio": args.vg_random_crop_ratio,
         "vg_random_rotate_angle": args.vg_random_rotate_angle, "vg_color_aug": args.vg_color_aug,
-        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init, "steps": args.steps,
+        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init,
+        "init_visual_modulator": args.init_visual_modulator, "init_segmentation": args.init_segmentation,
+        "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,

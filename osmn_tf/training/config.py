@@ -72,6 +72,9 @@ class TrainConfig:
         init: where weights start: None (random, the modulators' own
             initialisation), an ImageNet VGG16 file (`vgg_16.ckpt` or Keras
             `.h5`), a TF1 OSMN checkpoint prefix or a `.keras` model.
+        init_visual_modulator, init_segmentation: instead of `init`, ImageNet
+            weights for the visual modulator only, or the segmentation network
+            only (the release's `--vis_mod_model_path`, `--seg_model_path`).
         seed: the data stream's and the weights' seed.
         checkpoint_every, log_every, image_every, validate_every: in optimizer steps.
         validation_batches: fixed batches scored for the validation J.
@@ -117,6 +120,8 @@ class TrainConfig:
     fix_bn: bool = False
     fix_seg: bool = False
     init: str = None
+    init_visual_modulator: str = None
+    init_segmentation: str = None
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 50
@@ -178,6 +183,11 @@ class TrainConfig:
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
+        if self.init and (self.init_visual_modulator or self.init_segmentation):
+            raise ValueError("init loads the whole model; init_visual_modulator and init_segmentation (ImageNet "
+                             "weights for one part each) are instead of it, not with it")
+        if self.init_visual_modulator and not self.model.use_visual_modulator:
+            raise ValueError("init_visual_modulator is given, but the model has no visual modulator")
         check_precision(self.precision)
         if self.fix_seg and not (self.model.use_visual_modulator or self.model.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")

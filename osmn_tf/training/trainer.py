@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.weights.checkpoints import CheckpointError, load_weights
+from osmn_tf.weights.imagenet import load_imagenet
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.utils.atomic import atomic_output, replacing
@@ -106,6 +107,11 @@ class Trainer:
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
                 load_weights(self.model, config.init)
+            # The release's --vis_mod_model_path and --seg_model_path: ImageNet weights for one sub-model each.
+            for part, path in (("visual_modulator", config.init_visual_modulator),
+                               ("segmentation_network", config.init_segmentation)):
+                if path:
+                    load_imagenet(self.model, path, parts=(part,))
             if config.fix_bn and self.model.spatial_modulator is not None:
                 # Keras runs a frozen BatchNorm on its moving statistics; this also
                 # freezes gamma and beta (the release's fix_bn still trained them).
@@ -328,7 +334,7 @@ class Trainer:
         config = self.config
         steps = config.visual_modulator_pretrain_steps
         modulator = self.model.visual_modulator
-        if not steps or modulator is None or config.init:
+        if not steps or modulator is None or config.init or config.init_visual_modulator:
             return None
         copy = copy_model(modulator)
         start = time.perf_counter()
