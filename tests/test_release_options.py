@@ -233,3 +233,41 @@ def test_init_visual_modulator_and_init_segmentation_load_one_part_each(tmp_path
     np.testing.assert_array_equal(only.visual_modulator.get_layer("conv1_1").kernel, vgg16_layers(seed=1)[(1, 1)][0])
     with pytest.raises(ValueError, match="instead of it, not with it"):
         TrainConfig(init="x.keras", init_segmentation=segmentation_file)
+
+
+@pytest.mark.slow
+def test_input_mean_is_what_the_segmenter_and_the_sources_subtract(small_model, davis_root, tmp_path):
+    import dataclasses
+
+    import osmn_tf
+    from osmn_tf.config import OSMNConfig
+    from osmn_tf.data.frames import preprocess_frame
+    from osmn_tf.inference.segmenter import VideoSegmenter
+
+    mean = (90.0, 100.0, 110.0)
+    model = osmn_tf.build_osmn(config=dataclasses.replace(small_model.config, input_mean=mean))
+    model.set_weights(small_model.get_weights())
+    frame, mask = scene()
+    segmenter = VideoSegmenter(model, (64, 48))
+    expected = preprocess_frame(frame, (64, 48), mean=(0.0, 0.0, 0.0)) - np.asarray(mean, np.float32)
+    np.testing.assert_array_equal(segmenter.prepare_frame(frame), expected)
+    guide = visual_guide(frame, mask, size=model.config.guide_size, mean=mean)
+    np.testing.assert_array_equal(segmenter.encode_objects(frame, mask, (1,)), segmenter.encode_guides(guide[None]))
+    # Saved with the model.
+    model.save(tmp_path / "m.keras")
+    assert osmn_tf.load_model(str(tmp_path / "m.keras")).config.input_mean == mean
+    # Training: every source subtracts the model's mean (pixels off the object stay 0 in the guide).
+    tool = load_tool("train")
+    config = tool.make_config(tool.parse_args(["--stage", "davis", "--data-root", str(davis_root), "--width", "0.125",
+                                               "--input-mean", *map(str, mean)]))
+    assert config.model.input_mean == mean
+    plain = make_sources(config.replace(model=OSMNConfig(width=0.125)), tmp_path)[0].batch(0, 2, seed=0)
+    shifted = make_sources(config, tmp_path)[0].batch(0, 2, seed=0)
+    difference = np.asarray((104.0, 117.0, 123.0), np.float32) - np.asarray(mean, np.float32)
+    np.testing.assert_array_equal(shifted["image"] - plain["image"], np.broadcast_to(difference, plain["image"].shape))
+    on_object = np.abs(plain["guide_image"]).sum(axis=-1) > 0
+    np.testing.assert_array_equal((shifted["guide_image"] - plain["guide_image"])[on_object],
+                                  np.broadcast_to(difference, (on_object.sum(), 3)))
+    np.testing.assert_array_equal(shifted["guide_image"][~on_object], 0)
+    with pytest.raises(ValueError, match="input_mean must be three"):
+        OSMNConfig(input_mean=(1.0, 2.0))

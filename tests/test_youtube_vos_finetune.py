@@ -61,8 +61,11 @@ def test_fine_tuning_scales_set_the_sample_sizes(small_model, monkeypatch):
 
     sizes = []
     real = first_frame.object_sample
-    monkeypatch.setattr(first_frame, "object_sample",
-                        lambda frame, mask, rng, size, *a, **k: sizes.append(size) or real(frame, mask, rng, size, *a, **k))
+    def recording(frame, mask, rng, size, *args, **kwargs):
+        sizes.append(size)
+        return real(frame, mask, rng, size, *args, **kwargs)
+
+    monkeypatch.setattr(first_frame, "object_sample", recording)
     frames, first = synthetic_video(num_frames=1)
     OnlineFinetuning(6, scales=(0.5, 1.5))(small_model, frames[0], first == 1, WORKING)
     assert set(sizes) == {(32, 24), (96, 72)}

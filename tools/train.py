@@ -74,6 +74,9 @@ def parse_args(argv=None):
     model.add_argument("--input-scale", type=float,
                        help="pixel scale after the mean is subtracted (the release's --scale_value; default: the "
                             "base model's, 1.0, lite 0.00787); saved with the model")
+    model.add_argument("--input-mean", type=float, nargs=3, metavar=("B", "G", "R"),
+                       help="values subtracted from every pixel before --input-scale (the release's --mean_value; "
+                            "104 117 123); saved with the model")
     model.add_argument("--width", type=cli_args.width, help="VGG16 channel multiplier (1.0 = the paper)")
     cli_args.add_variant(model)
     model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
@@ -154,7 +157,8 @@ def make_config(args):
     overrides = {k: v for k, v in flags.items() if v is not None}
     model_flags = {"width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
                    "mod_early_conv": args.mod_early_conv, "base_model": args.base_model,
-                   "aligned_size": args.aligned_size, "input_scale": args.input_scale}
+                   "aligned_size": args.aligned_size, "input_scale": args.input_scale,
+                   "input_mean": args.input_mean}
     model = {k: v for k, v in model_flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()

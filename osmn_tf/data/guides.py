@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.data.frames import SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
+from osmn_tf.data.frames import MEAN_BGR, SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
 
 PAD_RATIO = 0.03
 """Margin added on each side of the visual guide's crop at inference, as a fraction of the crop."""
@@ -161,7 +161,7 @@ def _fit_keeping_aspect_ratio(image, label, size):
 
 
 def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbox_sup=False,
-                 size=GUIDE_SIZE, scale=SCALE, keep_aspect_ratio=None):
+                 size=GUIDE_SIZE, scale=SCALE, keep_aspect_ratio=None, mean=MEAN_BGR):
     """The visual modulator's input for one object (SPEC section 2).
 
     Steps: resize `mask` to the frame's size (nearest) if it differs; crop frame
@@ -187,6 +187,7 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         keep_aspect_ratio: fit the crop into the square without distorting it
             (centred, zero around) instead of stretching it; None: `augment`'s
             `keep_aspect_ratio`, False without `augment`.
+        mean: the B, G, R values subtracted (`frames.normalize_frame`).
 
     Returns:
         `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR` (times `scale`), 0 off the object.
@@ -255,7 +256,7 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         if flip:
             image, label = image[:, ::-1], label[:, ::-1]
 
-    guide = normalize_frame(image, scale)
+    guide = normalize_frame(image, scale, mean)
     if not bbox_sup:
         guide[label == 0] = 0.0
     return guide

@@ -2,7 +2,7 @@
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.config import LITE_STRIDE, input_scale_of
+from osmn_tf.config import LITE_STRIDE, input_mean_of, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
 from osmn_tf.data.guides import PAD_RATIO, dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.utils.precision import resolve_precision
@@ -76,8 +76,9 @@ class VideoSegmenter(VideoLoop):
             which then changes only the spatial guides (with one object, both
             give the refined mask, as the release writes it).
 
-    Frames and visual guides are encoded with the model's pixel scale
-    (`OSMNConfig.input_scale`: 1.0, lite's 0.00787).
+    Frames and visual guides are encoded with the model's pixel mean and scale
+    (`OSMNConfig.input_mean`: 104, 117, 123 by default; `OSMNConfig.input_scale`:
+    1.0, lite's 0.00787).
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
@@ -108,6 +109,7 @@ class VideoSegmenter(VideoLoop):
         # With adapt_per_object: {object id: the bound functions of its own model} (`_bound`).
         self._objects = {}
         self.scale = input_scale_of(model.config)
+        self.mean = input_mean_of(model.config)
         self.use_original_mask = bool(use_original_mask)
         if self.use_original_mask and model.config.base_model != "masktrack":
             raise ValueError(f"use_original_mask is masktrack's spatial guide; this model's base model is "
@@ -174,7 +176,8 @@ class VideoSegmenter(VideoLoop):
         if self._model.visual_modulator is None:
             return None
         size = self._model.config.guide_size
-        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale, pad_ratio=self.guide_pad_ratio,
+        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale, mean=self.mean,
+                                        pad_ratio=self.guide_pad_ratio,
                                         keep_aspect_ratio=self.guide_keep_aspect_ratio, bbox_sup=self.guide_bbox_sup)
                            for i in object_ids])
         return self.encode_guides(guides)
@@ -220,7 +223,7 @@ class VideoSegmenter(VideoLoop):
 
     def prepare_frame(self, frame):
         # Always the working size: a 4K frame never reaches the network at full size.
-        return self._padded(preprocess_frame(frame, self.working_size, self.scale))
+        return self._padded(preprocess_frame(frame, self.working_size, self.scale, self.mean))
 
     def _padded(self, array):
         """`array` `[h, w, C]` zero-padded at the bottom and right to the network's size."""
@@ -252,7 +255,7 @@ class VideoSegmenter(VideoLoop):
             return masks
         # The CRF sees the frame as the network did: at the working size (without `pad`'s border), in RGB (SPEC 8.5).
         width, height = self.working_size
-        rgb = denormalize_frame(image[:height, :width], self.scale)
+        rgb = denormalize_frame(image[:height, :width], self.scale, self.mean)
         return np.stack([dense_crf(rgb, mask, self.crf).astype(bool) for mask in masks])
 
     def merge(self, probabilities, masks, object_ids):

@@ -2,6 +2,7 @@
 import pathlib
 import shutil
 
+from osmn_tf.config import input_mean_of
 from osmn_tf.data.davis import DavisDataset
 from osmn_tf.evaluation import evaluate_davis, write_davis_csvs, write_first_mask_baseline
 from osmn_tf.inference.jobs import segment_davis
@@ -39,13 +40,14 @@ def make_sources(config, model_dir, on_sequence=None):
     """
     size, scales = config.image_size, config.scales
     perturb, augment = config.spatial_perturbation(), config.visual_augmentation()
+    mean = input_mean_of(config.model)
     if config.dataset == "coco":
         root = pathlib.Path(config.data_root)
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.model.guide_size,
-                              spatial_perturb=perturb, visual_augment=augment, bbox_sup=config.bbox_sup,
+                              spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
                               random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
@@ -56,6 +58,7 @@ def make_sources(config, model_dir, on_sequence=None):
                                      label_valid_ratio=config.label_valid_ratio,
                                      bbox_valid_ratio=config.bbox_valid_ratio, random_guide=config.random_guide,
                                      bbox_sup=config.bbox_sup, spatial_perturb=perturb, visual_augment=augment,
+                                     mean=mean,
                                      guide_size=config.model.guide_size), None
     if config.dataset == "synthetic":
         root = prepare_synthetic(config, model_dir, on_sequence)
@@ -64,7 +67,7 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
-                                spatial_perturb=perturb, visual_augment=augment, bbox_sup=config.bbox_sup,
+                                spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
                                 random_guide=config.random_guide,
                                 skip_blank_frames=config.skip_blank_frames, label_valid_ratio=config.label_valid_ratio,
                                 bbox_valid_ratio=config.bbox_valid_ratio)

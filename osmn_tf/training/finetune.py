@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.config import input_mean_of
 from osmn_tf.utils.precision import copy_model
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
@@ -48,7 +49,8 @@ class OnlineFinetuning:
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
         tuned = copy_model(model)
         source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
-                                  guide_size=model.config.guide_size, scales=self.scales)
+                                  guide_size=model.config.guide_size, scales=self.scales,
+                                  mean=input_mean_of(model.config))
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)
         variables = tuned.trainable_variables
 

@@ -6,6 +6,7 @@ import warnings
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE
+from osmn_tf.data.frames import MEAN_BGR
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 from osmn_tf.utils.atomic import atomic_output
 
@@ -21,6 +22,17 @@ def check_scales(scales):
     if not scales or not all(math.isfinite(s) and s > 0 for s in scales):
         raise ValueError(f"scales must be a non-empty sequence of positive numbers, got {scales!r}")
     return scales
+
+
+def check_mean(mean):
+    """`mean` as three floats (B, G, R)."""
+    try:
+        mean = tuple(float(v) for v in mean)
+    except (TypeError, ValueError):
+        raise ValueError(f"mean must be three numbers (B, G, R), got {mean!r}") from None
+    if len(mean) != 3 or not all(math.isfinite(v) for v in mean):
+        raise ValueError(f"mean must be three finite numbers (B, G, R), got {mean!r}")
+    return mean
 
 
 def check_augmentations(visual_augment, spatial_perturb):
@@ -64,6 +76,7 @@ class SampleSource:
     image_size = (0, 0)
     scales = (1.0,)
     guide_size = GUIDE_SIZE
+    mean = MEAN_BGR
 
     def __len__(self):
         return self._num_items

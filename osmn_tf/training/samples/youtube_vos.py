@@ -6,10 +6,10 @@ import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import read_mask
-from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
 from osmn_tf.data.youtube_vos import YouTubeVOS
-from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_scales,
+from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
                                           read_json_cache, write_json_cache)
 from osmn_tf.training.samples.davis import DAVIS_BBOX_VALID_RATIO, DAVIS_LABEL_VALID_RATIO
 
@@ -60,16 +60,17 @@ class YouTubeVOSTrainSource(SampleSource):
             visual guide (the release without `--randomize_guide`).
         bbox_sup: visual guide not masked (`--bbox_sup`).
         cache_dir: folder of the index; None puts it in the split's folder.
-        visual_augment, spatial_perturb, guide_size: as `CocoSource`.
+        visual_augment, spatial_perturb, guide_size, mean: as `CocoSource`.
     """
 
     def __init__(self, root, split="train", image_size=(448, 256), scales=(1.0,),
                  label_valid_ratio=DAVIS_LABEL_VALID_RATIO, bbox_valid_ratio=DAVIS_BBOX_VALID_RATIO,
                  random_guide=True, bbox_sup=False, cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR):
         self.dataset = YouTubeVOS(root, split)
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
+        self.mean = check_mean(mean)
         for name, value in (("label_valid_ratio", label_valid_ratio), ("bbox_valid_ratio", bbox_valid_ratio)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -182,7 +183,7 @@ class YouTubeVOSTrainSource(SampleSource):
         guide_stem = obj.stems[int(valid[rng.integers(len(valid))])]
         guide = visual_guide(self._frame(obj, guide_stem), self._mask(obj, guide_stem),
                              augment=self.visual_augment, rng=rng if self.visual_augment is not None else None,
-                             bbox_sup=self.bbox_sup, size=self.guide_size)
+                             bbox_sup=self.bbox_sup, size=self.guide_size, mean=self.mean)
         reference = resize_mask(self._mask(obj, obj.stems[prev]), size)
         label = resize_mask(self._mask(obj, obj.stems[i]), size)
         image = resize_frame(self._frame(obj, obj.stems[i]), size)
@@ -191,6 +192,6 @@ class YouTubeVOSTrainSource(SampleSource):
         return {
             "guide_image": guide,
             "spatial_guide": sg,
-            "image": normalize_frame(image),
+            "image": normalize_frame(image, mean=self.mean),
             "label": label.astype(np.float32)[:, :, np.newaxis],
         }
