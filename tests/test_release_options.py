@@ -271,3 +271,37 @@ def test_input_mean_is_what_the_segmenter_and_the_sources_subtract(small_model, 
     np.testing.assert_array_equal(shifted["guide_image"][~on_object], 0)
     with pytest.raises(ValueError, match="input_mean must be three"):
         OSMNConfig(input_mean=(1.0, 2.0))
+
+
+@pytest.mark.slow
+def test_use_full_res_cuts_guides_from_the_full_resolution_frames_and_writes_480p_masks(tmp_path, small_weights):
+    from conftest import run_tool
+    from osmn_tf.data.davis import read_mask
+    from osmn_tf.data.frames import load_rgb, resize_mask
+    from osmn_tf.inference.segmenter import VideoSegmenter
+    from osmn_tf.weights.checkpoints import load_model
+
+    root = tmp_path / "davis"
+    (sequence,) = write_davis(root, SyntheticConfig(image_size=(64, 48), num_frames=3), 1, split="val")
+    # Full-Resolution frames twice the size, and different (colours inverted): the results must be theirs.
+    full_dir = root / "JPEGImages" / "Full-Resolution" / sequence
+    full_dir.mkdir(parents=True)
+    for path in sorted((root / "JPEGImages" / "480p" / sequence).glob("*.jpg")):
+        Image.fromarray(255 - load_rgb(path)).resize((128, 96), Image.BILINEAR).save(full_dir / path.name, quality=95)
+    common = ["--weights", small_weights, "--davis-root", root, "--working-size", "64x48"]
+    code, text = run_tool("segment", *common, "--output", tmp_path / "full", "--use-full-res")
+    assert code == 0, text
+    code, text = run_tool("segment", *common, "--output", tmp_path / "plain")
+    assert code == 0, text
+    first = read_mask(root / "Annotations" / "480p" / sequence / "00000.png")
+    frames = [load_rgb(p) for p in sorted(full_dir.glob("*.jpg"))]
+    expected = [resize_mask(labels, (64, 48)) for labels in
+                VideoSegmenter(load_model(str(small_weights)), (64, 48)).segment(frames, resize_mask(first, (128, 96)))]
+    written = [read_mask(p) for p in sorted((tmp_path / "full" / sequence).glob("*.png"))]
+    plain = [read_mask(p) for p in sorted((tmp_path / "plain" / sequence).glob("*.png"))]
+    assert [w.shape for w in written] == [(48, 64)] * 3
+    for a, b in zip(written[1:], expected[1:]):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(written[1:], plain[1:]))
+    with pytest.raises(SystemExit):
+        load_tool("segment").parse_args(["--weights", "w", "--youtube-vos-root", "r", "--output", "o", "--use-full-res"])

@@ -44,6 +44,9 @@ def parse_args(argv=None):
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
     davis = cli_args.add_davis(parser, title="a dataset split: DAVIS (--davis-root) or YouTube-VOS (--youtube-vos-root)")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    davis.add_argument("--use-full-res", action="store_true",
+                       help="--davis-root: frames from JPEGImages/Full-Resolution (the visual guide is cut from the "
+                            "larger frame), annotations and masks at 480p (the release's --use_full_res)")
     davis.add_argument("--first-frame-only", action="store_true",
                        help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
     davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
@@ -112,6 +115,8 @@ def parse_args(argv=None):
     if args.working_size is None:
         # The release segments YouTube-Objects at 640x360 (osmn_eval_youtube.py), everything else at 854x480.
         args.working_size = (640, 360) if args.youtube_objects_root else (854, 480)
+    if args.use_full_res and not args.davis_root:
+        parser.error("--use-full-res is for --davis-root")
     if args.first_frame_only and not args.youtube_vos_root:
         parser.error("--first-frame-only is for --youtube-vos-root")
     if args.max_lag is not None and args.max_lag < 1:
@@ -151,7 +156,7 @@ def main(argv=None):
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
         finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
         vg_pad_ratio=args.vg_pad_ratio, vg_keep_aspect_ratio=args.vg_keep_aspect_ratio, bbox_sup=args.bbox_sup,
-        use_original_mask=args.use_original_mask,
+        use_original_mask=args.use_original_mask, use_full_res=args.use_full_res,
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

@@ -53,7 +53,8 @@ class SegmentRequest:
     `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
     `vg_keep_aspect_ratio`, `bbox_sup`: how visual guides are cut (`VideoSegmenter`'s
     `guide_pad_ratio`, `guide_keep_aspect_ratio`, `guide_bbox_sup`).
-    `use_original_mask`: masktrack's dilated-mask spatial guide.
+    `use_original_mask`: masktrack's dilated-mask spatial guide. `use_full_res`:
+    a DAVIS split's frames from `JPEGImages/Full-Resolution`.
     """
 
     weights: str
@@ -84,6 +85,7 @@ class SegmentRequest:
     vg_keep_aspect_ratio: bool = False
     bbox_sup: bool = False
     use_original_mask: bool = False
+    use_full_res: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -266,7 +268,8 @@ def _int8_network(r, model):
 def _davis_split(r):
     from osmn_tf.data.davis import DavisDataset
 
-    dataset = DavisDataset(r.davis_root, r.year, r.split)
+    # The release's --use_full_res: frames from Full-Resolution, annotations (and the masks written) at 480p.
+    dataset = DavisDataset(r.davis_root, r.year, r.split, frame_resolution="Full-Resolution" if r.use_full_res else None)
     if r.sequences:
         unknown = sorted(set(r.sequences) - set(dataset.sequences))
         if unknown:
