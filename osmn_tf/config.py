@@ -1,5 +1,6 @@
 """Configuration of the OSMN network (SPEC sections 4 and 8), kept apart from the code that reads it."""
 import dataclasses
+import math
 
 # The release's `--base_model` choices (SPEC 8): osvos is section 4's network.
 BASE_MODELS = ("osvos", "lite", "deeplab", "masktrack")
@@ -25,6 +26,8 @@ GUIDE_STRIDE = 32
 # lite's 0.00787 (about 2 / 255, MobileNet's [-1, 1] range) is what the release's comment asks for
 # (its `--scale_value` flag itself defaults to 1.0) and what its lite fixture used.
 DEFAULT_INPUT_SCALE = {"osvos": 1.0, "lite": 0.00787, "deeplab": 1.0, "masktrack": 1.0}
+# B, G, R values subtracted from every network input (ImageNet VGG16's, the release's `--mean_value` default).
+DEFAULT_INPUT_MEAN = (104.0, 117.0, 123.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +66,9 @@ class OSMNConfig:
             after the mean is subtracted); None is the base model's default,
             `DEFAULT_INPUT_SCALE` (`input_scale_of` resolves it). The graph does not
             use it: it records how the model's inputs are made.
+        input_mean: the B, G, R values the preprocessing subtracts (the release's
+            `--mean_value`); None is `DEFAULT_INPUT_MEAN` (`input_mean_of`). Like
+            `input_scale`, a record of how the inputs are made.
     """
 
     use_visual_modulator: bool = True
@@ -77,6 +83,7 @@ class OSMNConfig:
     base_model: str = "osvos"
     aligned_size: tuple | None = None
     input_scale: float | None = None
+    input_mean: tuple | None = None
 
     def __post_init__(self):
         if self.base_model not in BASE_MODELS:
@@ -88,6 +95,8 @@ class OSMNConfig:
         check_guide_size(self.guide_size)
         if self.input_scale is not None and not self.input_scale > 0:
             raise ValueError(f"OSMNConfig.input_scale must be > 0 (or None), got {self.input_scale!r}")
+        if self.input_mean is not None:
+            object.__setattr__(self, "input_mean", _check_input_mean(self.input_mean))
         if self.aligned_size is not None:
             object.__setattr__(self, "aligned_size", _check_aligned_size(self.aligned_size, self.base_model))
         if self.base_model == "masktrack":
@@ -126,6 +135,21 @@ def _check_aligned_size(aligned_size, base_model):
     if width < 1 or height < 1 or tuple(aligned_size) != (width, height):
         raise ValueError(f"OSMNConfig.aligned_size must be two positive integers (W, H), got {aligned_size!r}")
     return (width, height)
+
+
+def _check_input_mean(input_mean):
+    try:
+        values = tuple(float(v) for v in input_mean)
+    except (TypeError, ValueError):
+        raise ValueError(f"OSMNConfig.input_mean must be three numbers (B, G, R), got {input_mean!r}") from None
+    if len(values) != 3 or not all(math.isfinite(v) for v in values):
+        raise ValueError(f"OSMNConfig.input_mean must be three finite numbers (B, G, R), got {input_mean!r}")
+    return values
+
+
+def input_mean_of(config):
+    """The B, G, R mean `config`'s inputs are made with: its `input_mean`, or `DEFAULT_INPUT_MEAN`."""
+    return DEFAULT_INPUT_MEAN if config.input_mean is None else tuple(config.input_mean)
 
 
 def input_scale_of(config):

@@ -12,10 +12,13 @@ A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<fram
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
 A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
     python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT
+  with the release's online fine-tuning (one model per object, trained where the object first appears):
+    python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT --online-finetune 100
 
 W is a .keras file or a TF1 checkpoint prefix of the original release (converted on the fly).
 """
 import argparse
+import math
 import sys
 
 import cli_args
@@ -41,6 +44,9 @@ def parse_args(argv=None):
     video.add_argument("--fps", type=float, help="frame rate of --overlay (default: the video's, or 10)")
     davis = cli_args.add_davis(parser, title="a dataset split: DAVIS (--davis-root) or YouTube-VOS (--youtube-vos-root)")
     davis.add_argument("--sequences", nargs="+", help="only these sequences of the split")
+    davis.add_argument("--use-full-res", action="store_true",
+                       help="--davis-root: frames from JPEGImages/Full-Resolution (the visual guide is cut from the "
+                            "larger frame), annotations and masks at 480p (the release's --use_full_res)")
     davis.add_argument("--first-frame-only", action="store_true",
                        help="--youtube-vos-root: only the first annotated frame's objects (later ones are not tracked)")
     davis.add_argument("--youtube-vos-root", help="a YouTube-VOS root instead (ROOT/<--split>/JPEGImages, "
@@ -58,6 +64,25 @@ def parse_args(argv=None):
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
     parser.add_argument("--finetune-lr", type=cli_args.learning_rate, default=1e-5,
                         help="Adam learning rate of --online-finetune")
+    parser.add_argument("--finetune-scales", type=float, nargs="+", metavar="S",
+                        help="--online-finetune: one scale drawn per step, times --working-size (the release's: "
+                             "0.8 1 1.5 for --youtube-vos-root, else 0.5 0.8 1)")
+    parser.add_argument("--finetune-per-object", action=argparse.BooleanOptionalAction, default=None,
+                        help="--online-finetune: one fine-tuned model per object, trained at the object's first "
+                             "annotated frame, as the release (default for --youtube-vos-root); "
+                             "--no-finetune-per-object: one model per video, trained on the first annotated frame")
+    guide = parser.add_argument_group("visual guide")
+    guide.add_argument("--vg-pad-ratio", type=float, default=0.03,
+                       help="margin around the object's box, as a fraction of the box (the release's 0.03)")
+    guide.add_argument("--vg-keep-aspect-ratio", action="store_true",
+                       help="fit the object's box into the guide undistorted (for a model trained with "
+                            "tools/train.py --vg-keep-aspect-ratio)")
+    guide.add_argument("--bbox-sup", action="store_true",
+                       help="keep the background inside the object's box (for a model trained with "
+                            "tools/train.py --bbox-sup, the release's --bbox_sup)")
+    guide.add_argument("--use-original-mask", action="store_true",
+                       help="masktrack: the spatial guide is the previous mask dilated by a disk of radius 5 "
+                            "(the release's --use_original_mask) instead of the Gaussian")
     speed = parser.add_argument_group("speed")
     cli_args.add_precision(speed, help="compute precision of the per-frame network (mixed: float32 weights, "
                                        "16-bit compute); auto: mixed_bfloat16 on a CPU with bfloat16 "
@@ -90,12 +115,25 @@ def parse_args(argv=None):
     if args.working_size is None:
         # The release segments YouTube-Objects at 640x360 (osmn_eval_youtube.py), everything else at 854x480.
         args.working_size = (640, 360) if args.youtube_objects_root else (854, 480)
+    if args.use_full_res and not args.davis_root:
+        parser.error("--use-full-res is for --davis-root")
     if args.first_frame_only and not args.youtube_vos_root:
         parser.error("--first-frame-only is for --youtube-vos-root")
     if args.max_lag is not None and args.max_lag < 1:
         parser.error(f"--max-lag must be >= 1 frame, got {args.max_lag}")
     if args.online_finetune < 0:
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
+    if (args.finetune_scales or args.finetune_per_object is not None) and not args.online_finetune:
+        parser.error("--finetune-scales and --finetune-per-object are options of --online-finetune N")
+    if args.finetune_scales is None:
+        # The release's fine-tuning scripts: osmn_online_finetune_ytvos.py and osmn_online_finetune.py.
+        args.finetune_scales = (0.8, 1.0, 1.5) if args.youtube_vos_root else (0.5, 0.8, 1.0)
+    elif not all(s > 0 for s in args.finetune_scales):
+        parser.error(f"--finetune-scales must be positive, got {' '.join(map(str, args.finetune_scales))}")
+    if not (math.isfinite(args.vg_pad_ratio) and args.vg_pad_ratio > -0.5):
+        parser.error(f"--vg-pad-ratio must be a number > -0.5, got {args.vg_pad_ratio}")
+    if args.finetune_per_object is None:
+        args.finetune_per_object = bool(args.youtube_vos_root)
     if args.int8_model and (args.online_finetune or args.precision != "float32" or args.xla):
         parser.error("--int8-model replaces the per-frame network: not with --online-finetune, --precision or --xla")
     return args
@@ -116,6 +154,9 @@ def main(argv=None):
         overlay=args.overlay, fps=args.fps, davis_root=args.davis_root, year=args.year, split=args.split,
         sequences=args.sequences, save_scores=args.save_scores, working_size=args.working_size,
         overwrite=args.overwrite, online_finetune=args.online_finetune, finetune_lr=args.finetune_lr,
+        finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
+        vg_pad_ratio=args.vg_pad_ratio, vg_keep_aspect_ratio=args.vg_keep_aspect_ratio, bbox_sup=args.bbox_sup,
+        use_original_mask=args.use_original_mask, use_full_res=args.use_full_res,
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

@@ -48,7 +48,13 @@ class SegmentRequest:
     a folder `osmn_tf.quantization.Int8FrameNetwork.save` wrote from the same
     weights and working size, which then runs the per-frame network.
     `crf`, `crf_merge`: the release's dense CRF on every object's mask
-    (`VideoSegmenter`'s `crf` and `crf_merge`).
+    (`VideoSegmenter`'s `crf` and `crf_merge`). `online_finetune` steps of
+    `OnlineFinetuning` (`finetune_lr`, `finetune_scales`) per video, or with
+    `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
+    `vg_keep_aspect_ratio`, `bbox_sup`: how visual guides are cut (`VideoSegmenter`'s
+    `guide_pad_ratio`, `guide_keep_aspect_ratio`, `guide_bbox_sup`).
+    `use_original_mask`: masktrack's dilated-mask spatial guide. `use_full_res`:
+    a DAVIS split's frames from `JPEGImages/Full-Resolution`.
     """
 
     weights: str
@@ -73,6 +79,13 @@ class SegmentRequest:
     overwrite: bool = False
     online_finetune: int = 0
     finetune_lr: float = 1e-5
+    finetune_scales: tuple = (1.0,)
+    finetune_per_object: bool = False
+    vg_pad_ratio: float = 0.03
+    vg_keep_aspect_ratio: bool = False
+    bbox_sup: bool = False
+    use_original_mask: bool = False
+    use_full_res: bool = False
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -145,7 +158,14 @@ def _made_from(r):
         "INT8 model": outputs.input_stamp(r.int8_model) if r.int8_model else None,
         "online fine-tuning steps": r.online_finetune,
         "fine-tuning learning rate": r.finetune_lr if r.online_finetune else None,
+        "fine-tuning scales": list(r.finetune_scales) if r.online_finetune else None,
+        "fine-tuning per object": bool(r.finetune_per_object) if r.online_finetune else None,
         "dense CRF": f"{r.crf_merge} merge" if r.crf else None,
+        # None when the release's: records made before these options match.
+        "visual guide pad ratio": None if r.vg_pad_ratio == 0.03 else r.vg_pad_ratio,
+        "visual guide keeps aspect ratio": True if r.vg_keep_aspect_ratio else None,
+        "visual guide unmasked (bbox_sup)": True if r.bbox_sup else None,
+        "spatial guide: dilated previous mask": True if r.use_original_mask else None,
     }
 
 
@@ -162,11 +182,16 @@ def _segmenter(r, log):
     if r.online_finetune:
         from osmn_tf.training.finetune import OnlineFinetuning
 
-        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr)
+        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales)
     model = load_model(r.weights)
+    if r.use_original_mask and model.config.base_model != "masktrack":
+        raise ValueError(f"--use-original-mask is masktrack's spatial guide, but --weights {r.weights} is a "
+                         f"{model.config.base_model} model")
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
                                precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
-                               crf_merge=r.crf_merge)
+                               crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object),
+                               guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio,
+                               guide_bbox_sup=r.bbox_sup, use_original_mask=r.use_original_mask)
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter
@@ -243,7 +268,8 @@ def _int8_network(r, model):
 def _davis_split(r):
     from osmn_tf.data.davis import DavisDataset
 
-    dataset = DavisDataset(r.davis_root, r.year, r.split)
+    # The release's --use_full_res: frames from Full-Resolution, annotations (and the masks written) at 480p.
+    dataset = DavisDataset(r.davis_root, r.year, r.split, frame_resolution="Full-Resolution" if r.use_full_res else None)
     if r.sequences:
         unknown = sorted(set(r.sequences) - set(dataset.sequences))
         if unknown:

@@ -7,9 +7,10 @@ frames), then segments the held-out synthetic videos and writes the official
 DAVIS CSVs for the model (runs/demo/eval/) and for the copy-the-first-mask
 baseline (runs/demo/eval/baseline_first_mask/).
 
-The release's two stages:
+The release's two stages, and its YouTube-VOS training:
     python tools/train.py --stage coco --data-root COCO --init vgg_16.ckpt --model-dir runs/coco
     python tools/train.py --stage davis --data-root DAVIS --init runs/coco/model.keras --model-dir runs/davis
+    python tools/train.py --stage youtube-vos --data-root YTVOS --init vgg_16.ckpt --model-dir runs/ytvos
 
 Rerunning with the same --model-dir resumes from its latest checkpoint.
 Several GPUs: --strategy mirrored; several machines: --strategy multi_worker with TF_CONFIG set on each.
@@ -26,13 +27,14 @@ import cli_args
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--stage", default="demo", choices=["demo", "coco", "davis"],
-                        help="preset: the embedded demo, or the release's stage 1 (coco) or 2 (davis)")
+    parser.add_argument("--stage", default="demo", choices=["demo", "coco", "davis", "youtube-vos"],
+                        help="preset: the embedded demo, the release's stage 1 (coco) or 2 (davis), or its "
+                             "YouTube-VOS training (youtube-vos)")
     parser.add_argument("--model-dir", help="checkpoints, TensorBoard events, model.keras (default runs/<stage>)")
     data = parser.add_argument_group("data (defaults from --stage)")
-    data.add_argument("--dataset", choices=["synthetic", "coco", "davis"])
-    data.add_argument("--data-root", help="COCO or DAVIS folder; synthetic: where it is written "
-                                          "(default MODEL_DIR/data)")
+    data.add_argument("--dataset", choices=["synthetic", "coco", "davis", "youtube-vos"])
+    data.add_argument("--data-root", help="COCO, DAVIS or YouTube-VOS folder (the one holding train/); synthetic: "
+                                          "where it is written (default MODEL_DIR/data)")
     data.add_argument("--image-size", type=cli_args.size, help="training frame size WxH at scale 1")
     data.add_argument("--scales", type=float, nargs="+", help="one drawn per batch, times --image-size")
     data.add_argument("--synthetic-sequences", type=int, nargs=2, metavar=("TRAIN", "VAL"),
@@ -41,15 +43,40 @@ def parse_args(argv=None):
                       help="spatial guide centre jitter in training, in units of its scale (0.2)")
     data.add_argument("--sg-std-perturb-ratio", type=float,
                       help="spatial guide scale jitter in training: times U(1/(1+r), 1+r) (0.4)")
+    data.add_argument("--vg-random-crop-ratio", type=float,
+                      help="visual guide in training: each side of the object's box moves by up to this fraction (0.1)")
+    data.add_argument("--vg-random-rotate-angle", type=float,
+                      help="visual guide in training: rotation by up to this many degrees (10)")
+    data.add_argument("--vg-color-aug", action="store_true", default=None,
+                      help="visual guide in training: brightness and contrast times U(0.8, 1.3)")
+    data.add_argument("--vg-keep-aspect-ratio", action="store_true", default=None,
+                      help="visual guide in training: the object's box fits the square undistorted (segment with "
+                           "tools/segment.py --vg-keep-aspect-ratio then)")
     data.add_argument("--bbox-sup", action="store_true", default=None,
                       help="visual guides are the object's box, not masked (the release's --bbox_sup)")
     data.add_argument("--random-crop-ratio", type=float,
                       help="COCO: cut one side of each image by up to this fraction before resizing (0 = off)")
     data.add_argument("--random-guide", action=argparse.BooleanOptionalAction, default=None,
-                      help="DAVIS: the visual guide from a random valid frame (default) or always frame 0")
+                      help="DAVIS, YouTube-VOS: the visual guide from a random valid frame (default) or always "
+                           "the object's first frame")
+    data.add_argument("--label-valid-ratio", type=float,
+                      help="DAVIS, YouTube-VOS: a valid visual guide frame has the object on more than this "
+                           "fraction of the image (0.003)")
+    data.add_argument("--bbox-valid-ratio", type=float,
+                      help="... and on more than this fraction of its bounding box (0.2)")
     data.add_argument("--skip-blank-frames", action="store_true", default=None,
                       help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
+    model.add_argument("--base-model", choices=["osvos", "lite", "deeplab", "masktrack"],
+                       help="the network the modulators adapt (the release's --base_model; osvos = the paper)")
+    model.add_argument("--aligned-size", type=cli_args.size,
+                       help="masktrack: zero-pad its input to WxH (the release's --aligned_size, e.g. 865x481)")
+    model.add_argument("--input-scale", type=float,
+                       help="pixel scale after the mean is subtracted (the release's --scale_value; default: the "
+                            "base model's, 1.0, lite 0.00787); saved with the model")
+    model.add_argument("--input-mean", type=float, nargs=3, metavar=("B", "G", "R"),
+                       help="values subtracted from every pixel before --input-scale (the release's --mean_value; "
+                            "104 117 123); saved with the model")
     model.add_argument("--width", type=cli_args.width, help="VGG16 channel multiplier (1.0 = the paper)")
     cli_args.add_variant(model)
     model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
@@ -59,6 +86,12 @@ def parse_args(argv=None):
     model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
     model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5), "
                                       "a TF1 OSMN checkpoint prefix, or a .keras model")
+    model.add_argument("--init-visual-modulator", metavar="FILE",
+                       help="instead of --init: ImageNet weights for the visual modulator only (the release's "
+                            "--vis_mod_model_path)")
+    model.add_argument("--init-segmentation", metavar="FILE",
+                       help="instead of --init: ImageNet weights for the segmentation network only (the release's "
+                            "--seg_model_path)")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, help="optimizer steps in all")
     optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
@@ -110,7 +143,12 @@ def make_config(args):
         "scales": args.scales, "sg_center_perturb_ratio": args.sg_center_perturb_ratio,
         "sg_std_perturb_ratio": args.sg_std_perturb_ratio, "bbox_sup": args.bbox_sup,
         "random_crop_ratio": args.random_crop_ratio, "random_guide": args.random_guide,
-        "skip_blank_frames": args.skip_blank_frames, "init": args.init, "steps": args.steps,
+        "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
+        "bbox_valid_ratio": args.bbox_valid_ratio, "vg_random_crop_ratio": args.vg_random_crop_ratio,
+        "vg_random_rotate_angle": args.vg_random_rotate_angle, "vg_color_aug": args.vg_color_aug,
+        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init,
+        "init_visual_modulator": args.init_visual_modulator, "init_segmentation": args.init_segmentation,
+        "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,
@@ -122,7 +160,9 @@ def make_config(args):
     }
     overrides = {k: v for k, v in flags.items() if v is not None}
     model_flags = {"width": args.width, "dropout_rate": args.dropout, "guide_size": args.guide_size,
-                   "mod_early_conv": args.mod_early_conv}
+                   "mod_early_conv": args.mod_early_conv, "base_model": args.base_model,
+                   "aligned_size": args.aligned_size, "input_scale": args.input_scale,
+                   "input_mean": args.input_mean}
     model = {k: v for k, v in model_flags.items() if v is not None}
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()

@@ -188,11 +188,14 @@ class DavisDataset:
         split: the name of the list `ImageSets/<year>/<split>.txt`
             (`train`, `val`, ...).
         resolution: the sub-folder of `JPEGImages` and `Annotations`.
+        frame_resolution: another sub-folder of `JPEGImages` to read frames
+            from (e.g. `Full-Resolution`, the release's `--use_full_res`),
+            the annotations still from `resolution`; None: `resolution`.
 
     `sequences` lists the split's sequence names in file order.
     """
 
-    def __init__(self, root, year=2017, split="val", resolution="480p"):
+    def __init__(self, root, year=2017, split="val", resolution="480p", frame_resolution=None):
         self.root = pathlib.Path(root)
         self.year = int(year)
         if self.year not in (2016, 2017):
@@ -201,7 +204,8 @@ class DavisDataset:
         self.resolution = resolution
         if not self.root.is_dir():
             raise FileNotFoundError(f"DAVIS root folder not found: {self.root}")
-        self.image_dir = self.root / "JPEGImages" / resolution
+        self.frame_resolution = frame_resolution or resolution
+        self.image_dir = self.root / "JPEGImages" / self.frame_resolution
         self.annotation_dir = self.root / "Annotations" / resolution
         self.split_file = self.root / "ImageSets" / str(self.year) / f"{split}.txt"
         if not self.split_file.is_file():

@@ -152,15 +152,17 @@ def resize_mask(mask, size):
     return resized.astype(dtype)
 
 
-def normalize_frame(rgb, scale=SCALE):
+def normalize_frame(rgb, scale=SCALE, mean=MEAN_BGR):
     """The network's input encoding of an RGB frame.
 
-    Channels reversed to BGR, minus `MEAN_BGR`, times `scale` (1.0; lite's
-    0.00787: `osmn_tf.config.input_scale_of`).
+    Channels reversed to BGR, minus `mean` (`MEAN_BGR`), times `scale` (1.0;
+    lite's 0.00787: `osmn_tf.config.input_scale_of`).
 
     Args:
         rgb: array `[H, W, 3]`, RGB, values in 0..255 (any real dtype).
         scale: the pixel scale after the mean is subtracted.
+        mean: the B, G, R values subtracted (the release's `--mean_value`;
+            a model's `osmn_tf.config.input_mean_of`).
 
     Returns:
         `float32` array `[H, W, 3]`, BGR.
@@ -169,28 +171,28 @@ def normalize_frame(rgb, scale=SCALE):
     if not (np.issubdtype(rgb.dtype, np.integer) or np.issubdtype(rgb.dtype, np.floating)):
         raise TypeError(f"rgb must be a numeric array, got dtype {rgb.dtype}")
     # One pass (no float32 copy of the frame first): it runs beside the network on every frame.
-    bgr = np.subtract(rgb[:, :, ::-1], np.asarray(MEAN_BGR, dtype=np.float32), dtype=np.float32)
+    bgr = np.subtract(rgb[:, :, ::-1], np.asarray(mean, dtype=np.float32), dtype=np.float32)
     # The original multiplies in float64 (a Python float times its float64 mean difference), then feeds float32.
     return bgr if scale == 1 else (bgr * np.float64(scale)).astype(np.float32)
 
 
-def denormalize_frame(image, scale=SCALE):
+def denormalize_frame(image, scale=SCALE, mean=MEAN_BGR):
     """The inverse of `normalize_frame` (for pictures): network encoding `[..., 3]` BGR -> `uint8` RGB."""
-    bgr = np.asarray(image, dtype=np.float32) / np.float32(scale) + np.asarray(MEAN_BGR, dtype=np.float32)
+    bgr = np.asarray(image, dtype=np.float32) / np.float32(scale) + np.asarray(mean, dtype=np.float32)
     return np.clip(bgr[..., ::-1], 0, 255).round().astype(np.uint8)
 
 
-def preprocess_frame(rgb, size=WORKING_SIZE, scale=SCALE):
+def preprocess_frame(rgb, size=WORKING_SIZE, scale=SCALE, mean=MEAN_BGR):
     """A frame as the segmentation network takes it: resized, then normalised.
 
     Args:
         rgb: `uint8` array `[H, W, 3]`, RGB.
         size: `(W, H)` to resize to (PIL bilinear); `None` keeps the frame's size.
-        scale: the pixel scale (`normalize_frame`).
+        scale, mean: the pixel encoding (`normalize_frame`).
 
     Returns:
-        `float32` array `[size[1], size[0], 3]`, BGR minus `MEAN_BGR`.
+        `float32` array `[size[1], size[0], 3]`, BGR minus `mean`.
     """
     if size is not None:
         rgb = resize_frame(rgb, size)
-    return normalize_frame(rgb, scale)
+    return normalize_frame(rgb, scale, mean)

@@ -15,13 +15,16 @@ import dataclasses
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.data.frames import SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
+from osmn_tf.data.frames import MEAN_BGR, SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
 
 PAD_RATIO = 0.03
 """Margin added on each side of the visual guide's crop at inference, as a fraction of the crop."""
+
+COLOR_AUG_RANGE = (0.8, 1.3)
+"""`VisualGuideAugmentation.color_aug`: brightness and contrast factors are drawn from this range."""
 
 MAD_TO_STD = 1.4826
 """Median absolute deviation times this estimates a normal distribution's standard deviation."""
@@ -45,11 +48,19 @@ class VisualGuideAugmentation:
             the centre, counter-clockwise for positive angles, after the resize.
             `--vg_random_rotate_angle`.
         flip_prob: probability of a horizontal flip, after the rotation.
+        color_aug: before the rotation, brightness then contrast times factors
+            drawn from U(0.8, 1.3) (PIL's `ImageEnhance`). `--vg_color_aug`.
+        keep_aspect_ratio: resize the crop to fit the guide's square keeping
+            its aspect ratio, centred, zero around (`visual_guide`'s
+            `keep_aspect_ratio`; the release's `--vg_keep_aspect_ratio`, which
+            its inference then used as well).
     """
 
     crop_ratio: float = 0.1
     max_rotation: float = 10.0
     flip_prob: float = 0.5
+    color_aug: bool = False
+    keep_aspect_ratio: bool = False
 
     def __post_init__(self):
         if not 0 <= self.crop_ratio < 0.5:
@@ -137,8 +148,20 @@ def _rotate_nearest(array, angle):
     return out
 
 
+def _fit_keeping_aspect_ratio(image, label, size):
+    """`image`, `label` (PIL) resized to fit a `size` square without distortion, centred, zero around."""
+    width, height = image.size
+    # float32 and truncation, as the release computed the fitted size.
+    ratio = np.float32(min(np.float32(size) / np.float32(width), np.float32(size) / np.float32(height)))
+    fitted = (max(1, int(np.float32(width) * ratio)), max(1, int(np.float32(height) * ratio)))
+    image, label = image.resize(fitted, Image.BILINEAR), label.resize(fitted, Image.NEAREST)
+    left, top = (size - fitted[0]) // 2, (size - fitted[1]) // 2
+    box = (-left, -top, size - left, size - top)
+    return image.crop(box), label.crop(box)
+
+
 def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbox_sup=False,
-                 size=GUIDE_SIZE, scale=SCALE):
+                 size=GUIDE_SIZE, scale=SCALE, keep_aspect_ratio=None, mean=MEAN_BGR):
     """The visual modulator's input for one object (SPEC section 2).
 
     Steps: resize `mask` to the frame's size (nearest) if it differs; crop frame
@@ -161,6 +184,10 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         size: the guide's side, the model's `guide_size` (224 in the paper).
         scale: the pixel scale after the mean is subtracted (`frames.normalize_frame`),
             applied before the background is zeroed, as the original.
+        keep_aspect_ratio: fit the crop into the square without distorting it
+            (centred, zero around) instead of stretching it; None: `augment`'s
+            `keep_aspect_ratio`, False without `augment`.
+        mean: the B, G, R values subtracted (`frames.normalize_frame`).
 
     Returns:
         `float32` array `[size, size, 3]`, BGR minus `MEAN_BGR` (times `scale`), 0 off the object.
@@ -205,20 +232,31 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
            crop_w + int(ratios[2] * crop_w), crop_h + int(ratios[3] * crop_h))
     image, label = image.crop(box), label.crop(box)
 
-    image = np.asarray(image.resize((size, size), Image.BILINEAR))
-    label = np.asarray(label.resize((size, size), Image.NEAREST))
+    if keep_aspect_ratio is None:
+        keep_aspect_ratio = augment is not None and augment.keep_aspect_ratio
+    if keep_aspect_ratio:
+        image, label = _fit_keeping_aspect_ratio(image, label, size)
+    else:
+        image, label = image.resize((size, size), Image.BILINEAR), label.resize((size, size), Image.NEAREST)
 
     if augment is not None:
         # Always draw both numbers so that the stream of draws does not depend
         # on the options' values.
         angle = rng.uniform(-augment.max_rotation, augment.max_rotation)
         flip = rng.random() < augment.flip_prob
+        if augment.color_aug:
+            # Drawn after the others, so that the stream without color_aug is as before.
+            brightness, contrast = rng.uniform(*COLOR_AUG_RANGE, 2)
+            image = ImageEnhance.Contrast(ImageEnhance.Brightness(image).enhance(brightness)).enhance(contrast)
+    image, label = np.asarray(image), np.asarray(label)
+
+    if augment is not None:
         if augment.max_rotation > 0:
             image, label = _rotate_nearest(image, angle), _rotate_nearest(label, angle)
         if flip:
             image, label = image[:, ::-1], label[:, ::-1]
 
-    guide = normalize_frame(image, scale)
+    guide = normalize_frame(image, scale, mean)
     if not bbox_sup:
         guide[label == 0] = 0.0
     return guide

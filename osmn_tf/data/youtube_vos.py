@@ -62,15 +62,24 @@ class YouTubeVOS:
 
     def categories(self):
         """`{video: {object id: category}}` from `meta.json`."""
+        return self._meta_objects("category", "it gives the objects' categories",
+                                  lambda value: value)
+
+    def object_frames(self):
+        """`{video: {object id: [frame stems]}}` from `meta.json`: the frames where each object is annotated."""
+        return self._meta_objects("frames", "it lists the frames each object is annotated in",
+                                  lambda value: [str(stem) for stem in value])
+
+    def _meta_objects(self, field, why, convert):
         try:
             meta = json.loads(self.meta_file.read_text())
-            return {video: {int(i): obj["category"] for i, obj in info["objects"].items()}
+            return {video: {int(i): convert(obj[field]) for i, obj in info["objects"].items()}
                     for video, info in meta["videos"].items()}
         except FileNotFoundError:
-            raise FileNotFoundError(f"{self.meta_file}: not found (it gives the objects' categories)") from None
+            raise FileNotFoundError(f"{self.meta_file}: not found ({why})") from None
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"{self.meta_file}: not a YouTube-VOS meta.json "
-                             f"({{'videos': {{video: {{'objects': {{id: {{'category': ...}}}}}}}}}}): {e!r}") from None
+                             f"({{'videos': {{video: {{'objects': {{id: {{'{field}': ...}}}}}}}}}}): {e!r}") from None
 
 
 def starting_mask(annotations, frame_size):

@@ -17,7 +17,9 @@ import time
 
 import numpy as np
 
+from osmn_tf.data.annotations import image_size
 from osmn_tf.data.davis import DAVIS_PALETTE, DavisDataset, write_mask
+from osmn_tf.data.frames import resize_mask
 from osmn_tf.data.prefetch import BackgroundWriter
 from osmn_tf.inference.tracking import object_ids_of
 from osmn_tf.utils import atomic, outputs
@@ -52,7 +54,7 @@ class Interrupted(KeyboardInterrupt):
 
 def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=None, save_scores=False, on_frame=None,
                       annotations=None, annotation_paths=None, *, record=None, made_from=None, overwrite=False,
-                      overlay=None, numbered=False):
+                      overlay=None, numbered=False, mask_size=None):
     """Segments one video and writes `output_dir/<name>.png` per frame (and the scores if asked).
 
     Args:
@@ -69,6 +71,7 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
             record is, what made the results, whether files this run did not write may be
             replaced, the overlay animation written beside.
         numbered: `frames` yields `(number in the video, frame)` (`VideoLoop.track`).
+        mask_size: `(W, H)` the masks are written at (nearest); None: each frame's own size.
     Only the files written here replace files of `output_dir` (and those an
     earlier run listed in its record); other files stay.
     Frames are read and preprocessed ahead, and masks written behind, in
@@ -80,7 +83,10 @@ def segment_to_folder(segmenter, frames, names, first_mask, output_dir, palette=
     count, last = 0, -1
 
     def write(staging, name, result):
-        write_mask(staging / f"{name}.png", result.labels, palette)
+        labels = result.labels
+        if mask_size is not None and labels.shape != (mask_size[1], mask_size[0]):
+            labels = resize_mask(labels, mask_size)
+        write_mask(staging / f"{name}.png", labels, palette)
         if save_scores and result.probabilities is not None:
             for object_id, probability in zip(result.object_ids, result.probabilities):
                 (staging / str(object_id)).mkdir(exist_ok=True)
@@ -115,6 +121,7 @@ class VideoJob:
 
     `read_masks()` gives `(first mask, later annotations or None, palette or None)`; it is called only
     for videos that are segmented. `record` is the path of the folder's record (None: inside it).
+    `mask_size`: `(W, H)` the masks are written at, when not the frames' own.
     """
 
     name: str
@@ -123,6 +130,7 @@ class VideoJob:
     read_masks: object
     made_from: dict = None
     record: pathlib.Path = None
+    mask_size: tuple = None
 
     @property
     def expected_masks(self):
@@ -133,7 +141,11 @@ def davis_jobs(dataset, output_dir, made_from=None):
     """A `VideoJob` per sequence of a `DavisDataset` split: `output_dir/<sequence>/<frame>.png`.
 
     `made_from`: what every sequence's results are made from besides its own
-    frames and first annotation (weights, options).
+    frames and first annotation (weights, options). With frames of another
+    resolution than the annotations (`DavisDataset.frame_resolution`, the
+    release's `--use_full_res`), the first mask is resized (nearest) to the
+    frames' size, so that the visual guide is cut from the larger frame, and
+    the masks are written at the annotations' size.
     """
     if not isinstance(dataset, DavisDataset):
         raise TypeError(f"dataset must be a DavisDataset, got {type(dataset).__name__}")
@@ -142,18 +154,23 @@ def davis_jobs(dataset, output_dir, made_from=None):
     for sequence in dataset.sequences:
         first_annotation = dataset.annotation_paths(sequence)[0]
 
-        def read_masks(first_annotation=first_annotation):
+        frame_paths = dataset.frame_paths(sequence)
+        other_size = dataset.frame_resolution != dataset.resolution
+
+        def read_masks(first_annotation=first_annotation, frame=frame_paths[0]):
             first_mask = dataset.read_annotation(first_annotation)
             if not object_ids_of(first_mask):
                 raise ValueError(f"{first_annotation}: the first mask has no object")
+            if other_size:
+                first_mask = resize_mask(first_mask, image_size(frame))
             return first_mask, None, None
 
-        frame_paths = dataset.frame_paths(sequence)
         own = None if made_from is None else {
             "frames": outputs.input_stamp(frame_paths[0].parent),
             "first mask": outputs.input_stamp(first_annotation, content=True), "DAVIS year": dataset.year,
             **made_from}
-        jobs.append(VideoJob(sequence, output_dir / sequence, frame_paths, read_masks, own))
+        jobs.append(VideoJob(sequence, output_dir / sequence, frame_paths, read_masks, own,
+                             mask_size=image_size(first_annotation) if other_size else None))
     return jobs
 
 
@@ -167,7 +184,6 @@ def youtube_vos_jobs(dataset, output_dir, late_annotations=True, made_from=None)
     live in `output_dir/.osmn-complete/<video>.json`, outside the tree a
     submission zips (the server takes PNGs only).
     """
-    from osmn_tf.data.annotations import image_size
     from osmn_tf.data.youtube_vos import starting_mask
 
     output_dir = pathlib.Path(output_dir)
@@ -260,7 +276,7 @@ def run_jobs(segmenter, todo, save_scores=False, overwrite=False, progress=None,
             stats.frames += segment_to_folder(
                 segmenter, _load_frames(job.frame_paths), [p.stem for p in job.frame_paths], first_mask, job.target,
                 palette, save_scores, on_frame, annotations=annotations, record=job.record, made_from=job.made_from,
-                overwrite=overwrite)
+                overwrite=overwrite, mask_size=job.mask_size)
             stats.seconds += time.perf_counter() - tick
             stats.sequences_done += 1
     except KeyboardInterrupt:

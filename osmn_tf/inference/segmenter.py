@@ -2,9 +2,9 @@
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.config import LITE_STRIDE, input_scale_of
+from osmn_tf.config import LITE_STRIDE, input_mean_of, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
-from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.guides import PAD_RATIO, dilated_mask_guide, spatial_guide, visual_guide
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
 from osmn_tf.inference.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
 from osmn_tf.utils.precision import resolve_precision
@@ -25,6 +25,18 @@ class VideoSegmenter(VideoLoop):
             when frame 0 has no object); that video is segmented with
             the model it returns (online fine-tuning:
             `osmn_tf.training.finetune.OnlineFinetuning`).
+        adapt_per_object: call `adapt` once per object instead, with a mask
+            of that object only, on the frame where the object is first
+            annotated (objects that join later are adapted there), and
+            segment each object with its own model, as the release's online
+            fine-tuning did (`osmn_online_finetune*.py`: one model per
+            object). Costs one model copy per object.
+        guide_pad_ratio: the visual guide's margin around the object's box, as
+            a fraction of the box (the release's `--vg_pad_ratio`, 0.03).
+        guide_keep_aspect_ratio: fit the object's box into the visual guide
+            without distortion (`--vg_keep_aspect_ratio`; for a model trained so).
+        guide_bbox_sup: keep the background inside the object's box in the
+            visual guide (`--bbox_sup`; for a model trained so).
         share_frame_features: feed the frame once and let the network share
             its unmodulated layers among the objects (`ObjectBroadcast`);
             False feeds one copy of the frame per object (same masks, K times
@@ -64,13 +76,15 @@ class VideoSegmenter(VideoLoop):
             which then changes only the spatial guides (with one object, both
             give the refined mask, as the release writes it).
 
-    Frames and visual guides are encoded with the model's pixel scale
-    (`OSMNConfig.input_scale`: 1.0, lite's 0.00787).
+    Frames and visual guides are encoded with the model's pixel mean and scale
+    (`OSMNConfig.input_mean`: 104, 117, 123 by default; `OSMNConfig.input_scale`:
+    1.0, lite's 0.00787).
     """
 
     def __init__(self, model, working_size=WORKING_SIZE, adapt=None, share_frame_features=True, jit_compile=False,
                  precision="float32", frame_network=None, use_original_mask=False, pad=False, crf=None,
-                 crf_merge="refined"):
+                 crf_merge="refined", adapt_per_object=False, guide_pad_ratio=PAD_RATIO, guide_keep_aspect_ratio=False,
+                 guide_bbox_sup=False):
         if crf_merge not in CRF_MERGES:
             raise ValueError(f"crf_merge must be one of {CRF_MERGES}, got {crf_merge!r}")
         self.crf = DenseCRFConfig() if crf is True else crf
@@ -83,8 +97,19 @@ class VideoSegmenter(VideoLoop):
         self.jit_compile = bool(jit_compile)
         self.precision = resolve_precision(precision)
         self.working_size = check_size(working_size, "working_size")
+        if not (np.isfinite(guide_pad_ratio) and guide_pad_ratio > -0.5):
+            raise ValueError(f"guide_pad_ratio must be a finite number > -0.5, got {guide_pad_ratio!r}")
+        self.guide_pad_ratio = float(guide_pad_ratio)
+        self.guide_keep_aspect_ratio = bool(guide_keep_aspect_ratio)
+        self.guide_bbox_sup = bool(guide_bbox_sup)
         self.adapt = adapt
+        self.adapt_per_object = bool(adapt_per_object)
+        if self.adapt_per_object and adapt is None:
+            raise ValueError("adapt_per_object needs adapt (what to do per object)")
+        # With adapt_per_object: {object id: the bound functions of its own model} (`_bound`).
+        self._objects = {}
         self.scale = input_scale_of(model.config)
+        self.mean = input_mean_of(model.config)
         self.use_original_mask = bool(use_original_mask)
         if self.use_original_mask and model.config.base_model != "masktrack":
             raise ValueError(f"use_original_mask is masktrack's spatial guide; this model's base model is "
@@ -117,10 +142,13 @@ class VideoSegmenter(VideoLoop):
 
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""
-        self._model = model
+        self.__dict__.update(self._bound(model))
+
+    def _bound(self, model):
+        """`model`'s compiled functions, as the attributes `_bind` sets."""
         # The spatial modulator's BatchNorm folded: one pass over each bias map (`osmn_tf.models.folding`).
-        frame_model = self._frame_model = model.frame_model(self.precision, fold_batch_norm=True)
-        self._input_names = [t.name for t in frame_model.inputs]
+        frame_model = model.frame_model(self.precision, fold_batch_norm=True)
+        input_names = [t.name for t in frame_model.inputs]
 
         # Plain Python (no AutoGraph needed): named functions, not lambdas, which AutoGraph warns about.
         def encode(guides):
@@ -130,7 +158,7 @@ class VideoSegmenter(VideoLoop):
             return tf.sigmoid(frame_model(list(inputs), training=False))
 
         guide_size = model.config.guide_size
-        self._encode = tf.function(
+        encode_fn = tf.function(
             encode, input_signature=[tf.TensorSpec([None, guide_size, guide_size, 3], tf.float32)], autograph=False,
             jit_compile=self.jit_compile)
         specs = {
@@ -139,15 +167,19 @@ class VideoSegmenter(VideoLoop):
             "modulation_params": tf.TensorSpec([None, model.num_modulation_params], tf.float32),
         }
         # One trace for every frame size and object count.
-        self._probabilities = tf.function(probabilities, input_signature=[specs[n] for n in self._input_names],
-                                          autograph=False, jit_compile=self.jit_compile)
+        return {"_model": model, "_frame_model": frame_model, "_input_names": input_names, "_encode": encode_fn,
+                "_probabilities": tf.function(probabilities, input_signature=[specs[n] for n in input_names],
+                                              autograph=False, jit_compile=self.jit_compile)}
 
     def encode_objects(self, frame, first_mask, object_ids):
         """The visual modulator's parameters `[K, P]` for objects of `first_mask` on `frame` (None without it)."""
         if self._model.visual_modulator is None:
             return None
         size = self._model.config.guide_size
-        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale) for i in object_ids])
+        guides = np.stack([visual_guide(frame, first_mask == i, size=size, scale=self.scale, mean=self.mean,
+                                        pad_ratio=self.guide_pad_ratio,
+                                        keep_aspect_ratio=self.guide_keep_aspect_ratio, bbox_sup=self.guide_bbox_sup)
+                           for i in object_ids])
         return self.encode_guides(guides)
 
     def encode_guides(self, guides):
@@ -166,16 +198,32 @@ class VideoSegmenter(VideoLoop):
         return int(self._probabilities.experimental_get_tracing_count())
 
     def start_video(self, frame, first_mask, object_ids):
+        if self.adapt_per_object:
+            self._objects = {}  # a new video: no object's model carries over
+            return self._adapt_objects(frame, first_mask, object_ids)
         if self.adapt is not None:
             self._bind(self.adapt(self.model, frame, first_mask, self.working_size))
         return self.encode_objects(frame, first_mask, object_ids)
 
     def encode_new_objects(self, frame, mask, object_ids):
+        if self.adapt_per_object:
+            return self._adapt_objects(frame, mask, object_ids)
         return self.encode_objects(frame, mask, object_ids)
+
+    def _adapt_objects(self, frame, mask, object_ids):
+        """Per object: `adapt` on its first annotated frame (once), then its parameters from its own model."""
+        params = []
+        for object_id in object_ids:
+            if object_id not in self._objects:
+                only = np.where(mask == object_id, mask, 0).astype(np.uint8)
+                self._objects[object_id] = self._bound(self.adapt(self.model, frame, only, self.working_size))
+            self.__dict__.update(self._objects[object_id])
+            params.append(self.encode_objects(frame, mask, (object_id,)))
+        return None if params[0] is None else np.concatenate(params)
 
     def prepare_frame(self, frame):
         # Always the working size: a 4K frame never reaches the network at full size.
-        return self._padded(preprocess_frame(frame, self.working_size, self.scale))
+        return self._padded(preprocess_frame(frame, self.working_size, self.scale, self.mean))
 
     def _padded(self, array):
         """`array` `[h, w, C]` zero-padded at the bottom and right to the network's size."""
@@ -187,8 +235,19 @@ class VideoSegmenter(VideoLoop):
     def _spatial_guide(self, mask):
         return dilated_mask_guide(mask) if self.use_original_mask else spatial_guide(mask)
 
-    def frame_probabilities(self, image, masks, params):
-        return self.segment_frame(image, masks_at_size(masks, self.working_size), params)
+    def frame_probabilities(self, image, masks, params, object_ids=None):
+        masks = masks_at_size(masks, self.working_size)
+        if not self.adapt_per_object:
+            return self.segment_frame(image, masks, params)
+        if object_ids is None or len(object_ids) != len(masks):
+            raise ValueError("adapt_per_object: frame_probabilities needs the object id of every mask")
+        # Each object through its own model, one at a time.
+        probabilities = []
+        for k, object_id in enumerate(object_ids):
+            self.__dict__.update(self._objects[object_id])
+            probabilities.append(self.segment_frame(image, masks[k : k + 1],
+                                                    None if params is None else params[k : k + 1]))
+        return np.concatenate(probabilities)
 
     def object_masks(self, image, probabilities):
         masks = probabilities > 0.5
@@ -196,7 +255,7 @@ class VideoSegmenter(VideoLoop):
             return masks
         # The CRF sees the frame as the network did: at the working size (without `pad`'s border), in RGB (SPEC 8.5).
         width, height = self.working_size
-        rgb = denormalize_frame(image[:height, :width], self.scale)
+        rgb = denormalize_frame(image[:height, :width], self.scale, self.mean)
         return np.stack([dense_crf(rgb, mask, self.crf).astype(bool) for mask in masks])
 
     def merge(self, probabilities, masks, object_ids):

@@ -164,9 +164,10 @@ class VideoLoop:
       the visual modulator's parameters `[K, P]` (None without it).
     * `prepare_frame(frame)`: the network's input for a later frame, made in
       a reading thread ahead of the network (`osmn_tf.data.prefetch`).
-    * `frame_probabilities(prepared, masks, params)`: each object's foreground
-      probability `float32 [K, h, w]`; `masks` are bool `[K, h', w']`, each
-      object's mask on the previous frame, at the first mask's size on frame 1.
+    * `frame_probabilities(prepared, masks, params, object_ids)`: each object's
+      foreground probability `float32 [K, h, w]`; `masks` are bool `[K, h', w']`,
+      each object's mask on the previous frame, at the first mask's size on
+      frame 1; `object_ids` the K ids in that order.
 
     Objects annotated after frame 0 are encoded with `encode_new_objects`
     (by default `start_video`; a subclass whose `start_video` does more than
@@ -221,7 +222,7 @@ class VideoLoop:
                 predicted_ids = tuple(previous)
                 masks = np.stack(list(previous.values()))
                 stacked = np.stack([params[i] for i in predicted_ids]) if has_params else None
-                probabilities = self.frame_probabilities(prepared, masks, stacked)
+                probabilities = self.frame_probabilities(prepared, masks, stacked, predicted_ids)
                 masks = self.object_masks(prepared, probabilities)
                 previous = dict(zip(predicted_ids, masks))
                 labels = self.merge(probabilities, masks, predicted_ids)
@@ -287,7 +288,7 @@ class VideoLoop:
     def prepare_frame(self, frame):
         raise NotImplementedError
 
-    def frame_probabilities(self, prepared, masks, params):
+    def frame_probabilities(self, prepared, masks, params, object_ids=None):
         raise NotImplementedError
 
     def object_masks(self, prepared, probabilities):

@@ -19,7 +19,9 @@ of that object's mask moves, and the next frame's spatial guide with it
 import keras
 from keras import ops
 
-from osmn_tf.utils.precision import dtype_policy
+# The module, not its names: importing Keras imports osmn_tf.models (`utils.keras_registration`), which can
+# happen while `precision` itself is importing Keras, before its names exist.
+from osmn_tf.utils import precision as precision_module
 
 BATCH_NORM_SUFFIX = "_bn"
 
@@ -36,7 +38,7 @@ def fold_network(network, precision=None):
     Built under `precision` (None: `network`'s own dtype policy); every other
     weight is copied by layer name. For inference only.
     """
-    with dtype_policy(precision or network.dtype_policy.name):
+    with precision_module.dtype_policy(precision or network.dtype_policy.name):
         folded = network.__class__.from_config({**network.get_config(), "batch_norm_folded": True})
     for layer in folded.layers:
         if not layer.weights:
@@ -79,7 +81,7 @@ def fold_batch_norm(model):
     networks = [n for n in (model.spatial_modulator, model.segmentation_network) if n is not None]
     if model.batch_norm_folded or not any(has_batch_norm(n) for n in networks):
         return model
-    with dtype_policy(model.dtype_policy.name):
+    with precision_module.dtype_policy(model.dtype_policy.name):
         folded = model.__class__.from_config({**model.get_config(), "batch_norm_folded": True})
     for name in ("visual_modulator", "spatial_modulator", "segmentation_network"):
         network = getattr(model, name)

@@ -12,7 +12,7 @@ from osmn_tf.models.masktrack import MaskTrackSegmentationNetwork
 from osmn_tf.models.segmentation_network import SegmentationNetwork
 from osmn_tf.models.spatial_modulator import SpatialModulator
 from osmn_tf.models.visual_modulator import VisualModulator
-from osmn_tf.utils.precision import copy_model
+from osmn_tf.utils import precision as precision_module  # the module: see models/folding.py
 
 # The networks of each base model: (visual modulator, segmentation network). The spatial
 # modulator is one class whose poolings follow the base model.
@@ -119,7 +119,7 @@ class OSMN(Network):
             if fold[k]:
                 networks[k] = fold_network(network, precision)
             elif network is not None and not same_precision:
-                networks[k] = copy_model(network, precision)
+                networks[k] = precision_module.copy_model(network, precision)
         return self._compose_frame_model(*networks)
 
     def _compose_frame_model(self, spatial_modulator, segmentation_network):

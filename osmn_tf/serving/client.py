@@ -280,7 +280,7 @@ class ServingVideoSegmenter(VideoLoop):
             return encode_image(frame, self.image_format)
         return frame if self.raw else preprocess_frame(frame, self.working_size)
 
-    def frame_probabilities(self, prepared, masks, params):
+    def frame_probabilities(self, prepared, masks, params, object_ids=None):
         num_objects = len(masks)
         if self.image_format:
             signature, inputs = "segment_image", {"frame_bytes": prepared}

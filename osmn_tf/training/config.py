@@ -1,13 +1,13 @@
-"""What a training run does, as one dataclass, and the presets of the release's two stages."""
+"""What a training run does, as one dataclass, and the presets of the release's training stages."""
 import dataclasses
 import json
 import math
 
 from osmn_tf.config import OSMNConfig
-from osmn_tf.data.guides import SpatialGuidePerturbation
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
 from osmn_tf.utils.precision import check_precision
 
-DATASETS = ("synthetic", "coco", "davis")
+DATASETS = ("synthetic", "coco", "davis", "youtube-vos")
 VISUAL_MODULATOR_INITS = ("keras", "he")
 
 
@@ -19,12 +19,23 @@ class TrainConfig:
     weights (`PRESETS`).
 
     Attributes:
-        dataset: `synthetic` (generated into `data_root`), `coco` or `davis`.
+        dataset: `synthetic` (generated into `data_root`), `coco`, `davis` or
+            `youtube-vos`.
         data_root: the dataset's folder (COCO: with `annotations/` and
-            `<split>2017/`; DAVIS: the standard layout; synthetic: where it is
-            written, default `<model_dir>/data`).
+            `<split>2017/`; DAVIS: the standard layout; YouTube-VOS: the root
+            holding `train/` with `JPEGImages/`, `Annotations/`, `meta.json`;
+            synthetic: where it is written, default `<model_dir>/data`).
         image_size: `(W, H)` of training frames at scale 1.
         scales: one drawn per batch, multiplying `image_size` (SPEC 7).
+        vg_random_crop_ratio, vg_random_rotate_angle, vg_color_aug,
+            vg_keep_aspect_ratio: the visual guide's training augmentation
+            (`osmn_tf.data.guides.VisualGuideAugmentation`: each side of the
+            crop moved by up to this fraction, rotation by up to this many
+            degrees, brightness/contrast jitter, fit without distortion);
+            the release's 0.1, 10, off, off by default.
+        label_valid_ratio, bbox_valid_ratio: DAVIS and YouTube-VOS: a frame is
+            a valid visual guide when the object covers more than these
+            fractions of the image and of its bounding box (0.003, 0.2).
         sg_center_perturb_ratio, sg_std_perturb_ratio: how far the spatial
             guide's centre and scale are perturbed in training, in units of its
             scale (`osmn_tf.data.guides.SpatialGuidePerturbation`; the release's
@@ -61,6 +72,9 @@ class TrainConfig:
         init: where weights start: None (random, the modulators' own
             initialisation), an ImageNet VGG16 file (`vgg_16.ckpt` or Keras
             `.h5`), a TF1 OSMN checkpoint prefix or a `.keras` model.
+        init_visual_modulator, init_segmentation: instead of `init`, ImageNet
+            weights for the visual modulator only, or the segmentation network
+            only (the release's `--vis_mod_model_path`, `--seg_model_path`).
         seed: the data stream's and the weights' seed.
         checkpoint_every, log_every, image_every, validate_every: in optimizer steps.
         validation_batches: fixed batches scored for the validation J.
@@ -80,11 +94,19 @@ class TrainConfig:
     sg_std_perturb_ratio: float = 0.4
     # The sample sources' options (`osmn_tf.training.samples`): visual guides not masked (`--bbox_sup`);
     # COCO images cut on one side by up to this fraction; DAVIS visual guides from a random valid frame,
-    # and training only on the frames where the object is visible.
+    # and training only on the frames where the object is visible. A frame is a valid visual guide when the
+    # object covers more than label_valid_ratio of the image and bbox_valid_ratio of its box (DAVIS, YouTube-VOS).
     bbox_sup: bool = False
     random_crop_ratio: float = 0.0
     random_guide: bool = True
     skip_blank_frames: bool = False
+    label_valid_ratio: float = 0.003
+    bbox_valid_ratio: float = 0.2
+    # The visual guide's training augmentation (`VisualGuideAugmentation`), the release's --vg_* options.
+    vg_random_crop_ratio: float = 0.1
+    vg_random_rotate_angle: float = 10.0
+    vg_color_aug: bool = False
+    vg_keep_aspect_ratio: bool = False
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -98,6 +120,8 @@ class TrainConfig:
     fix_bn: bool = False
     fix_seg: bool = False
     init: str = None
+    init_visual_modulator: str = None
+    init_segmentation: str = None
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 50
@@ -140,18 +164,30 @@ class TrainConfig:
         for name in ("sg_center_perturb_ratio", "sg_std_perturb_ratio"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        if not 0 <= self.vg_random_crop_ratio < 0.5:
+            raise ValueError(f"vg_random_crop_ratio must be in [0, 0.5), got {self.vg_random_crop_ratio!r}")
+        if not 0 <= self.vg_random_rotate_angle <= 180:
+            raise ValueError(f"vg_random_rotate_angle must be in [0, 180] degrees, got {self.vg_random_rotate_angle!r}")
+        for name in ("label_valid_ratio", "bbox_valid_ratio"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
         if self.visual_modulator_init not in VISUAL_MODULATOR_INITS:
             raise ValueError(f"visual_modulator_init must be one of {VISUAL_MODULATOR_INITS}, "
                              f"got {self.visual_modulator_init!r}")
         if int(self.visual_modulator_pretrain_steps) < 0:
             raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
                              f"{self.visual_modulator_pretrain_steps!r}")
-        if self.visual_modulator_pretrain_steps and self.dataset == "coco":
-            raise ValueError("visual_modulator_pretrain_steps needs sequences (dataset davis or synthetic); "
-                             "set it to 0 for coco")
+        if self.visual_modulator_pretrain_steps and self.dataset in ("coco", "youtube-vos"):
+            raise ValueError("visual_modulator_pretrain_steps needs the DAVIS layout (dataset davis or synthetic); "
+                             f"set it to 0 for {self.dataset}")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
+        if self.init and (self.init_visual_modulator or self.init_segmentation):
+            raise ValueError("init loads the whole model; init_visual_modulator and init_segmentation (ImageNet "
+                             "weights for one part each) are instead of it, not with it")
+        if self.init_visual_modulator and not self.model.use_visual_modulator:
+            raise ValueError("init_visual_modulator is given, but the model has no visual modulator")
         check_precision(self.precision)
         if self.fix_seg and not (self.model.use_visual_modulator or self.model.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")
@@ -160,6 +196,11 @@ class TrainConfig:
         """The training sources' `SpatialGuidePerturbation`."""
         return SpatialGuidePerturbation(center_ratio=self.sg_center_perturb_ratio,
                                         scale_ratio=self.sg_std_perturb_ratio)
+
+    def visual_augmentation(self):
+        """The training sources' `VisualGuideAugmentation`."""
+        return VisualGuideAugmentation(crop_ratio=self.vg_random_crop_ratio, max_rotation=self.vg_random_rotate_angle,
+                                       color_aug=self.vg_color_aug, keep_aspect_ratio=self.vg_keep_aspect_ratio)
 
     def to_json(self):
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -184,12 +225,18 @@ PRESETS = {
     "davis": dict(dataset="davis", image_size=(854, 480), scales=(0.5, 0.8, 1.0), batch_size=4, steps=50_000,
                   learning_rates=(1e-6,), lr_boundaries=(), fix_bn=True, checkpoint_every=2000,
                   log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
+    # The release's YouTube-VOS training (osmn_train_eval_ytvos.py and its README): 448x256 frames at scale 1,
+    # visual guides from random valid frames (--randomize_guide), from ImageNet VGG16 (no --whole_model_path),
+    # 200k steps at 1e-5 then 100k at 1e-6; BatchNorm trains.
+    "youtube-vos": dict(dataset="youtube-vos", image_size=(448, 256), scales=(1.0,), batch_size=8, steps=300_000,
+                        learning_rates=(1e-5, 1e-6), lr_boundaries=(200_000,), checkpoint_every=2000,
+                        log_every=100, image_every=2000, validate_every=5000, eval_working_size=None),
 }
 """`--stage NAME`: the fields a preset sets on top of `TrainConfig`'s defaults."""
 
 
 def preset(name, model=None, **overrides):
-    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`) with `overrides` on top.
+    """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`, `youtube-vos`) with `overrides` on top.
 
     `model`: a dict of `OSMNConfig` fields to change in the preset's model.
     """

@@ -2,10 +2,11 @@
 import pathlib
 import shutil
 
+from osmn_tf.config import input_mean_of
 from osmn_tf.data.davis import DavisDataset
 from osmn_tf.evaluation import evaluate_davis, write_davis_csvs, write_first_mask_baseline
 from osmn_tf.inference.jobs import segment_davis
-from osmn_tf.training.samples import CocoSource, DavisTrainSource
+from osmn_tf.training.samples import CocoSource, DavisTrainSource, YouTubeVOSTrainSource
 
 EVAL_DIR = "eval"
 BASELINE_DIR = "baseline_first_mask"
@@ -33,23 +34,32 @@ def make_sources(config, model_dir, on_sequence=None):
 
     COCO reads `annotations/instances_train2017.json` with `train2017/`, and
     `val2017` for validation when present; DAVIS reads the `train` split,
-    and `val` for validation when listed. The validation source samples like
+    and `val` for validation when listed; YouTube-VOS reads `train` (its
+    other splits annotate first appearances only: no validation source). The validation source samples like
     the training one (same augmentations) from held-out data.
     """
     size, scales = config.image_size, config.scales
-    perturb = config.spatial_perturbation()
+    perturb, augment = config.spatial_perturbation(), config.visual_augmentation()
+    mean = input_mean_of(config.model)
     if config.dataset == "coco":
         root = pathlib.Path(config.data_root)
 
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.model.guide_size,
-                              spatial_perturb=perturb, bbox_sup=config.bbox_sup,
+                              spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
                               random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
         has_val = (root / "annotations" / "instances_val2017.json").is_file()
         return train, (coco("val") if has_val else None)
+    if config.dataset == "youtube-vos":
+        return YouTubeVOSTrainSource(config.data_root, split="train", image_size=size, scales=scales,
+                                     label_valid_ratio=config.label_valid_ratio,
+                                     bbox_valid_ratio=config.bbox_valid_ratio, random_guide=config.random_guide,
+                                     bbox_sup=config.bbox_sup, spatial_perturb=perturb, visual_augment=augment,
+                                     mean=mean,
+                                     guide_size=config.model.guide_size), None
     if config.dataset == "synthetic":
         root = prepare_synthetic(config, model_dir, on_sequence)
     else:
@@ -57,8 +67,10 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
-                                spatial_perturb=perturb, bbox_sup=config.bbox_sup, random_guide=config.random_guide,
-                                skip_blank_frames=config.skip_blank_frames)
+                                spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
+                                random_guide=config.random_guide,
+                                skip_blank_frames=config.skip_blank_frames, label_valid_ratio=config.label_valid_ratio,
+                                bbox_valid_ratio=config.bbox_valid_ratio)
 
     train = davis("train")
     has_val = (root / "ImageSets" / "2017" / "val.txt").is_file()

@@ -6,8 +6,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.config import input_mean_of
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
+from osmn_tf.training.samples.base import check_scales
 from osmn_tf.utils.precision import copy_model
 
 
@@ -25,24 +27,30 @@ class OnlineFinetuning:
         learning_rate: Adam's (the release does not fix one; 1e-5 is this port's choice).
         weight_decay: the L2 rate of SPEC 4.4.
         seed: seeds the samples.
+        scales: one drawn per step, times the working size (the release's
+            `--data_aug_scales` of its fine-tuning scripts: 0.5, 0.8, 1 for
+            DAVIS and 0.8, 1, 1.5 for YouTube-VOS; 1 alone by default here).
     """
 
     steps: int
     learning_rate: float = 1e-5
     weight_decay: float = 2e-4
     seed: int = 0
+    scales: tuple = (1.0,)
 
     def __post_init__(self):
         if int(self.steps) < 1:
             raise ValueError(f"online fine-tuning needs steps >= 1, got {self.steps!r}")
         if not (self.learning_rate > 0 and math.isfinite(self.learning_rate)):
             raise ValueError(f"online fine-tuning needs a positive finite learning rate, got {self.learning_rate!r}")
+        object.__setattr__(self, "scales", check_scales(self.scales))
 
     def __call__(self, model, frame, first_mask, working_size):
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
         tuned = copy_model(model)
         source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
-                                  guide_size=model.config.guide_size)
+                                  guide_size=model.config.guide_size, scales=self.scales,
+                                  mean=input_mean_of(model.config))
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)
         variables = tuned.trainable_variables
 

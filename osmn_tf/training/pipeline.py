@@ -11,13 +11,25 @@ device would read, so replicas and one device train on the same samples.
 """
 import tensorflow as tf
 
+from osmn_tf.config import input_scale_of
+
 KEYS = ("guide_image", "spatial_guide", "image", "label")
 _CHANNELS = {"guide_image": 3, "spatial_guide": 1, "image": 3, "label": 1}
+# The inputs encoded with the model's pixel scale (the spatial guide is not, as in the release).
+SCALED = ("guide_image", "image")
 
 
 def model_inputs(model, batch):
-    """The model's inputs, in its order, from a batch (the model's input names are the batch's keys)."""
-    return [batch[tensor.name.split(":")[0]] for tensor in model.inputs]
+    """The model's inputs, in its order, from a batch (the model's input names are the batch's keys).
+
+    The sources encode pixels at scale 1 (`frames.normalize_frame`); a model
+    whose `OSMNConfig.input_scale` (the release's `--scale_value`) differs gets
+    its frame and visual guide multiplied by it here, which equals encoding
+    them at that scale (the guide's zeroed background stays 0).
+    """
+    scale = input_scale_of(model.config)
+    names = [tensor.name.split(":")[0] for tensor in model.inputs]
+    return [batch[name] * scale if scale != 1.0 and name in SCALED else batch[name] for name in names]
 
 
 def _set_shapes(tensors, batch_size):

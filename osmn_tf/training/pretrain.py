@@ -44,7 +44,7 @@ def object_guides(source, views=6, seed=0, augment=VisualGuideAugmentation()):
             for i, t in enumerate(chosen):
                 mask = dataset.read_annotation(annotation_paths[t]) == object_id
                 guides.append(visual_guide(load_rgb(frame_paths[t]), mask, augment=augment, rng=rng,
-                                           size=source.guide_size).astype(np.float16))
+                                           size=source.guide_size, mean=source.mean).astype(np.float16))
                 labels.append(label)
                 held_out.append(len(chosen) > 1 and i == len(chosen) - 1)
             label += 1

@@ -30,6 +30,7 @@ from osmn_tf.training.summaries import TrainingSummaries
 from osmn_tf.utils.atomic import atomic_output, replacing
 from osmn_tf.utils.precision import copy_model, dtype_policy
 from osmn_tf.weights.checkpoints import CheckpointError, load_weights
+from osmn_tf.weights.imagenet import load_imagenet
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"
@@ -111,6 +112,11 @@ class Trainer:
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
                 load_weights(self.model, config.init)
+            # The release's --vis_mod_model_path and --seg_model_path: ImageNet weights for one sub-model each.
+            for part, path in (("visual_modulator", config.init_visual_modulator),
+                               ("segmentation_network", config.init_segmentation)):
+                if path:
+                    load_imagenet(self.model, path, parts=(part,))
             if config.fix_bn and self.model.spatial_modulator is not None:
                 # Keras runs a frozen BatchNorm on its moving statistics; this also
                 # freezes gamma and beta (the release's fix_bn still trained them).
@@ -338,7 +344,7 @@ class Trainer:
         config = self.config
         steps = config.visual_modulator_pretrain_steps
         modulator = self.model.visual_modulator
-        if not steps or modulator is None or config.init:
+        if not steps or modulator is None or config.init or config.init_visual_modulator:
             return None
         copy = copy_model(modulator)
         start = time.perf_counter()

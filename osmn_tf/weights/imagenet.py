@@ -177,7 +177,18 @@ def _assign_checked(assignments, what, hint=""):
         variable.assign(value.astype(variable.dtype))
 
 
-def load_imagenet_vgg16(model, path, masktrack_first_conv="release"):
+PARTS = ("segmentation_network", "visual_modulator")
+"""The sub-models ImageNet weights go into (the release loaded each from its own file when asked)."""
+
+
+def _check_parts(parts):
+    parts = tuple(parts)
+    if not parts or any(part not in PARTS for part in parts):
+        raise ValueError(f"parts must be a non-empty subset of {PARTS}, got {parts!r}")
+    return parts
+
+
+def load_imagenet_vgg16(model, path, masktrack_first_conv="release", parts=PARTS):
     """Initialises `model`'s VGG16 layers from ImageNet weights (SPEC 4.4).
 
     conv1_1 .. conv5_3 of the segmentation network and of the visual
@@ -189,6 +200,10 @@ def load_imagenet_vgg16(model, path, masktrack_first_conv="release"):
     only its bias is ImageNet's, as the release's loader (which assigns only
     variables of equal shapes) leaves it; `"imagenet"` also copies VGG16's
     kernel into the B, G, R slots (the mask channel keeps its initialiser).
+
+    `parts`: only these sub-models (`PARTS`) are set, e.g.
+    `("visual_modulator",)`, as the release's `--vis_mod_model_path` and
+    `--seg_model_path` load one file each.
 
     Returns:
         the list of `sub_model/layer` names that were set.
@@ -202,9 +217,11 @@ def load_imagenet_vgg16(model, path, masktrack_first_conv="release"):
     if model.config.base_model == "lite":
         raise CheckpointError(f"{path}: VGG16 weights do not fit base_model lite (MobileNet v1): use "
                               "mobilenet_v1_1.0_224.ckpt or mobilenet_1_0_224_tf.h5")
+    parts = _check_parts(parts)
     layers = read_vgg16(path)
-    targets = [(model.segmentation_network, name) for _, name in _conv_names()]
-    if model.visual_modulator is not None:
+    targets = [(model.segmentation_network, name) for _, name in _conv_names()] \
+        if "segmentation_network" in parts else []
+    if model.visual_modulator is not None and "visual_modulator" in parts:
         if "fc6" not in layers:
             raise CheckpointError(
                 f"{path}: has no fc1/fc2 (a _notop file?), which the visual modulator's fc6/fc7 need; "
@@ -224,19 +241,19 @@ def load_imagenet_vgg16(model, path, masktrack_first_conv="release"):
             continue
         assignments += [(network, layer.kernel, kernel), (network, layer.bias, bias)]
     hint = ""
-    if model.visual_modulator is not None and model.config.guide_size != GUIDE_SIZE:
+    if model.visual_modulator is not None and "visual_modulator" in parts and model.config.guide_size != GUIDE_SIZE:
         hint = f"\n(ImageNet's fc6 is 7x7 on 224x224 inputs; this model's guide_size is {model.config.guide_size})"
     _assign_checked(assignments, f"ImageNet VGG16 weights ({path})", hint)
     return [f"{network.name}/{name}" for network, name in targets]
 
 
-def load_imagenet_mobilenet_v1(model, path):
+def load_imagenet_mobilenet_v1(model, path, parts=PARTS):
     """Initialises a lite model's two MobileNets (Conv2d_0 .. Conv2d_13 and their BatchNorms) from ImageNet.
 
     The visual modulator's Logits convolution and heads, the spatial
     modulator and the segmentation head keep their initialisers (ImageNet's
     classifier has 1001 classes, not 2048 features). All shapes are checked
-    before anything is assigned.
+    before anything is assigned. `parts`: as `load_imagenet_vgg16`'s.
 
     Returns:
         the list of `sub_model/layer` names that were set.
@@ -246,8 +263,9 @@ def load_imagenet_mobilenet_v1(model, path):
                               f"{model.config.base_model} (use VGG16's)")
     if model.batch_norm_folded:
         raise ValueError("load ImageNet weights before folding BatchNorm (fold_batch_norm)")
+    parts = _check_parts(parts)
     layers = read_mobilenet_v1(path)
-    networks = [n for n in (model.segmentation_network, model.visual_modulator) if n is not None]
+    networks = [getattr(model, part) for part in parts if getattr(model, part) is not None]
     assignments, names = [], []
     for network in networks:
         for layer_name, values in layers.items():
@@ -259,8 +277,11 @@ def load_imagenet_mobilenet_v1(model, path):
     return names
 
 
-def load_imagenet(model, path):
-    """ImageNet initialisation for `model`'s base model: MobileNet v1 for lite, VGG16 for the others."""
+def load_imagenet(model, path, parts=PARTS):
+    """ImageNet initialisation for `model`'s base model: MobileNet v1 for lite, VGG16 for the others.
+
+    `parts`: only these sub-models (`PARTS`).
+    """
     if model.config.base_model == "lite":
-        return load_imagenet_mobilenet_v1(model, path)
-    return load_imagenet_vgg16(model, path)
+        return load_imagenet_mobilenet_v1(model, path, parts=parts)
+    return load_imagenet_vgg16(model, path, parts=parts)

@@ -1,6 +1,6 @@
 """Training samples for OSMN's two training stages (SPEC section 7).
 
-Two sources share one contract, so that one `tf.data` pipeline reads either:
+The sources share one contract, so that one `tf.data` pipeline reads either:
 
 * `CocoSource`: stage 1, MS-COCO objects (the object's own image is both the
   visual guide's source and the frame to segment; the spatial guide comes from
@@ -8,6 +8,8 @@ Two sources share one contract, so that one `tf.data` pipeline reads either:
 * `DavisTrainSource`: stage 2, DAVIS train sequences (frame t is segmented, the
   spatial guide comes from frame t-1's ground truth and the visual guide from a
   random "valid" frame of the same object).
+* `YouTubeVOSTrainSource`: the release's YouTube-VOS training, as DAVIS's
+  over each object's annotated frames from `meta.json`.
 
 The contract::
 
@@ -33,14 +35,15 @@ module only decides what goes where.
 
 One module per source on a small base: `base` (the contract's `batch` and
 shared checks), `coco` (stage 1 and `object_sample`), `first_frame` (online
-fine-tuning) and `davis` (stage 2).
+fine-tuning), `davis` (stage 2) and `youtube_vos`.
 """
 from osmn_tf.training.samples.base import SampleSource
 from osmn_tf.training.samples.coco import COCO_MIN_AREA_FRACTION, CocoSource, object_sample
 from osmn_tf.training.samples.davis import DAVIS_BBOX_VALID_RATIO, DAVIS_LABEL_VALID_RATIO, DavisTrainSource
 from osmn_tf.training.samples.first_frame import FirstFrameSource
+from osmn_tf.training.samples.youtube_vos import YouTubeVOSTrainSource
 
 __all__ = [
     "COCO_MIN_AREA_FRACTION", "DAVIS_BBOX_VALID_RATIO", "DAVIS_LABEL_VALID_RATIO", "CocoSource",
-    "DavisTrainSource", "FirstFrameSource", "SampleSource", "object_sample",
+    "DavisTrainSource", "FirstFrameSource", "SampleSource", "YouTubeVOSTrainSource", "object_sample",
 ]

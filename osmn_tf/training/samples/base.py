@@ -1,10 +1,14 @@
 """What every training sample source shares: the seeded `batch` of the contract and the argument checks."""
+import json
 import math
+import warnings
 
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE
+from osmn_tf.data.frames import MEAN_BGR
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.utils.atomic import atomic_output
 
 CACHE_VERSION = 1
 """Part of every source's cache key: another value makes older caches stale."""
@@ -20,6 +24,17 @@ def check_scales(scales):
     return scales
 
 
+def check_mean(mean):
+    """`mean` as three floats (B, G, R)."""
+    try:
+        mean = tuple(float(v) for v in mean)
+    except (TypeError, ValueError):
+        raise ValueError(f"mean must be three numbers (B, G, R), got {mean!r}") from None
+    if len(mean) != 3 or not all(math.isfinite(v) for v in mean):
+        raise ValueError(f"mean must be three finite numbers (B, G, R), got {mean!r}")
+    return mean
+
+
 def check_augmentations(visual_augment, spatial_perturb):
     if visual_augment is not None and not isinstance(visual_augment, VisualGuideAugmentation):
         raise TypeError(f"visual_augment must be a VisualGuideAugmentation or None, "
@@ -29,12 +44,39 @@ def check_augmentations(visual_augment, spatial_perturb):
                         f"got {type(spatial_perturb).__name__}")
 
 
+def read_json_cache(path, key):
+    """The cached payload at `path` when its key equals `key`, else None (missing, stale or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            cached = json.load(handle)
+    except (OSError, ValueError) as error:
+        warnings.warn(f"ignoring unreadable cache {path}: {error}", stacklevel=3)
+        return None
+    if not isinstance(cached, dict) or cached.get("key") != key:
+        return None
+    return cached.get("payload")
+
+
+def write_json_cache(path, key, payload):
+    """Writes the cache atomically; a location that cannot be written only warns."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, "w", encoding="utf-8") as handle:
+            json.dump({"key": key, "payload": payload}, handle, separators=(",", ":"))
+    except OSError as error:
+        warnings.warn(f"could not write the cache {path} ({error}); the next construction scans "
+                      "again (pass cache_dir= a writable folder)", stacklevel=3)
+
+
 class SampleSource:
     """`batch` and `__len__` of every source; subclasses define `sample(item, rng, size)`."""
 
     image_size = (0, 0)
     scales = (1.0,)
     guide_size = GUIDE_SIZE
+    mean = MEAN_BGR
 
     def __len__(self):
         return self._num_items

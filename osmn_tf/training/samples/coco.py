@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide, visual_guide
-from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
+from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales
 from osmn_tf.utils.atomic import atomic_output
 
 try:  # pycocotools is only needed for COCO.
@@ -61,12 +61,14 @@ class CocoSource(SampleSource):
             None turns it off (the paper's "no perturbation" ablation).
         flip: the shared horizontal flip of image and label, p = 0.5.
         guide_size: side of the visual guides (the model's `guide_size`).
+        mean: the B, G, R values subtracted from guides and images (the
+            model's `osmn_tf.config.input_mean_of`).
     """
 
     def __init__(self, annotation_file, image_dir, image_size=(400, 400), scales=(0.8, 1.0, 1.2),
                  min_area_fraction=COCO_MIN_AREA_FRACTION, random_crop_ratio=0.0, bbox_sup=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), flip=True, guide_size=GUIDE_SIZE):
+                 spatial_perturb=SpatialGuidePerturbation(), flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR):
         if coco_mask is None:
             raise ImportError("CocoSource needs pycocotools: pip install pycocotools")
         self.annotation_file = pathlib.Path(annotation_file)
@@ -77,6 +79,7 @@ class CocoSource(SampleSource):
             raise FileNotFoundError(f"COCO image folder not found: {self.image_dir}")
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
+        self.mean = check_mean(mean)
         self.min_area_fraction = float(min_area_fraction)
         if not 0 <= self.min_area_fraction < 1:
             raise ValueError(f"min_area_fraction must be in [0, 1), got {min_area_fraction!r}")
@@ -209,21 +212,22 @@ class CocoSource(SampleSource):
                              f"{self.annotation_file} says {mask.shape[1]}x{mask.shape[0]}")
         return object_sample(rgb, mask, rng, size, self.visual_augment, self.spatial_perturb,
                              bbox_sup=self.bbox_sup, random_crop_ratio=self.random_crop_ratio, flip=self.flip,
-                             guide_size=self.guide_size)
+                             guide_size=self.guide_size, mean=self.mean)
 
 
 def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_sup=False, random_crop_ratio=0.0,
-                  flip=True, guide_size=GUIDE_SIZE):
+                  flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR):
     """A sample made from one image and its object's mask (stage 1, and online fine-tuning).
 
     The visual guide is the object's crop of `rgb` (with `visual_augment`);
     the image and the label are `rgb` and `mask` resized to `size`, optionally
     cut on one side first (`random_crop_ratio`) and flipped together (p = 0.5);
     the spatial guide comes from the (flipped) label, with `spatial_perturb`.
-    Every random draw comes from `rng`, in that order.
+    Every random draw comes from `rng`, in that order. `mean`: the B, G, R
+    values subtracted from the guide and the image (`frames.normalize_frame`).
     """
     guide = visual_guide(rgb, mask, augment=visual_augment, rng=rng if visual_augment is not None else None,
-                         bbox_sup=bbox_sup, size=guide_size)
+                         bbox_sup=bbox_sup, size=guide_size, mean=mean)
     if random_crop_ratio > 0:
         # One side, drawn uniformly, moves in by U(0, ratio) of the extent.
         ratio = rng.uniform() * random_crop_ratio
@@ -243,6 +247,6 @@ def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_su
         "guide_image": guide,
         "spatial_guide": spatial_guide(label, perturb=spatial_perturb,
                                        rng=rng if spatial_perturb is not None else None),
-        "image": normalize_frame(image),
+        "image": normalize_frame(image, mean=mean),
         "label": label.astype(np.float32)[:, :, np.newaxis],
     }

@@ -1,49 +1,21 @@
 """Stage 2 samples from DAVIS train sequences, with a per-sequence index of object areas."""
 import dataclasses
-import json
 import pathlib
-import warnings
 
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import DavisDataset
-from osmn_tf.data.frames import check_size, load_rgb, normalize_frame, resize_frame, resize_mask
+from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
-from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_scales
-from osmn_tf.utils.atomic import atomic_output
+from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+                                          read_json_cache, write_json_cache)
 
 DAVIS_LABEL_VALID_RATIO = 0.003
 """A frame is a valid visual guide when the object covers more than this fraction of the image..."""
 
 DAVIS_BBOX_VALID_RATIO = 0.2
 """...and more than this fraction of its bounding box (the original's `--bbox_valid_ratio`)."""
-
-
-def _read_json_cache(path, key):
-    """The cached payload at `path` when its key equals `key`, else None (missing, stale or unreadable)."""
-    if not path.is_file():
-        return None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            cached = json.load(handle)
-    except (OSError, ValueError) as error:
-        warnings.warn(f"ignoring unreadable cache {path}: {error}", stacklevel=3)
-        return None
-    if not isinstance(cached, dict) or cached.get("key") != key:
-        return None
-    return cached.get("payload")
-
-
-def _write_json_cache(path, key, payload):
-    """Writes the cache atomically; a location that cannot be written only warns."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(path, "w", encoding="utf-8") as handle:
-            json.dump({"key": key, "payload": payload}, handle, separators=(",", ":"))
-    except OSError as error:
-        warnings.warn(f"could not write the cache {path} ({error}); the next construction scans "
-                      "again (pass cache_dir= a writable folder)", stacklevel=3)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,17 +67,18 @@ class DavisTrainSource(SampleSource):
             visible frame). False (default): every t >= 1 with t - 1.
         cache_dir: folder of the index; None puts it in `root`. An unwritable
             folder only warns.
-        visual_augment, spatial_perturb, guide_size: as `CocoSource`.
+        visual_augment, spatial_perturb, guide_size, mean: as `CocoSource`.
     """
 
     def __init__(self, root, year=2017, split="train", image_size=(854, 480), scales=(0.5, 0.8, 1.0),
                  bbox_sup=False, resolution="480p", label_valid_ratio=DAVIS_LABEL_VALID_RATIO,
                  bbox_valid_ratio=DAVIS_BBOX_VALID_RATIO, random_guide=True, skip_blank_frames=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR):
         self.dataset = DavisDataset(root, year=year, split=split, resolution=resolution)
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
+        self.mean = check_mean(mean)
         self.bbox_sup = bool(bbox_sup)
         self.label_valid_ratio = float(label_valid_ratio)
         self.bbox_valid_ratio = float(bbox_valid_ratio)
@@ -150,7 +123,7 @@ class DavisTrainSource(SampleSource):
         dataset = self.dataset
         key = {"version": CACHE_VERSION, "year": dataset.year, "split": dataset.split,
                "resolution": dataset.resolution}
-        cached = _read_json_cache(self.cache_file, key) or {}
+        cached = read_json_cache(self.cache_file, key) or {}
         index, payload, changed = [], {}, False
         for name in dataset.sequences:
             paths = dataset.annotation_paths(name)
@@ -172,7 +145,7 @@ class DavisTrainSource(SampleSource):
                     len(entry["object_ids"]), -1),
                 pixels=np.asarray(entry["pixels"], dtype=np.int64)))
         if changed or set(cached) != set(payload):
-            _write_json_cache(self.cache_file, key, payload)
+            write_json_cache(self.cache_file, key, payload)
         return index
 
     def _scan_sequence(self, paths):
@@ -237,7 +210,7 @@ class DavisTrainSource(SampleSource):
         guide_mask = self.dataset.read_annotation(guide_annotation) == object_id
         guide = visual_guide(load_rgb(guide_frame), guide_mask, augment=self.visual_augment,
                              rng=rng if self.visual_augment is not None else None,
-                             bbox_sup=self.bbox_sup, size=self.guide_size)
+                             bbox_sup=self.bbox_sup, size=self.guide_size, mean=self.mean)
         reference = self.dataset.read_annotation(self._paths(seq, prev)[1]) == object_id
         frame_path, annotation_path = self._paths(seq, t)
         label = resize_mask(self.dataset.read_annotation(annotation_path) == object_id, size)
@@ -247,6 +220,6 @@ class DavisTrainSource(SampleSource):
         return {
             "guide_image": guide,
             "spatial_guide": sg,
-            "image": normalize_frame(image),
+            "image": normalize_frame(image, mean=self.mean),
             "label": label.astype(np.float32)[:, :, np.newaxis],
         }

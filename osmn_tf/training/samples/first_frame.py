@@ -2,9 +2,9 @@
 import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.data.frames import check_size
+from osmn_tf.data.frames import MEAN_BGR, check_size
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
-from osmn_tf.training.samples.base import SampleSource, check_augmentations
+from osmn_tf.training.samples.base import SampleSource, check_augmentations, check_mean, check_scales
 from osmn_tf.training.samples.coco import object_sample
 
 
@@ -18,17 +18,22 @@ class FirstFrameSource(SampleSource):
     Args:
         frame: `uint8` RGB `[H, W, 3]`.
         first_mask: `uint8` `[H, W]` object ids (0 = background).
-        image_size: `(W, H)` of the samples (the segmenter's working size).
+        image_size: `(W, H)` of the samples at scale 1 (the segmenter's working size).
         guide_size: side of the visual guides (the model's `guide_size`).
+        scales: one drawn per batch, times `image_size` (the release's
+            `--data_aug_scales` of its fine-tuning scripts).
+        mean: the B, G, R values subtracted (the model's `input_mean_of`).
     """
 
     def __init__(self, frame, first_mask, image_size, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, scales=(1.0,), mean=MEAN_BGR):
         if frame.shape[:2] != first_mask.shape:
             raise ValueError(f"the first mask is {first_mask.shape} but the frame {frame.shape[:2]}")
         self.frame, self.first_mask = frame, first_mask
         self.object_ids = [int(i) for i in np.unique(first_mask) if i]
         self.image_size = check_size(image_size, "image_size")
+        self.scales = check_scales(scales)
+        self.mean = check_mean(mean)
         check_augmentations(visual_augment, spatial_perturb)
         self.visual_augment, self.spatial_perturb = visual_augment, spatial_perturb
         self.guide_size = check_guide_size(guide_size, "guide_size")
@@ -40,4 +45,4 @@ class FirstFrameSource(SampleSource):
     def sample(self, item, rng, size):
         mask = (self.first_mask == self.object_ids[item]).astype(np.uint8)
         return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb,
-                             guide_size=self.guide_size)
+                             guide_size=self.guide_size, mean=self.mean)
