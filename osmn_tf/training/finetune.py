@@ -6,9 +6,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.config import input_scale_of
 from osmn_tf.utils.precision import copy_model
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
+from osmn_tf.training.samples.base import scaled_source
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,8 +43,9 @@ class OnlineFinetuning:
     def __call__(self, model, frame, first_mask, working_size):
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
         tuned = copy_model(model)
-        source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
-                                  guide_size=model.config.guide_size)
+        # At the model's pixel scale, as the frames it segments (lite's 0.00787).
+        source = scaled_source(FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
+                                                guide_size=model.config.guide_size), input_scale_of(model.config))
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)
         variables = tuned.trainable_variables
 

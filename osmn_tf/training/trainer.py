@@ -19,7 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from osmn_tf.weights.checkpoints import CheckpointError, load_weights
+from osmn_tf.config import input_scale_of
+from osmn_tf.weights.checkpoints import CheckpointError, load_network_weights, load_weights
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.utils.atomic import atomic_output, replacing
@@ -29,6 +30,7 @@ from osmn_tf.training.losses import training_loss
 from osmn_tf.training.optimizer import MultipliedAdam
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
 from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
+from osmn_tf.training.samples.base import scaled_source
 from osmn_tf.training.summaries import TrainingSummaries
 
 CHECKPOINT_NAME = "ckpt"
@@ -53,8 +55,8 @@ def he_initialise_visual_modulator(model, seed=0):
     then needs far larger weights before the scales differ between objects.
     """
     visual_modulator = model.visual_modulator
-    if visual_modulator is None:
-        return
+    if visual_modulator is None or model.config.base_model == "lite":
+        return  # lite's MobileNet has BatchNorm after every convolution: nothing to fix (TrainConfig refuses it)
     # One generator for all layers: a fixed int seed would give same-shaped layers the same kernel.
     initializer = keras.initializers.HeNormal(seed=keras.random.SeedGenerator(seed))
     for layer in visual_modulator.layers:
@@ -66,12 +68,25 @@ def he_initialise_visual_modulator(model, seed=0):
 
 
 def learning_rate_multiplier(model, visual_modulator_multiplier):
-    """`multiplier(variable)` for `MultipliedAdam`: the visual modulator's VGG16 and fc6/fc7 get the given one."""
+    """`multiplier(variable)` for `MultipliedAdam`: the visual modulator's body (VGG16 and fc6/fc7, or lite's
+    MobileNet) gets the given one, its head (`HEAD_LAYERS`: fc8, or lite's Logits convolution and four heads) 1."""
     if model.visual_modulator is None or visual_modulator_multiplier == 1.0:
         return None
-    fc8 = {id(v) for v in model.visual_modulator.get_layer("fc8").trainable_variables}
-    scaled = {id(v) for v in model.visual_modulator.trainable_variables} - fc8
+    modulator = model.visual_modulator
+    head = {id(v) for name in modulator.HEAD_LAYERS for v in modulator.get_layer(name).trainable_variables}
+    scaled = {id(v) for v in modulator.trainable_variables} - head
     return lambda variable: visual_modulator_multiplier if id(variable) in scaled else 1.0
+
+
+def batch_norm_layers(model):
+    """Every `BatchNormalization` layer of `model` and of the networks inside it."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+    return found
 
 
 class Trainer:
@@ -90,10 +105,12 @@ class Trainer:
 
     def __init__(self, config, source, strategy, model_dir, validation_source=None, log=sys.stderr):
         self.config = config
-        self.source = source
+        # The sources normalise at pixel scale 1; the model's inputs are at its base model's (lite: 0.00787).
+        self.input_scale = input_scale_of(config.model)
+        self.source = scaled_source(source, self.input_scale)
         self.strategy = strategy
         self.model_dir = pathlib.Path(model_dir)
-        self.validation_source = validation_source or source
+        self.validation_source = scaled_source(validation_source, self.input_scale) or self.source
         self.log = log
         self.chief = is_chief(strategy)
         self.num_replicas = strategy.num_replicas_in_sync
@@ -106,12 +123,17 @@ class Trainer:
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
                 load_weights(self.model, config.init)
-            if config.fix_bn and self.model.spatial_modulator is not None:
-                # Keras runs a frozen BatchNorm on its moving statistics; this also
-                # freezes gamma and beta (the release's fix_bn still trained them).
-                for layer in self.model.spatial_modulator.layers:
-                    if isinstance(layer, keras.layers.BatchNormalization):
-                        layer.trainable = False
+            # The release's --seg_model_path / --vis_mod_model_path: one network each, after the whole model.
+            for network, path in (("segmentation_network", config.seg_model_path),
+                                  ("visual_modulator", config.vis_mod_model_path)):
+                if path:
+                    load_network_weights(self.model, path, network)
+            if config.fix_bn:
+                # Every BatchNorm: the spatial modulator's, and lite's MobileNets'. Keras runs a frozen
+                # BatchNorm on its moving statistics; this also freezes gamma and beta (the release's
+                # fix_bn still trained them).
+                for layer in batch_norm_layers(self.model):
+                    layer.trainable = False
             if config.fix_seg:
                 self.model.segmentation_network.trainable = False
             self.variables = self.model.trainable_variables
@@ -258,7 +280,7 @@ class Trainer:
         if not self.chief:
             return
         batch = self.probe_batch()
-        self.summaries.probe(self.step, self.model, batch, self.predict(batch))
+        self.summaries.probe(self.step, self.model, batch, self.predict(batch), scale=self.input_scale)
 
     def train(self, progress=True):
         """Trains up to `config.steps` optimizer steps, resuming from `model_dir`; returns the last losses."""
@@ -333,6 +355,8 @@ class Trainer:
         copy = copy_model(modulator)
         start = time.perf_counter()
         guides, labels, held_out = object_guides(self.source, seed=config.seed)
+        if self.input_scale != 1:
+            guides = (guides * np.float32(self.input_scale)).astype(guides.dtype)
         accuracy = pretrain_visual_modulator(copy, guides, labels, held_out, steps, seed=config.seed,
                                              progress=progress and self.chief, log=self._print)
         modulator.set_weights(copy.get_weights())

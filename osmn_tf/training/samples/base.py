@@ -73,3 +73,41 @@ class SampleSource:
         samples = [self.sample(int(items[j]), np.random.default_rng([seed, batch_index, j]), size)
                    for j in positions]
         return {key: np.stack([s[key] for s in samples]) for key in samples[0]}
+
+
+class ScaledSource:
+    """A source whose `image` and `guide_image` are multiplied by `scale`: the pixel scale of the model's inputs.
+
+    The sources normalise pixels at scale 1 (BGR minus the mean); lite's
+    inputs are at 0.00787 (`osmn_tf.config.input_scale_of`), as at inference,
+    so training must feed them so too. Everything else is the wrapped
+    source's (`source`).
+    """
+
+    SCALED = ("image", "guide_image")
+
+    def __init__(self, source, scale):
+        if not (math.isfinite(scale) and scale > 0):
+            raise ValueError(f"scale must be a positive finite number, got {scale!r}")
+        self.source = source
+        self.scale = float(scale)
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def __len__(self):
+        return len(self.source)
+
+    def __repr__(self):
+        return f"{self.source!r} at pixel scale {self.scale:g}"
+
+    def batch(self, *args, **kwargs):
+        batch = self.source.batch(*args, **kwargs)
+        # The original multiplies in float64, then feeds float32 (osmn_tf.data.frames.normalize_frame).
+        return {key: (value * np.float64(self.scale)).astype(np.float32) if key in self.SCALED else value
+                for key, value in batch.items()}
+
+
+def scaled_source(source, scale):
+    """`source` itself at scale 1, else a `ScaledSource`; None stays None."""
+    return source if source is None or scale == 1 else ScaledSource(source, scale)
