@@ -206,7 +206,7 @@ def test_use_original_mask_reaches_the_segmenter_of_a_masktrack_model(tmp_path, 
         segment_run._segmenter(wrong, log=lambda *a: None)
 
 
-def test_init_visual_modulator_and_init_segmentation_load_one_part_each(tmp_path):
+def test_vis_mod_and_seg_model_paths_load_imagenet_weights_into_one_part_each(tmp_path):
     import tensorflow as tf
 
     from osmn_tf.config import OSMNConfig
@@ -218,8 +218,8 @@ def test_init_visual_modulator_and_init_segmentation_load_one_part_each(tmp_path
     tool = load_tool("train")
     config = tool.make_config(tool.parse_args([
         "--stage", "coco", "--data-root", str(tmp_path), "--width", "0.125",
-        "--init-visual-modulator", modulator_file, "--init-segmentation", segmentation_file]))
-    assert (config.init_visual_modulator, config.init_segmentation) == (modulator_file, segmentation_file)
+        "--vis-mod-model-path", modulator_file, "--seg-model-path", segmentation_file]))
+    assert (config.vis_mod_model_path, config.seg_model_path) == (modulator_file, segmentation_file)
     model = Trainer(config, None, tf.distribute.get_strategy(), tmp_path / "run", log=None).model
     for network, seed in ((model.visual_modulator, 1), (model.segmentation_network, 2)):
         kernel, bias = vgg16_layers(seed=seed)[(1, 1)]
@@ -227,12 +227,10 @@ def test_init_visual_modulator_and_init_segmentation_load_one_part_each(tmp_path
         np.testing.assert_array_equal(network.get_layer("conv1_1").bias, bias)
     np.testing.assert_array_equal(model.visual_modulator.get_layer("fc6").bias, vgg16_layers(seed=1)["fc6"][1])
     # One part only: the other keeps its initialiser.
-    only = Trainer(TrainConfig(model=OSMNConfig(width=0.125), init_visual_modulator=modulator_file), None,
+    only = Trainer(TrainConfig(model=OSMNConfig(width=0.125), vis_mod_model_path=modulator_file), None,
                    tf.distribute.get_strategy(), tmp_path / "run2", log=None).model
     assert not np.array_equal(only.segmentation_network.get_layer("conv1_1").kernel, vgg16_layers(seed=1)[(1, 1)][0])
     np.testing.assert_array_equal(only.visual_modulator.get_layer("conv1_1").kernel, vgg16_layers(seed=1)[(1, 1)][0])
-    with pytest.raises(ValueError, match="instead of it, not with it"):
-        TrainConfig(init="x.keras", init_segmentation=segmentation_file)
 
 
 @pytest.mark.slow

@@ -182,7 +182,10 @@ def test_training_checkpoints_resumes_and_writes_tensorboard(synthetic_root, sou
 
 
 def test_fix_seg_trains_only_the_modulators_and_fix_bn_keeps_statistics(synthetic_root, source, tmp_path):
-    config = tiny_train_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, model={"dropout_rate": 0.0})
+    seg = tmp_path / "seg.keras"  # fix_seg keeps weights it is given
+    build_osmn(width=0.125, guide_size=64).save(seg)
+    config = tiny_train_config(synthetic_root, steps=1, fix_seg=True, fix_bn=True, model={"dropout_rate": 0.0},
+                               seg_model_path=str(seg))
     trainer = Trainer(config, source, tf.distribute.get_strategy(), tmp_path / "run", log=None)
     seg_before = [w.copy() for w in trainer.model.segmentation_network.get_weights()]
     spatial_before = [w.copy() for w in trainer.model.spatial_modulator.get_weights()]

@@ -13,6 +13,8 @@ import sys
 # osmn_tf.utils.precision's names, here so that `--help` imports no Keras.
 PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
 AUTO = "auto"
+# osmn_tf.config.BASE_MODELS, for the same reason (a test checks they agree).
+BASE_MODELS = ("osvos", "lite", "deeplab", "masktrack")
 
 
 def size(text, minimum=1):
@@ -110,6 +112,30 @@ def add_variant(parser):
     parser.add_argument("--no-visual-modulator", action="store_true", help="build the model without a visual modulator")
     parser.add_argument("--no-spatial-modulator", action="store_true",
                         help="build the model without a spatial modulator")
+
+
+def add_base_model(parser, builds=True, help=None):
+    """`--base-model`: the release's `--base_model` (osvos, lite, deeplab, masktrack).
+
+    `builds`: the tool builds a model of it (train, benchmark); otherwise the
+    base model comes from the weights and the flag only checks them (`check_base_model`).
+    """
+    default_help = ("network the modulators adapt: osvos (VGG16, the paper's), lite (MobileNet v1), deeplab, "
+                    "masktrack" if builds else
+                    "refuse weights of another base model (osvos, lite, deeplab, masktrack); the base model "
+                    "always comes from the weights")
+    parser.add_argument("--base-model", choices=BASE_MODELS, help=help or default_help)
+
+
+def check_base_model(base_model, config, weights, flag="--weights"):
+    """Raises ValueError (one line naming `--base-model` and `flag`) when `base_model` contradicts the weights.
+
+    `config`: the `OSMNConfig` of the weights (None: not OSMN weights, nothing to check).
+    """
+    if base_model is None or config is None or config.base_model == base_model:
+        return
+    raise ValueError(f"--base-model {base_model} contradicts {flag} {weights}, which holds a "
+                     f"{config.base_model} model: leave --base-model out or give {base_model} weights")
 
 
 def variant_fields(args):

@@ -3,7 +3,8 @@
 
     python tools/export.py --weights W --output models/osmn/1 [--server-config] [--onnx DIR] [--tflite FILE]
 
-W is a .keras file or a TF1 checkpoint prefix of the original release. TF Serving
+W is a .keras file or a TF1 checkpoint prefix of the original release, of any base
+model (osvos, lite, deeplab, masktrack: the same signatures). TF Serving
 serves `--model_base_path=$PWD/models/osmn` with `--output` as its version 1.
 Signatures: encode_guide, segment, serving_default (preprocessed float inputs),
 encode_guide_raw, segment_raw (uint8 frames and masks), encode_guide_image,
@@ -32,7 +33,9 @@ def parse_args(argv=None):
     parser.add_argument("--weights", required=True, help=".keras model or TF1 checkpoint prefix")
     parser.add_argument("--output", required=True, help="SavedModel folder, e.g. models/osmn/1 (must not exist)")
     parser.add_argument("--working-size", type=cli_args.size, default="854x480",
-                        help="WxH the segment_raw signature resizes frames to (default 854x480)")
+                        help="WxH the segment_raw signature resizes frames to (default 854x480; lite pads it to "
+                             "multiples of 32 inside the graph)")
+    cli_args.add_base_model(parser, builds=False)
     parser.add_argument("--onnx", help="also write encode_guide.onnx and segment.onnx here (needs tf2onnx)")
     parser.add_argument("--onnx-parts", nargs="+", default=["encode_guide", "segment"],
                         choices=["encode_guide", "segment"],
@@ -126,12 +129,14 @@ def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
     from osmn_tf.serving import conversion, latency, signatures, versions
-    from osmn_tf.weights.checkpoints import CheckpointError, load_model
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model, saved_config
 
     try:
         check_side_outputs(args)
+        cli_args.check_base_model(args.base_model, saved_config(args.weights), args.weights)
         versions.remove_leftover(args.output, log=print)
         model = load_model(args.weights)
+        served = signatures.ServingSignatures(model, args.working_size)
         tick = time.perf_counter()
         with versions.staged_version(args.output, log=print) as staging:
             signatures.export_saved_model(model, staging, working_size=args.working_size)
@@ -140,11 +145,11 @@ def main(argv=None):
                 from osmn_tf.serving import warmup
 
                 names = set(signatures.BATCHABLE_SIGNATURES) if args.batching else None
-                endpoints = {name: inputs for name, (_, inputs)
-                             in signatures.ServingSignatures(model, args.working_size).endpoints().items()
+                endpoints = {name: inputs for name, (_, inputs) in served.endpoints().items()
                              if names is None or name in names}
                 logs = warmup.warmup_logs(endpoints, args.working_size, model.num_modulation_params,
-                                          model.config.guide_size, args.model_name)
+                                          model.config.guide_size, args.model_name, served.scale,
+                                          served.network_size)
                 path = os.path.relpath(warmup.write_warmup(staging, logs), staging)
                 warm = f"warm-up: {os.path.join(args.output, path)} ({len(logs)} requests: {', '.join(endpoints)})"
         print(f"SavedModel: {args.output} ({size / 2**20:.1f} MiB, {time.perf_counter() - tick:.0f} s); "
@@ -160,8 +165,8 @@ def main(argv=None):
             path = conversion.export_tflite(args.output, args.tflite)
             print(f"tflite: {path} ({os.path.getsize(path) / 2**20:.1f} MiB)")
         if args.benchmark:
-            w, h = args.working_size
-            for name, seconds in latency.segment_latency(model, args.output, args.working_size).items():
+            w, h = served.network_size  # lite's float `segment` takes multiples of 32
+            for name, seconds in latency.segment_latency(model, args.output, served.network_size).items():
                 print(f"{name}: {seconds * 1000:.0f} ms per frame ({w}x{h}, N=1, median of 5 after warm-up)")
     except (CheckpointError, FileNotFoundError, ValueError, OSError, ImportError) as e:
         sys.exit(f"error: {e}")

@@ -10,6 +10,8 @@ Then segment with it (same --weights and --working-size):
 
 The calibration frames are segmented in float32 first; their network inputs
 (frame, spatial guide, modulation parameters) set the INT8 ranges.
+Every base model quantizes (the base model comes from W); lite's network runs
+at the working size padded to multiples of 32, as tools/segment.py runs it.
 Needs the int8 extra: pip install -e ".[int8]".
 """
 import argparse
@@ -23,6 +25,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_args.add_weights(parser)
+    cli_args.add_base_model(parser, builds=False)
     cli_args.add_output(parser, "folder for the INT8 network: model.xml, model.bin and osmn_int8.json are written "
                                 "(replaced if they exist), other files there are left alone")
     parser.add_argument("--frames", help="one video: a folder of frames or a video file")
@@ -59,16 +62,20 @@ def main(argv=None):
     cli_args.quiet_tensorflow(args.verbose)
     import time
 
+    from osmn_tf.inference.segmenter import padded_size
     from osmn_tf.quantization import MissingExtraError, calibration_samples, check_extra, dataset_videos, quantize
     from osmn_tf.quantization.network import check_network_folder
     from osmn_tf.utils.outputs import OutputError, check_output_folder
-    from osmn_tf.weights.checkpoints import CheckpointError, load_model
+    from osmn_tf.weights.checkpoints import CheckpointError, load_model, saved_config
 
     try:
         check_extra()
         check_output_folder(args.output)  # not `.` or `/`, before any work
         check_network_folder(args.output, "--output")
+        cli_args.check_base_model(args.base_model, saved_config(args.weights), args.weights)
         model = load_model(args.weights)
+        pad = model.config.base_model == "lite"  # as tools/segment.py runs lite
+        network_size = padded_size(args.working_size) if pad else args.working_size
         if args.davis_root:
             from osmn_tf.data.davis import DavisDataset
 
@@ -91,12 +98,12 @@ def main(argv=None):
             print(f"calibration: video {done[0]}/{count}, {samples} samples, {elapsed:.0f} s, "
                   f"ETA {elapsed / done[0] * (count - done[0]):.0f} s (then quantization)", flush=True)
 
-        samples = calibration_samples(model, videos, args.working_size, args.calibration_frames, progress)
-        network = quantize(model, samples, args.working_size)
+        samples = calibration_samples(model, videos, args.working_size, args.calibration_frames, progress, pad)
+        network = quantize(model, samples, network_size)
         network.save(args.output, "--output")
     except (MissingExtraError, CheckpointError, OutputError, FileNotFoundError, ValueError, OSError) as e:
         sys.exit(f"error: {e}")
-    width, height = args.working_size
+    width, height = network_size
     print(f"wrote the INT8 network ({width}x{height}, {len(samples)} calibration samples) to {args.output}")
 
 

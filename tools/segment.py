@@ -28,6 +28,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("\n", 2)[2],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     cli_args.add_weights(parser)
+    cli_args.add_base_model(parser, builds=False)
     cli_args.add_output(parser, "folder for the palette PNG masks")
     video = parser.add_argument_group("one video")
     video.add_argument("--frames", help="folder of frames (sorted by name), a video file, or live: - (standard "
@@ -58,7 +59,7 @@ def parse_args(argv=None):
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
     parser.add_argument("--working-size", type=cli_args.size,
                         help="WxH every frame is resized to (default 854x480; 640x360 for --youtube-objects-root, "
-                             "as the release)")
+                             "as the release); lite's network sees it padded to multiples of 32")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
@@ -160,6 +161,10 @@ def main(argv=None):
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:
+        if args.base_model:
+            from osmn_tf.weights.checkpoints import saved_config
+
+            cli_args.check_base_model(args.base_model, saved_config(args.weights), args.weights)
         segment(request)
     except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")

@@ -187,11 +187,17 @@ def _segmenter(r, log):
     if r.use_original_mask and model.config.base_model != "masktrack":
         raise ValueError(f"--use-original-mask is masktrack's spatial guide, but --weights {r.weights} is a "
                          f"{model.config.base_model} model")
+    # lite's network needs multiples of 32 (the release fails otherwise): frames are padded to them.
+    pad = model.config.base_model == "lite"
     segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
-                               precision=r.precision, frame_network=_int8_network(r, model), crf=r.crf or None,
-                               crf_merge=r.crf_merge, adapt_per_object=bool(adapt and r.finetune_per_object),
+                               precision=r.precision, frame_network=_int8_network(r, model, pad),
+                               crf=r.crf or None, crf_merge=r.crf_merge, pad=pad,
+                               adapt_per_object=bool(adapt and r.finetune_per_object),
                                guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio,
                                guide_bbox_sup=r.bbox_sup, use_original_mask=r.use_original_mask)
+    if pad and segmenter.network_size != tuple(r.working_size):
+        log(f"lite: the network sees the working size padded to {segmenter.network_size[0]}x"
+            f"{segmenter.network_size[1]}")
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
         else precision_advice(r.precision, segmenter.precision))
     return segmenter
@@ -250,18 +256,22 @@ def _segment_one_video(r, progress, log):
     return stats
 
 
-def _int8_network(r, model):
-    """The `--int8-model` network, checked against the model and working size; None without one."""
+def _int8_network(r, model, pad=False):
+    """The `--int8-model` network, checked against the model and working size; None without one.
+
+    With `pad` (lite) it runs at the working size padded to multiples of 32, as it was quantized.
+    """
     if not r.int8_model:
         return None
+    from osmn_tf.inference.segmenter import padded_size
     from osmn_tf.quantization import Int8FrameNetwork
 
     network = Int8FrameNetwork.load(r.int8_model, name="--int8-model")
     network.check_model(model, f"--weights {r.weights}")
-    if network.working_size != tuple(r.working_size):
-        raise ValueError(f"--int8-model {r.int8_model} was quantized at {network.working_size[0]}x"
-                         f"{network.working_size[1]}; give --working-size {network.working_size[0]}x"
-                         f"{network.working_size[1]} or quantize again")
+    if network.working_size != (padded_size(r.working_size) if pad else tuple(r.working_size)):
+        width, height = network.working_size
+        lite = " (lite: a working size padded to multiples of 32)" if pad else f"; give --working-size {width}x{height}"
+        raise ValueError(f"--int8-model {r.int8_model} was quantized at {width}x{height}{lite} or quantize again")
     return network
 
 

@@ -7,10 +7,17 @@ frames), then segments the held-out synthetic videos and writes the official
 DAVIS CSVs for the model (runs/demo/eval/) and for the copy-the-first-mask
 baseline (runs/demo/eval/baseline_first_mask/).
 
+The demo with another base model (e.g. MobileNet v1, the release's lite):
+    python tools/train.py --base-model lite --model-dir runs/demo_lite
+
 The release's two stages, and its YouTube-VOS training:
     python tools/train.py --stage coco --data-root COCO --init vgg_16.ckpt --model-dir runs/coco
     python tools/train.py --stage davis --data-root DAVIS --init runs/coco/model.keras --model-dir runs/davis
     python tools/train.py --stage youtube-vos --data-root YTVOS --init vgg_16.ckpt --model-dir runs/ytvos
+
+MaskTrack-M / OSVOS-M (a visual modulator on a fixed segmentation network, the release's --fix_seg):
+    python tools/train.py --stage davis --data-root DAVIS --base-model masktrack --fix-seg \
+        --seg-model-path masktrack.keras --vis-mod-model-path vgg_16.ckpt --model-dir runs/masktrack_m
 
 Rerunning with the same --model-dir resumes from its latest checkpoint.
 Several GPUs: --strategy mirrored; several machines: --strategy multi_worker with TF_CONFIG set on each.
@@ -67,8 +74,9 @@ def parse_args(argv=None):
     data.add_argument("--skip-blank-frames", action="store_true", default=None,
                       help="DAVIS: train only on frames where the object is visible, each with the previous such frame")
     model = parser.add_argument_group("model")
-    model.add_argument("--base-model", choices=["osvos", "lite", "deeplab", "masktrack"],
-                       help="the network the modulators adapt (the release's --base_model; osvos = the paper)")
+    cli_args.add_base_model(model, help="network the modulators adapt: osvos (VGG16, the paper's; default), lite "
+                                        "(MobileNet v1), deeplab, masktrack; the demo has a CPU-sized model of each; "
+                                        "with an OSMN --init, its base model by default")
     model.add_argument("--aligned-size", type=cli_args.size,
                        help="masktrack: zero-pad its input to WxH (the release's --aligned_size, e.g. 865x481)")
     model.add_argument("--input-scale", type=float,
@@ -77,21 +85,23 @@ def parse_args(argv=None):
     model.add_argument("--input-mean", type=float, nargs=3, metavar=("B", "G", "R"),
                        help="values subtracted from every pixel before --input-scale (the release's --mean_value; "
                             "104 117 123); saved with the model")
-    model.add_argument("--width", type=cli_args.width, help="VGG16 channel multiplier (1.0 = the paper)")
+    model.add_argument("--width", type=cli_args.width,
+                       help="channel multiplier of VGG16 (or lite's MobileNet) (1.0 = the paper)")
     cli_args.add_variant(model)
     model.add_argument("--mod-early-conv", action=argparse.BooleanOptionalAction,
                        help="also modulate conv1_1 .. conv2_2 (on in the demo, off in the release's stages)")
     model.add_argument("--guide-size", type=int,
                        help="side of the visual guide, a multiple of 32 (224 = the paper; the demo uses 64)")
     model.add_argument("--dropout", type=float, help="dropout rate after fc6 and fc7 of the visual modulator (0.5)")
-    model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5), "
-                                      "a TF1 OSMN checkpoint prefix, or a .keras model")
-    model.add_argument("--init-visual-modulator", metavar="FILE",
-                       help="instead of --init: ImageNet weights for the visual modulator only (the release's "
-                            "--vis_mod_model_path)")
-    model.add_argument("--init-segmentation", metavar="FILE",
-                       help="instead of --init: ImageNet weights for the segmentation network only (the release's "
-                            "--seg_model_path)")
+    model.add_argument("--init", help="start from: ImageNet VGG16 (vgg_16.ckpt or Keras .h5; lite: "
+                                      "mobilenet_v1_1.0_224.ckpt or its Keras .h5), a TF1 OSMN checkpoint prefix, "
+                                      "or a .keras model")
+    model.add_argument("--seg-model-path", help="the segmentation network's weights only, after --init (the "
+                                                "release's --seg_model_path): .keras, TF1 OSMN prefix or ImageNet; "
+                                                "an OSVOS/MaskTrack network is a .keras model without modulators")
+    model.add_argument("--vis-mod-model-path", help="the visual modulator's weights only, after --init (the "
+                                                    "release's --vis_mod_model_path): .keras, TF1 OSMN prefix or "
+                                                    "ImageNet")
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--steps", type=int, help="optimizer steps in all")
     optim.add_argument("--batch-size", type=int, help="global batch size (split over replicas)")
@@ -109,7 +119,9 @@ def parse_args(argv=None):
                        help="learning rate factor of the visual modulator's VGG16 and fc6/fc7 "
                             "(the demo: 0.1; the release's stages: 1)")
     optim.add_argument("--fix-bn", action="store_true", default=None, help="freeze BatchNorm statistics")
-    optim.add_argument("--fix-seg", action="store_true", help="train only the modulators")
+    optim.add_argument("--fix-seg", action="store_true",
+                       help="keep the segmentation network's weights (from --seg-model-path or --init); train only "
+                            "the modulators (with --no-spatial-modulator, or masktrack: only the visual modulator)")
     optim.add_argument("--seed", type=int, help="seed of the data stream and the initial weights")
     run = parser.add_argument_group("run")
     run.add_argument("--checkpoint-every", type=int, help="steps between checkpoints (the last 2 are kept)")
@@ -146,9 +158,8 @@ def make_config(args):
         "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
         "bbox_valid_ratio": args.bbox_valid_ratio, "vg_random_crop_ratio": args.vg_random_crop_ratio,
         "vg_random_rotate_angle": args.vg_random_rotate_angle, "vg_color_aug": args.vg_color_aug,
-        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init,
-        "init_visual_modulator": args.init_visual_modulator, "init_segmentation": args.init_segmentation,
-        "steps": args.steps,
+        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init, "seg_model_path": args.seg_model_path,
+        "vis_mod_model_path": args.vis_mod_model_path, "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,
@@ -164,6 +175,9 @@ def make_config(args):
                    "aligned_size": args.aligned_size, "input_scale": args.input_scale,
                    "input_mean": args.input_mean}
     model = {k: v for k, v in model_flags.items() if v is not None}
+    base_model = base_model_to_train(args)
+    if base_model is not None:
+        model["base_model"] = base_model
     if args.lr is not None and args.lr_boundaries is None:
         overrides["lr_boundaries"] = ()
     model.update(cli_args.variant_fields(args))
@@ -176,6 +190,21 @@ def make_config(args):
     return preset(args.stage, model=model, **overrides)
 
 
+def base_model_to_train(args):
+    """`--base-model`, or that of an OSMN `--init`; ValueError naming the flags when the two contradict."""
+    from osmn_tf.weights.checkpoints import saved_config
+
+    for flag, path in (("--init", args.init), ("--seg-model-path", args.seg_model_path),
+                       ("--vis-mod-model-path", args.vis_mod_model_path)):
+        if not path:
+            continue
+        config = saved_config(path)
+        cli_args.check_base_model(args.base_model, config, path, flag)
+        if args.base_model is None and config is not None and flag == "--init":
+            return config.base_model
+    return args.base_model
+
+
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
@@ -185,7 +214,7 @@ def main(argv=None):
     try:
         strategy = make_strategy(args.strategy, args.cpu_replicas)
         config = make_config(args)
-    except (ValueError, RuntimeError) as e:
+    except (ValueError, RuntimeError, OSError) as e:
         sys.exit(f"error: {e}")
     from osmn_tf.weights.checkpoints import CheckpointError
 

@@ -12,6 +12,12 @@ from osmn_tf.utils.precision import resolve_precision
 CRF_MERGES = ("refined", "release")
 
 
+def padded_size(working_size, stride=LITE_STRIDE):
+    """`(W, H)` rounded up to multiples of `stride`: what lite's network sees with `pad`."""
+    width, height = working_size
+    return -(-width // stride) * stride, -(-height // stride) * stride
+
+
 class VideoSegmenter(VideoLoop):
     """Runs OSMN over a video, all objects of a frame in one batch (the loop: `osmn_tf.inference.tracking.VideoLoop`).
 
@@ -135,10 +141,7 @@ class VideoSegmenter(VideoLoop):
     @property
     def network_size(self):
         """The size the network sees: the working size, or with `pad` the next multiples of 32."""
-        width, height = self.working_size
-        if not self.pad:
-            return self.working_size
-        return -(-width // LITE_STRIDE) * LITE_STRIDE, -(-height // LITE_STRIDE) * LITE_STRIDE
+        return padded_size(self.working_size) if self.pad else self.working_size
 
     def _bind(self, model):
         """Makes `model` the one that segments (its compiled functions traced once)."""

@@ -30,6 +30,10 @@ class LiteVisualModulator(Network):
     Input: `guide_image` `[N, S, S, 3]`. Output: `modulation_params` `[N, 1920]` at width 1.
     """
 
+    # The layers that make the scales from MobileNet's features (not ImageNet's), and the features.
+    HEAD_LAYERS = ("Conv2d_1c_1x1",) + tuple(f"Conv2d_out_{k}" for k in range(1, len(LITE_MODULATED_BLOCKS) + 1))
+    FEATURE_LAYER = "AvgPool_1a"
+
     def __init__(self, width=1.0, guide_size=GUIDE_SIZE, synchronized_batch_norm=False, **kwargs):
         guide_size = check_guide_size(guide_size, "guide_size")
         # === Functional Model ===

@@ -26,6 +26,11 @@ class VisualModulator(Network):
     Output: `modulation_params` `[N, P]`, P = 3840 (4224 with `mod_early_conv`) at width 1.
     """
 
+    # The layers that make the scales from the features (not VGG16's, so not ImageNet's), and the features
+    # (`osmn_tf.training`: learning-rate multiplier, pretraining).
+    HEAD_LAYERS = ("fc8",)
+    FEATURE_LAYER = "dropout7"
+
     def __init__(self, width=1.0, mod_early_conv=False, dropout_rate=0.5, guide_size=GUIDE_SIZE, **kwargs):
         guide_size = check_guide_size(guide_size, "guide_size")
         # === Functional Model ===

@@ -10,29 +10,29 @@ import itertools
 
 import numpy as np
 
-from osmn_tf.data.guides import spatial_guide
 from osmn_tf.inference.segmenter import VideoSegmenter
 
 
 class _RecordingSegmenter(VideoSegmenter):
     """A float32 `VideoSegmenter` that keeps each frame's network inputs, one sample per object."""
 
-    def __init__(self, model, working_size):
-        super().__init__(model, working_size)
+    def __init__(self, model, working_size, pad=False):
+        super().__init__(model, working_size, pad=pad)
         self.samples = []
 
     def segment_frame(self, image, previous_masks, params):
         for k, mask in enumerate(previous_masks):
             sample = {"image": image[np.newaxis].astype(np.float32)}
-            if self._model.spatial_modulator is not None:
-                sample["spatial_guide"] = spatial_guide(mask)[np.newaxis].astype(np.float32)
+            if "spatial_guide" in self._input_names:  # the spatial modulator's, or masktrack's 4th channel
+                # As segment_frame makes it: masktrack's use_original_mask, lite's padding.
+                sample["spatial_guide"] = self._padded(self._spatial_guide(mask))[np.newaxis].astype(np.float32)
             if params is not None:
                 sample["modulation_params"] = np.asarray(params[k:k + 1], np.float32)
             self.samples.append(sample)
         return super().segment_frame(image, previous_masks, params)
 
 
-def calibration_samples(model, videos, working_size, frames_per_video=8, progress=None):
+def calibration_samples(model, videos, working_size, frames_per_video=8, progress=None, pad=False):
     """The per-frame network's inputs on the first `frames_per_video` frames of each video.
 
     Args:
@@ -41,12 +41,14 @@ def calibration_samples(model, videos, working_size, frames_per_video=8, progres
             and frame 0's object ids, as `VideoSegmenter.track` takes them.
         working_size: `(W, H)` the network runs at.
         progress: optional `progress(samples so far)` after each video.
+        pad: pad frames to multiples of 32 (lite; `VideoSegmenter`'s `pad`): the
+            samples are then at the padded size, which `quantize` must be given.
     Returns:
         a list of `{input name: float32 [1, ...] array}`.
     """
     if frames_per_video < 2:
         raise ValueError(f"frames_per_video must be at least 2 (frame 0 is the annotation), got {frames_per_video}")
-    recorder = _RecordingSegmenter(model, working_size)
+    recorder = _RecordingSegmenter(model, working_size, pad)
     for frames, first_mask in videos:
         # Frame 0 has no prediction: frames_per_video - 1 frames go through the network.
         for _ in recorder.track(itertools.islice(frames, frames_per_video), first_mask):

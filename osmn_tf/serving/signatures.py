@@ -9,7 +9,16 @@ frames and masks and preprocess in the graph (`osmn_tf.serving.preprocessing`);
 the masks as PNG bytes (`osmn_tf.serving.images`), then do what the `_raw`
 ones do, and also return the label map as PNG bytes.
 A variant without the visual (spatial) modulator has no `encode_guide*`
-signatures and no `modulation_params` (`spatial_guide`, `masks`, `masks_bytes`) input.
+signatures and no `modulation_params` (`spatial_guide`, `masks`, `masks_bytes`) input;
+masktrack, which feeds the spatial guide to its network, keeps them.
+
+Every base model has the same signatures. The raw and image ones encode
+pixels at the model's scale (lite: 0.00787, `osmn_tf.config.input_scale_of`);
+lite's network needs multiples of 32, so its `segment_raw` and
+`segment_image` pad the working-size frame and guides at the bottom and right
+as `VideoSegmenter(pad=True)` does, and crop the outputs back; its float
+`segment` and `serving_default` take images whose height and width are
+multiples of 32.
 
 Every signature checks its inputs in the graph: batch sizes and frame sizes
 that disagree fail with an `InvalidArgumentError` naming the inputs instead of
@@ -19,6 +28,7 @@ import os
 
 import tensorflow as tf
 
+from osmn_tf.config import LITE_STRIDE, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size
 from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.serving import images
@@ -82,8 +92,14 @@ class ServingSignatures:
         self.frame_model = model.frame_model()
         self.num_params = model.num_modulation_params
         self.visual = model.visual_modulator is not None
-        self.spatial = model.spatial_modulator is not None
+        # masktrack has no spatial modulator but takes the spatial guide (its 4th input channel).
+        self.spatial = any(t.name == "spatial_guide" for t in model.inputs)
         self.guide_size = model.config.guide_size
+        self.scale = input_scale_of(model.config)
+        # lite's network sees the working size padded to multiples of 32 (the release's quirk, SPEC 8.1).
+        width, height = self.working_size
+        stride = LITE_STRIDE if model.config.base_model == "lite" else 1
+        self.network_size = (-(-width // stride) * stride, -(-height // stride) * stride)
         self.specs = input_specs(model)
 
     # Input checks. The TensorSpecs already fix ranks, channels and P for
@@ -178,7 +194,7 @@ class ServingSignatures:
                 message="every mask must mark its object: a mask of encode_guide_raw is all zero"))
         with tf.control_dependencies(checks):
             frame = tf.identity(frame)
-        return self.encode_guide(visual_guides(frame, masks, self.guide_size))
+        return self.encode_guide(visual_guides(frame, masks, self.guide_size, self.scale))
 
     def segment_raw(self, frame, masks=None, modulation_params=None):
         checks = self._check_frame_and_masks(frame, masks)
@@ -193,16 +209,25 @@ class ServingSignatures:
         else:
             num_objects = 1
         work_w, work_h = self.working_size
-        image = normalize_rgb(pil_bilinear_resize(frame, work_h, work_w))
+        image = normalize_rgb(pil_bilinear_resize(frame, work_h, work_w), self.scale)
         image = tf.tile(image[tf.newaxis], tf.stack([num_objects, 1, 1, 1]))
         guides = None
         if masks is not None:
             guides = spatial_guides(nearest_resize_masks(masks, work_h, work_w))
-        outputs = self._outputs(self._frame_logits(image, guides, modulation_params))
+        image, guides = self._padded(image), self._padded(guides)
+        logits = self._frame_logits(image, guides, modulation_params)[:, :work_h, :work_w]
+        outputs = self._outputs(logits)
         outputs["masks"] = tf.cast(outputs["probabilities"][..., 0] > 0.5, tf.uint8)
         labels = merge_labels(outputs["probabilities"])
         outputs["labels"] = nearest_resize_masks(labels[tf.newaxis], tf.shape(frame)[0], tf.shape(frame)[1])[0]
         return outputs
+
+    def _padded(self, x):
+        """`x` `[N, h, w, C]` at the working size, zero-padded at the bottom and right to the network's size."""
+        (work_w, work_h), (net_w, net_h) = self.working_size, self.network_size
+        if x is None or (net_w, net_h) == (work_w, work_h):
+            return x
+        return tf.pad(x, [[0, 0], [0, net_h - work_h], [0, net_w - work_w], [0, 0]])
 
     def encode_guide_image(self, frame_bytes, masks_bytes):
         frame = images.decode_frame(frame_bytes)

@@ -18,19 +18,30 @@ from osmn_tf.utils import atomic
 WARMUP_PATH = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
-def representative_inputs(working_size, num_params, guide_size):
-    """`{input name: array}` covering every signature's inputs: a textured frame at
-    `working_size` `(W, H)` with one object (a box in its middle), N = 1."""
-    width, height = working_size
+def _textured(size):
+    """A textured frame `(W, H)` and a mask of a box in its middle."""
+    width, height = size
     rows, cols = np.mgrid[0:height, 0:width]
     frame = np.stack([cols * 255 // max(width - 1, 1), rows * 255 // max(height - 1, 1),
                       (rows + cols) % 256], axis=-1).astype(np.uint8)
     mask = np.zeros((height, width), np.uint8)
     mask[height // 4: 3 * height // 4, width // 4: 3 * width // 4] = 1
+    return frame, mask
+
+
+def representative_inputs(working_size, num_params, guide_size, scale=1.0, network_size=None):
+    """`{input name: array}` covering every signature's inputs: a textured frame at
+    `working_size` `(W, H)` with one object (a box in its middle), N = 1.
+
+    `scale`: the model's pixel scale; `network_size`: the size the float
+    signatures take (lite: the working size padded to multiples of 32; default the working size).
+    """
+    frame, mask = _textured(working_size)
+    network_frame, network_mask = _textured(network_size or working_size)
     return {
-        "guide_image": visual_guide(frame, mask, size=guide_size)[np.newaxis],
-        "image": preprocess_frame(frame, working_size)[np.newaxis],
-        "spatial_guide": spatial_guide(mask)[np.newaxis],
+        "guide_image": visual_guide(frame, mask, size=guide_size, scale=scale)[np.newaxis],
+        "image": preprocess_frame(network_frame, None, scale)[np.newaxis],
+        "spatial_guide": spatial_guide(network_mask)[np.newaxis],
         "modulation_params": np.ones((1, num_params), np.float32),
         "frame": frame,
         "masks": mask[np.newaxis],
@@ -39,8 +50,9 @@ def representative_inputs(working_size, num_params, guide_size):
     }
 
 
-def warmup_logs(endpoints, working_size, num_params, guide_size, model_name="osmn"):
-    """One `PredictionLog` per signature of `endpoints` (`{name: [input names]}`)."""
+def warmup_logs(endpoints, working_size, num_params, guide_size, model_name="osmn", scale=1.0, network_size=None):
+    """One `PredictionLog` per signature of `endpoints` (`{name: [input names]}`); `scale`, `network_size`:
+    `representative_inputs`'."""
     try:
         from tensorflow_serving.apis import prediction_log_pb2
     except ImportError as e:
@@ -49,7 +61,7 @@ def warmup_logs(endpoints, working_size, num_params, guide_size, model_name="osm
 
     from osmn_tf.serving.grpc_client import predict_request
 
-    values = representative_inputs(working_size, num_params, guide_size)
+    values = representative_inputs(working_size, num_params, guide_size, scale, network_size)
     logs = []
     for name, input_names in endpoints.items():
         request = predict_request(model_name, name, {n: values[n] for n in input_names})

@@ -68,13 +68,21 @@ class TrainConfig:
             modulator's VGG16 and fc6/fc7 is the schedule's times this (fc8
             and everything else: times 1). 1 = the original.
         fix_bn: BatchNorm keeps its moving statistics (SPEC 7, stage 2).
-        fix_seg: only the modulators train (`--fix_seg`).
+        fix_seg: the segmentation network keeps its weights; only the
+            modulators train (the release's `--fix_seg`; MaskTrack-M and
+            OSVOS-M train the visual modulator alone on a fixed network:
+            masktrack has no spatial modulator, osvos needs
+            `use_spatial_modulator=False`). Its weights must come from
+            somewhere: `seg_model_path` or `init`.
+        seg_model_path, vis_mod_model_path: the segmentation network's and the
+            visual modulator's weights only (the release's `--seg_model_path`,
+            `--vis_mod_model_path`), read after `init`: a `.keras` OSMN, a TF1
+            OSMN checkpoint prefix (of the same base model and width) or
+            ImageNet weights (`osmn_tf.weights.checkpoints.load_network_weights`).
+            An OSVOS or MaskTrack network is an OSMN model without modulators.
         init: where weights start: None (random, the modulators' own
             initialisation), an ImageNet VGG16 file (`vgg_16.ckpt` or Keras
             `.h5`), a TF1 OSMN checkpoint prefix or a `.keras` model.
-        init_visual_modulator, init_segmentation: instead of `init`, ImageNet
-            weights for the visual modulator only, or the segmentation network
-            only (the release's `--vis_mod_model_path`, `--seg_model_path`).
         seed: the data stream's and the weights' seed.
         checkpoint_every, log_every, image_every, validate_every: in optimizer steps.
         validation_batches: fixed batches scored for the validation J.
@@ -120,8 +128,8 @@ class TrainConfig:
     fix_bn: bool = False
     fix_seg: bool = False
     init: str = None
-    init_visual_modulator: str = None
-    init_segmentation: str = None
+    seg_model_path: str = None
+    vis_mod_model_path: str = None
     seed: int = 0
     checkpoint_every: int = 100
     log_every: int = 50
@@ -183,14 +191,18 @@ class TrainConfig:
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
-        if self.init and (self.init_visual_modulator or self.init_segmentation):
-            raise ValueError("init loads the whole model; init_visual_modulator and init_segmentation (ImageNet "
-                             "weights for one part each) are instead of it, not with it")
-        if self.init_visual_modulator and not self.model.use_visual_modulator:
-            raise ValueError("init_visual_modulator is given, but the model has no visual modulator")
         check_precision(self.precision)
         if self.fix_seg and not (self.model.use_visual_modulator or self.model.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")
+        if self.fix_seg and not (self.seg_model_path or self.init):
+            # A frozen segmentation network of random weights would train modulators of nothing.
+            raise ValueError("fix_seg keeps the segmentation network's weights: give them (seg_model_path or init)")
+        if self.vis_mod_model_path and not self.model.use_visual_modulator:
+            raise ValueError("vis_mod_model_path: the model has no visual modulator (use_visual_modulator=False)")
+        if self.visual_modulator_init == "he" and self.model.base_model == "lite":
+            # MobileNet's BatchNorms set its activations' scale: there is nothing for He to fix.
+            raise ValueError("visual_modulator_init 'he' is for the VGG16 visual modulator; lite's MobileNet "
+                             "normalises its activations with BatchNorm: use 'keras'")
 
     def spatial_perturbation(self):
         """The training sources' `SpatialGuidePerturbation`."""
@@ -209,13 +221,26 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+# The demo's model for each base model: CPU-sized. VGG16 ones at an eighth of the channels with conv1/conv2
+# modulated too (see "demo" below); lite at a quarter of MobileNet's channels (it has no early modulation),
+# which keeps its steps cheaper than VGG16's at an eighth.
+DEMO_MODELS = {
+    "osvos": OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True),
+    "lite": OSMNConfig(base_model="lite", width=0.25, guide_size=64),
+    "deeplab": OSMNConfig(base_model="deeplab", width=0.125, guide_size=64, mod_early_conv=True),
+    "masktrack": OSMNConfig(base_model="masktrack", width=0.125, guide_size=64, mod_early_conv=True),
+}
+# What the demo changes for a base model besides its model: lite's visual modulator is MobileNet with
+# BatchNorm, which needs neither He initialisation nor a smaller learning rate to stay alive.
+DEMO_OPTIONS = {"lite": dict(visual_modulator_init="keras", visual_modulator_lr_multiplier=1.0)}
+
 PRESETS = {
     # The embedded demo: CPU-sized, no download, under 15 minutes on 2 cores: an eighth of VGG16's
     # channels and 64x64 visual guides (the paper's 224 costs half of a CPU step). Its visual modulator
     # starts from random weights, not ImageNet's: He initialisation and a tenth of the learning rate
     # keep it alive, and modulating conv1/conv2 too lets it pick colours, which the synthetic objects
     # differ by (docs/results.md, "The embedded demo and its ablations").
-    "demo": dict(model=OSMNConfig(width=0.125, guide_size=64, mod_early_conv=True), visual_modulator_init="he",
+    "demo": dict(model=DEMO_MODELS["osvos"], visual_modulator_init="he",
                  visual_modulator_lr_multiplier=0.1),
     # Stage 1 of the release (SPEC 7): MS-COCO 2017, ImageNet VGG16 initialisation.
     "coco": dict(dataset="coco", image_size=(400, 400), scales=(0.8, 1.0, 1.2), batch_size=8, steps=300_000,
@@ -239,10 +264,20 @@ def preset(name, model=None, **overrides):
     """`TrainConfig` of the preset `name` (`demo`, `coco`, `davis`, `youtube-vos`) with `overrides` on top.
 
     `model`: a dict of `OSMNConfig` fields to change in the preset's model.
+    A `base_model` there starts the demo from that base model's demo model
+    (`DEMO_MODELS`, `DEMO_OPTIONS`); the release's stages take the paper's
+    model with the given base model.
     """
     if name not in PRESETS:
         raise ValueError(f"unknown stage {name!r}; choose from {sorted(PRESETS)}")
-    fields = {**PRESETS[name], **overrides}
+    model = dict(model or {})
+    base_model = model.get("base_model")
+    fields = dict(PRESETS[name])
+    if name == "demo" and base_model is not None:
+        if base_model not in DEMO_MODELS:
+            raise ValueError(f"unknown base model {base_model!r}; choose from {sorted(DEMO_MODELS)}")
+        fields.update(model=DEMO_MODELS[base_model], **DEMO_OPTIONS.get(base_model, {}))
+    fields.update(overrides)
     if model:
         fields["model"] = dataclasses.replace(fields.get("model", OSMNConfig()), **model)
     return TrainConfig(**fields)

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from osmn_tf.data.frames import load_rgb
 from osmn_tf.data.guides import VisualGuideAugmentation, visual_guide
+from osmn_tf.models.lite import LiteVisualModulator
 from osmn_tf.models.visual_modulator import VisualModulator
 
 
@@ -63,10 +64,10 @@ def pretrain_visual_modulator(visual_modulator, guides, labels, held_out, steps,
     touched. Works on the model in place. Shows a progress bar, or without
     one calls `log(line)` every `log_every` steps if `log` is given.
     """
-    if not isinstance(visual_modulator, VisualModulator):
-        raise TypeError(f"expected a VisualModulator, got {type(visual_modulator).__name__}")
-    features = keras.Model(visual_modulator.input, visual_modulator.get_layer("dropout7").output)
-    channels = features.output.shape[-1]  # fc7 is 1 x 1 x channels
+    if not isinstance(visual_modulator, (VisualModulator, LiteVisualModulator)):
+        raise TypeError(f"expected a VisualModulator or LiteVisualModulator, got {type(visual_modulator).__name__}")
+    features = keras.Model(visual_modulator.input, visual_modulator.get_layer(visual_modulator.FEATURE_LAYER).output)
+    channels = features.output.shape[-1]  # fc7 (or lite's pooled MobileNet) is 1 x 1 x channels
     classifier = keras.layers.Dense(int(labels.max()) + 1, name="object_classifier")
     classifier.build((None, channels))
     trained = features.trainable_variables + classifier.trainable_variables

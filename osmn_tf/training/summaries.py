@@ -11,6 +11,13 @@ Tags written (under `<model_dir>/train`):
   scales for each modulated layer on the probe batch (paper Fig. 6);
 * `modulation/spatial_scale/<layer>`: histogram of the magnitudes of the
   spatial modulator's 1x1 kernel for each modulated layer (paper Fig. 7).
+
+`<layer>` is a modulated convolution of the model's base model
+(`osmn_tf.config.modulation_layout`): `conv3_1` .. `conv5_3` (and
+`conv1_1` .. `conv2_2` with `mod_early_conv`) for osvos, deeplab and
+masktrack (which has no spatial modulator, so no `spatial_scale`);
+`Conv2d_3_pointwise`, `Conv2d_5_pointwise`, `Conv2d_11_pointwise`,
+`Conv2d_13_pointwise` for lite.
 """
 import numpy as np
 import tensorflow as tf
@@ -19,17 +26,22 @@ from osmn_tf.config import modulation_layout
 from osmn_tf.data.frames import denormalize_frame
 
 
+def _layout(model):
+    config = model.config
+    return modulation_layout(config.mod_early_conv, config.width, config.base_model)
+
+
 def visual_gammas(model, guide_images):
     """The visual modulator's scales per modulated layer: `{layer: [N, C]}`."""
     params = np.asarray(model.visual_modulator(guide_images, training=False))
-    layout = modulation_layout(model.config.mod_early_conv, model.config.width)
+    layout = _layout(model)
     return {conv.name: params[:, conv.scale_offset:conv.scale_offset + conv.channels] for conv in layout}
 
 
 def spatial_scales(model):
     """Magnitudes of the spatial modulator's 1x1 kernel per modulated layer: `{layer: [C]}`."""
     out = {}
-    for conv in modulation_layout(model.config.mod_early_conv, model.config.width):
+    for conv in _layout(model):
         kernel = np.abs(np.asarray(model.spatial_modulator.get_layer(f"conv{conv.block}").kernel)).reshape(-1)
         out[conv.name] = kernel[conv.bias_offset:conv.bias_offset + conv.channels]
     return out
@@ -39,14 +51,17 @@ def _grey(values):
     return np.repeat(np.clip(values * 255, 0, 255).astype(np.uint8), 3, axis=-1)
 
 
-def sample_grid(batch, probabilities):
-    """One row per sample: visual guide (resized to the frame's height), spatial guide, image, label, prediction."""
+def sample_grid(batch, probabilities, scale=1.0):
+    """One row per sample: visual guide (resized to the frame's height), spatial guide, image, label, prediction.
+
+    `scale`: the pixel scale the images were made at (`osmn_tf.config.input_scale_of`).
+    """
     rows = []
     height = batch["image"].shape[1]
     for i in range(batch["image"].shape[0]):
-        guide = denormalize_frame(batch["guide_image"][i])
+        guide = denormalize_frame(batch["guide_image"][i], scale)
         guide = tf.image.resize(guide, (height, height), method="nearest").numpy().astype(np.uint8)
-        row = [guide, _grey(batch["spatial_guide"][i]), denormalize_frame(batch["image"][i]), _grey(batch["label"][i]),
+        row = [guide, _grey(batch["spatial_guide"][i]), denormalize_frame(batch["image"][i], scale), _grey(batch["label"][i]),
                _grey(probabilities[i])]
         rows.append(np.concatenate(row, axis=1))
     return np.concatenate(rows, axis=0)
@@ -66,12 +81,12 @@ class TrainingSummaries:
             for name, value in values.items():
                 tf.summary.scalar(name, float(value))
 
-    def probe(self, step, model, batch, probabilities):
-        """Images and modulation histograms of the probe batch."""
+    def probe(self, step, model, batch, probabilities, scale=1.0):
+        """Images and modulation histograms of the probe batch (its images at pixel `scale`)."""
         if not self.enabled:
             return
         with self.writer.as_default(step=int(step)):
-            tf.summary.image("samples", sample_grid(batch, probabilities)[None], max_outputs=1)
+            tf.summary.image("samples", sample_grid(batch, probabilities, scale)[None], max_outputs=1)
             if model.visual_modulator is not None:
                 for layer, values in visual_gammas(model, batch["guide_image"]).items():
                     tf.summary.histogram(f"modulation/visual_gamma/{layer}", values)

@@ -19,6 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from osmn_tf.config import input_scale_of
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.distribute import is_chief, worker_name
@@ -29,8 +30,7 @@ from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.summaries import TrainingSummaries
 from osmn_tf.utils.atomic import atomic_output, replacing
 from osmn_tf.utils.precision import copy_model, dtype_policy
-from osmn_tf.weights.checkpoints import CheckpointError, load_weights
-from osmn_tf.weights.imagenet import load_imagenet
+from osmn_tf.weights.checkpoints import CheckpointError, load_network_weights, load_weights
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"
@@ -54,8 +54,8 @@ def he_initialise_visual_modulator(model, seed=0):
     then needs far larger weights before the scales differ between objects.
     """
     visual_modulator = model.visual_modulator
-    if visual_modulator is None:
-        return
+    if visual_modulator is None or model.config.base_model == "lite":
+        return  # lite's MobileNet has BatchNorm after every convolution: nothing to fix (TrainConfig refuses it)
     # One generator for all layers: a fixed int seed would give same-shaped layers the same kernel.
     initializer = keras.initializers.HeNormal(seed=keras.random.SeedGenerator(seed))
     for layer in visual_modulator.layers:
@@ -67,12 +67,25 @@ def he_initialise_visual_modulator(model, seed=0):
 
 
 def learning_rate_multiplier(model, visual_modulator_multiplier):
-    """`multiplier(variable)` for `MultipliedAdam`: the visual modulator's VGG16 and fc6/fc7 get the given one."""
+    """`multiplier(variable)` for `MultipliedAdam`: the visual modulator's body (VGG16 and fc6/fc7, or lite's
+    MobileNet) gets the given one, its head (`HEAD_LAYERS`: fc8, or lite's Logits convolution and four heads) 1."""
     if model.visual_modulator is None or visual_modulator_multiplier == 1.0:
         return None
-    fc8 = {id(v) for v in model.visual_modulator.get_layer("fc8").trainable_variables}
-    scaled = {id(v) for v in model.visual_modulator.trainable_variables} - fc8
+    modulator = model.visual_modulator
+    head = {id(v) for name in modulator.HEAD_LAYERS for v in modulator.get_layer(name).trainable_variables}
+    scaled = {id(v) for v in modulator.trainable_variables} - head
     return lambda variable: visual_modulator_multiplier if id(variable) in scaled else 1.0
+
+
+def batch_norm_layers(model):
+    """Every `BatchNormalization` layer of `model` and of the networks inside it."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer)
+        elif isinstance(layer, keras.Model):
+            found += batch_norm_layers(layer)
+    return found
 
 
 class Trainer:
@@ -94,6 +107,8 @@ class Trainer:
 
     def __init__(self, config, source, strategy, model_dir, validation_source=None, log=sys.stderr, model=None):
         self.config = config
+        # The sources normalise at pixel scale 1; `model_inputs` scales to the model's (lite: 0.00787).
+        self.input_scale = input_scale_of(config.model)
         self.source = source
         self.strategy = strategy
         self.model_dir = pathlib.Path(model_dir)
@@ -112,17 +127,17 @@ class Trainer:
                 he_initialise_visual_modulator(self.model, seed=config.seed)
             if config.init:
                 load_weights(self.model, config.init)
-            # The release's --vis_mod_model_path and --seg_model_path: ImageNet weights for one sub-model each.
-            for part, path in (("visual_modulator", config.init_visual_modulator),
-                               ("segmentation_network", config.init_segmentation)):
+            # The release's --seg_model_path / --vis_mod_model_path: one network each, after the whole model.
+            for network, path in (("segmentation_network", config.seg_model_path),
+                                  ("visual_modulator", config.vis_mod_model_path)):
                 if path:
-                    load_imagenet(self.model, path, parts=(part,))
-            if config.fix_bn and self.model.spatial_modulator is not None:
-                # Keras runs a frozen BatchNorm on its moving statistics; this also
-                # freezes gamma and beta (the release's fix_bn still trained them).
-                for layer in self.model.spatial_modulator.layers:
-                    if isinstance(layer, keras.layers.BatchNormalization):
-                        layer.trainable = False
+                    load_network_weights(self.model, path, network)
+            if config.fix_bn:
+                # Every BatchNorm: the spatial modulator's, and lite's MobileNets'. Keras runs a frozen
+                # BatchNorm on its moving statistics; this also freezes gamma and beta (the release's
+                # fix_bn still trained them).
+                for layer in batch_norm_layers(self.model):
+                    layer.trainable = False
             if config.fix_seg:
                 self.model.segmentation_network.trainable = False
             self.variables = self.model.trainable_variables
@@ -344,11 +359,13 @@ class Trainer:
         config = self.config
         steps = config.visual_modulator_pretrain_steps
         modulator = self.model.visual_modulator
-        if not steps or modulator is None or config.init or config.init_visual_modulator:
+        if not steps or modulator is None or config.init or config.vis_mod_model_path:
             return None
         copy = copy_model(modulator)
         start = time.perf_counter()
         guides, labels, held_out = object_guides(self.source, seed=config.seed)
+        if self.input_scale != 1:
+            guides = (guides * np.float32(self.input_scale)).astype(guides.dtype)
         accuracy = pretrain_visual_modulator(copy, guides, labels, held_out, steps, seed=config.seed,
                                              progress=progress and self.chief, log=self._print)
         modulator.set_weights(copy.get_weights())
