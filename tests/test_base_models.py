@@ -200,6 +200,7 @@ SAVED = {"osvos": {}, "lite": {"base_model": "lite"}, "deeplab": {"base_model": 
          "lite_plain": {"base_model": "lite", "use_visual_modulator": False}}
 
 
+@pytest.mark.slow
 def test_every_base_model_reloads_from_a_keras_file_in_a_fresh_process(tmp_path):
     models = {}
     for seed, (name, options) in enumerate(SAVED.items()):
@@ -209,6 +210,7 @@ def test_every_base_model_reloads_from_a_keras_file_in_a_fresh_process(tmp_path)
     assert_models_reload_in_a_fresh_process(models, tmp_path)
 
 
+@pytest.mark.slow
 def test_keras_files_of_the_model_before_base_models_still_load(tmp_path):
     # tests/data/keras_layout_88fc13c.json records, for .keras files written at commit 88fc13c (before this
     # change), their config and where each weight lies in model.weights.h5 (Keras addresses weights by
@@ -237,6 +239,7 @@ def test_keras_files_of_the_model_before_base_models_still_load(tmp_path):
 
 
 @pytest.mark.parametrize("base_model", BASE_MODELS)
+@pytest.mark.slow
 def test_fold_batch_norm_keeps_the_logits_of_every_base_model(base_model):
     model = osmn_tf.build_osmn(base_model=base_model, **SMALL)
     rng = np.random.default_rng(0)
@@ -266,6 +269,7 @@ def test_fold_batch_norm_keeps_the_logits_of_every_base_model(base_model):
 
 
 @pytest.mark.parametrize("base_model", ["lite", "deeplab", "masktrack"])
+@pytest.mark.slow
 def test_one_frame_shared_by_objects_equals_one_copy_per_object(base_model):
     model = small_osmn(base_model=base_model, **SMALL)
     frame_model = model.frame_model()

@@ -155,6 +155,7 @@ def model_inputs(model, size, batch=2, seed=1):
 
 
 @pytest.mark.parametrize("size", [(32, 32), (160, 224), (384, 384), (96, 64)])
+@pytest.mark.slow
 def test_lite_equals_the_releases_graph_at_multiples_of_32(size):
     model = small_osmn(base_model="lite", **SMALL)
     v = release_weights(model)
@@ -168,6 +169,7 @@ def test_lite_equals_the_releases_graph_at_multiples_of_32(size):
 
 @pytest.mark.parametrize("size", [(1, 1), (8, 9), (33, 47), (61, 83)])
 @pytest.mark.parametrize("base_model", ["deeplab", "masktrack"])
+@pytest.mark.slow
 def test_dilated_base_models_equal_the_releases_graph_at_any_size(base_model, size):
     model = small_osmn(base_model=base_model, **SMALL)
     v = release_weights(model)

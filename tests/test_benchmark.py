@@ -1,5 +1,6 @@
 """tools/benchmark.py: a quick run of every measurement, and the outputs it writes."""
 import json
+import pytest
 
 import numpy as np
 
@@ -7,6 +8,7 @@ from conftest import run_tool
 from osmn_tf.data.davis import read_mask
 
 
+@pytest.mark.slow
 def test_quick_benchmark_runs_every_measurement_and_writes_json_and_a_chart(tmp_path):
     code, message = run_tool("benchmark", "--quick", "--output", tmp_path)
     assert code == 0, message
@@ -51,6 +53,7 @@ def test_bad_arguments_name_the_flag(tmp_path, capsys):
     assert code != 0 and "--frame-size" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_trained_model_parity_reads_a_training_run(tmp_path, small_weights):
     """`--trained-model`: the run's model at its evaluation size, every precision and INT8 against float32."""
     import dataclasses

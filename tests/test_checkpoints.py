@@ -43,6 +43,7 @@ def small_checkpoint(tmp_path, config, drop=(), change=None, extra=None):
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.slow
 def test_small_checkpoint_loads_every_variable_and_skips_training_state(tmp_path, variant):
     config = variant_config(variant, width=0.125)
     prefix, tensors = small_checkpoint(tmp_path, config)
@@ -58,6 +59,7 @@ def test_small_checkpoint_loads_every_variable_and_skips_training_state(tmp_path
     dict(base_model="deeplab", mod_early_conv=True), dict(base_model="deeplab", use_spatial_modulator=False),
     dict(base_model="deeplab", use_visual_modulator=False), dict(base_model="masktrack", mod_early_conv=True),
     dict(base_model="masktrack", use_visual_modulator=False), dict(base_model="lite", width=0.25)])
+@pytest.mark.slow
 def test_every_base_models_options_are_detected_from_the_names(tmp_path, config):
     config = osmn_tf.OSMNConfig(**{"width": 0.125, **config})
     prefix, tensors = small_checkpoint(tmp_path, config)
@@ -67,6 +69,7 @@ def test_every_base_models_options_are_detected_from_the_names(tmp_path, config)
         np.testing.assert_array_equal(variable.numpy(), tensors[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_lite_without_visual_modulator_skips_the_spatial_modulator_the_release_builds_but_never_uses(tmp_path):
     # The release still creates osmn/modulator_sp/* there (SPEC 8.1): they load into nothing.
     config = osmn_tf.OSMNConfig(base_model="lite", width=0.125)
@@ -93,6 +96,7 @@ def assert_untouched(model, before):
         np.testing.assert_array_equal(w.numpy(), b, err_msg=w.path)
 
 
+@pytest.mark.slow
 def test_shape_mismatch_names_variable_and_both_shapes_and_loads_nothing(tmp_path):
     config = variant_config("full", width=0.125)
     prefix, _ = small_checkpoint(tmp_path, config, change={"osmn/seg/conv3/conv3_2/weights": np.zeros([3, 3, 32, 7], "f")})
@@ -106,6 +110,7 @@ def test_shape_mismatch_names_variable_and_both_shapes_and_loads_nothing(tmp_pat
     assert_untouched(model, before)
 
 
+@pytest.mark.slow
 def test_missing_variable_is_named(tmp_path):
     config = variant_config("full", width=0.125)
     prefix, _ = small_checkpoint(tmp_path, config, drop=["osmn/modulator_sp/conv4/BatchNorm/moving_variance"])
@@ -123,6 +128,7 @@ def test_wrong_variant_is_an_error_that_says_what_the_checkpoint_is(tmp_path):
     assert_untouched(model, before)
 
 
+@pytest.mark.slow
 def test_unknown_variable_is_an_error(tmp_path):
     config = variant_config("full", width=0.125)
     prefix, _ = small_checkpoint(tmp_path, config, extra={"osmn/seg/extra_layer/weights": np.zeros([2], "f")})
