@@ -19,6 +19,18 @@ def reference():
         return {key: data[key] for key in data.files}
 
 
+def test_read_only_and_sliced_frames_are_accepted(reference):
+    # A frame is often numpy's read-only view of a PIL image, or a crop: the CRF gives the same mask.
+    case = CASES[0]
+    image, label = reference[f"{case}/image"], reference[f"{case}/label"]
+    expected = dense_crf(image, label)
+    read_only = image.copy()
+    read_only.flags.writeable = False
+    np.testing.assert_array_equal(dense_crf(read_only, label), expected)
+    padded = np.pad(image, ((0, 0), (0, 5), (0, 0)))
+    np.testing.assert_array_equal(dense_crf(padded[:, :-5], label), expected)
+
+
 def test_the_release_parameters_are_the_defaults(reference):
     config = DenseCRFConfig()
     assert (config.gt_prob, config.iterations) == (reference["params/gt_prob"], reference["params/n_iter"])

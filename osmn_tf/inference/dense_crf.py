@@ -91,5 +91,6 @@ def _checked(image, mask):
                          f"{image.shape[1]}x{image.shape[0]}: they must be the same size")
     if mask.dtype != np.bool_ and not np.isin(mask, (0, 1)).all():
         raise ValueError(f"mask must hold 0 and 1 only, got values {np.unique(mask)[:5].tolist()}...")
-    # pydensecrf reads the image's buffer directly: it must be C-contiguous.
-    return np.ascontiguousarray(image), mask.astype(np.uint8)
+    # pydensecrf takes the image's buffer as a writable C-contiguous memoryview: a read-only array (numpy's view
+    # of a PIL image) or a slice is copied.
+    return np.require(image, requirements=("C", "W")), mask.astype(np.uint8)
