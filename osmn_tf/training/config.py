@@ -107,6 +107,9 @@ class TrainConfig:
     vg_random_rotate_angle: float = 10.0
     vg_color_aug: bool = False
     vg_keep_aspect_ratio: bool = False
+    # masktrack's spatial guide in training: the reference mask moved and resized at random, dilated (the release's
+    # --use_original_mask; segment with tools/segment.py --use-original-mask then).
+    use_original_mask: bool = False
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -183,6 +186,9 @@ class TrainConfig:
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
+        if self.use_original_mask and self.model.base_model != "masktrack":
+            raise ValueError(f"use_original_mask is masktrack's spatial guide; the model's base_model is "
+                             f"{self.model.base_model} (--base-model masktrack)")
         if self.init and (self.init_visual_modulator or self.init_segmentation):
             raise ValueError("init loads the whole model; init_visual_modulator and init_segmentation (ImageNet "
                              "weights for one part each) are instead of it, not with it")
