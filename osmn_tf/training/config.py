@@ -181,7 +181,8 @@ class TrainConfig:
             raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
                              f"{self.visual_modulator_pretrain_steps!r}")
         if self.visual_modulator_pretrain_steps and self.dataset in ("coco", "youtube-vos"):
-            raise ValueError("visual_modulator_pretrain_steps needs the DAVIS layout (--dataset davis or synthetic); "
+            raise ValueError("visual_modulator_pretrain_steps needs sequences in the DAVIS layout (--dataset davis or "
+                             "synthetic); "
                              f"set it to 0 for {self.dataset} (--visual-modulator-pretrain-steps 0)")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
