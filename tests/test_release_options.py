@@ -303,3 +303,38 @@ def test_use_full_res_cuts_guides_from_the_full_resolution_frames_and_writes_480
     assert any(not np.array_equal(a, b) for a, b in zip(written[1:], plain[1:]))
     with pytest.raises(SystemExit):
         load_tool("segment").parse_args(["--weights", "w", "--youtube-vos-root", "r", "--output", "o", "--use-full-res"])
+
+
+def test_perturbed_mask_moves_and_resizes_the_objects_box_by_the_drawn_amounts():
+    from osmn_tf.data.guides import perturbed_mask
+
+    mask = np.zeros((60, 80), np.uint8)
+    mask[20:40, 20:60] = 1  # box 40 x 20, inclusive extremes 20..59, 20..39: it stays inside the frame
+    for seed in range(5):
+        out = perturbed_mask(mask, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        factor = rng.uniform(0.8, 1.2)
+        shift = rng.uniform(-0.2, 0.2, 2) * np.array([39, 19])
+        ys, xs = np.nonzero(out)
+        assert set(np.unique(out)) == {0.0, 1.0}
+        # A full rectangle of the resized size (rounded), centred on the shifted centre (within a pixel).
+        assert (xs.max() - xs.min() + 1, ys.max() - ys.min() + 1) == (round(40 * factor), round(20 * factor))
+        assert out[ys.min():ys.max() + 1, xs.min():xs.max() + 1].all()
+        centre = np.array([(xs.min() + xs.max()) / 2, (ys.min() + ys.max()) / 2])
+        assert np.all(np.abs(centre - (np.array([39, 29]) + shift)) <= 1.5)
+    assert not perturbed_mask(np.zeros((8, 8)), np.random.default_rng(0)).any()
+
+
+def test_use_original_mask_gives_masktrack_training_its_dilated_mask_guides(davis_root, tmp_path):
+    tool = load_tool("train")
+    flags = ["--stage", "davis", "--data-root", str(davis_root), "--width", "0.125", "--base-model", "masktrack"]
+    config = tool.make_config(tool.parse_args(flags + ["--use-original-mask"]))
+    assert config.use_original_mask
+    source = make_sources(config, tmp_path)[0]
+    assert source.use_original_mask
+    guides = source.batch(0, 4, seed=0)["spatial_guide"]
+    assert set(np.unique(guides)) == {0.0, 255.0}
+    gaussian = make_sources(tool.make_config(tool.parse_args(flags)), tmp_path)[0].batch(0, 4, seed=0)["spatial_guide"]
+    assert gaussian.max() <= 1.0
+    with pytest.raises(ValueError, match="use_original_mask is masktrack's spatial guide"):
+        tool.make_config(tool.parse_args(["--stage", "davis", "--data-root", "x", "--use-original-mask"]))

@@ -110,7 +110,7 @@ def test_preset_is_the_releases_youtube_vos_training():
     config = tool.make_config(tool.parse_args(["--stage", "youtube-vos", "--data-root", "x", "--label-valid-ratio",
                                                "0.01", "--bbox-valid-ratio", "0.4", "--no-random-guide"]))
     assert (config.label_valid_ratio, config.bbox_valid_ratio, config.random_guide) == (0.01, 0.4, False)
-    with pytest.raises(ValueError, match="visual_modulator_pretrain_steps needs the DAVIS layout"):
+    with pytest.raises(ValueError, match="visual_modulator_pretrain_steps needs sequences in the DAVIS layout"):
         preset("youtube-vos", data_root="x", visual_modulator_pretrain_steps=2)
 
 

@@ -59,6 +59,9 @@ def parse_args(argv=None):
     data.add_argument("--vg-keep-aspect-ratio", action="store_true", default=None,
                       help="visual guide in training: the object's box fits the square undistorted (segment with "
                            "tools/segment.py --vg-keep-aspect-ratio then)")
+    data.add_argument("--use-original-mask", action="store_true", default=None,
+                      help="masktrack: the spatial guide is the previous mask moved and resized at random, dilated "
+                           "(the release's --use_original_mask; segment with tools/segment.py --use-original-mask)")
     data.add_argument("--bbox-sup", action="store_true", default=None,
                       help="visual guides are the object's box, not masked (the release's --bbox_sup)")
     data.add_argument("--random-crop-ratio", type=float,
@@ -158,8 +161,9 @@ def make_config(args):
         "skip_blank_frames": args.skip_blank_frames, "label_valid_ratio": args.label_valid_ratio,
         "bbox_valid_ratio": args.bbox_valid_ratio, "vg_random_crop_ratio": args.vg_random_crop_ratio,
         "vg_random_rotate_angle": args.vg_random_rotate_angle, "vg_color_aug": args.vg_color_aug,
-        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "init": args.init, "seg_model_path": args.seg_model_path,
-        "vis_mod_model_path": args.vis_mod_model_path, "steps": args.steps,
+        "vg_keep_aspect_ratio": args.vg_keep_aspect_ratio, "use_original_mask": args.use_original_mask,
+        "init": args.init, "seg_model_path": args.seg_model_path, "vis_mod_model_path": args.vis_mod_model_path,
+        "steps": args.steps,
         "batch_size": args.batch_size, "accumulation": args.accumulation, "learning_rates": args.lr,
         "lr_boundaries": args.lr_boundaries, "weight_decay": args.weight_decay, "fix_bn": args.fix_bn,
         "visual_modulator_init": args.visual_modulator_init,

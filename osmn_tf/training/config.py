@@ -115,6 +115,9 @@ class TrainConfig:
     vg_random_rotate_angle: float = 10.0
     vg_color_aug: bool = False
     vg_keep_aspect_ratio: bool = False
+    # masktrack's spatial guide in training: the reference mask moved and resized at random, dilated (the release's
+    # --use_original_mask; segment with tools/segment.py --use-original-mask then).
+    use_original_mask: bool = False
     batch_size: int = 8
     accumulation: int = 1
     steps: int = 4000
@@ -186,11 +189,14 @@ class TrainConfig:
             raise ValueError("visual_modulator_pretrain_steps must be >= 0, got "
                              f"{self.visual_modulator_pretrain_steps!r}")
         if self.visual_modulator_pretrain_steps and self.dataset in ("coco", "youtube-vos"):
-            raise ValueError("visual_modulator_pretrain_steps needs the DAVIS layout (dataset davis or synthetic); "
-                             f"set it to 0 for {self.dataset}")
+            raise ValueError("visual_modulator_pretrain_steps needs sequences in the DAVIS layout (dataset davis or "
+                             f"synthetic); set it to 0 for {self.dataset}")
         if not self.visual_modulator_lr_multiplier >= 0:
             raise ValueError("visual_modulator_lr_multiplier must be >= 0, got "
                              f"{self.visual_modulator_lr_multiplier!r}")
+        if self.use_original_mask and self.model.base_model != "masktrack":
+            raise ValueError(f"use_original_mask is masktrack's spatial guide; the model's base_model is "
+                             f"{self.model.base_model}")
         check_precision(self.precision)
         if self.fix_seg and not (self.model.use_visual_modulator or self.model.use_spatial_modulator):
             raise ValueError("fix_seg trains only the modulators, but both are off")

@@ -47,7 +47,8 @@ def make_sources(config, model_dir, on_sequence=None):
         def coco(split):
             return CocoSource(root / "annotations" / f"instances_{split}2017.json", root / f"{split}2017",
                               image_size=size, scales=scales, guide_size=config.model.guide_size,
-                              spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
+                              spatial_perturb=perturb, visual_augment=augment, mean=mean,
+                              use_original_mask=config.use_original_mask, bbox_sup=config.bbox_sup,
                               random_crop_ratio=config.random_crop_ratio)
 
         train = coco("train")
@@ -58,7 +59,7 @@ def make_sources(config, model_dir, on_sequence=None):
                                      label_valid_ratio=config.label_valid_ratio,
                                      bbox_valid_ratio=config.bbox_valid_ratio, random_guide=config.random_guide,
                                      bbox_sup=config.bbox_sup, spatial_perturb=perturb, visual_augment=augment,
-                                     mean=mean,
+                                     mean=mean, use_original_mask=config.use_original_mask,
                                      guide_size=config.model.guide_size), None
     if config.dataset == "synthetic":
         root = prepare_synthetic(config, model_dir, on_sequence)
@@ -67,7 +68,8 @@ def make_sources(config, model_dir, on_sequence=None):
 
     def davis(split):
         return DavisTrainSource(root, split=split, image_size=size, scales=scales, guide_size=config.model.guide_size,
-                                spatial_perturb=perturb, visual_augment=augment, mean=mean, bbox_sup=config.bbox_sup,
+                                spatial_perturb=perturb, visual_augment=augment, mean=mean,
+                                use_original_mask=config.use_original_mask, bbox_sup=config.bbox_sup,
                                 random_guide=config.random_guide,
                                 skip_blank_frames=config.skip_blank_frames, label_valid_ratio=config.label_valid_ratio,
                                 bbox_valid_ratio=config.bbox_valid_ratio)

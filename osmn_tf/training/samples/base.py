@@ -7,7 +7,8 @@ import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE
 from osmn_tf.data.frames import MEAN_BGR
-from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.data.guides import (SpatialGuidePerturbation, VisualGuideAugmentation, dilated_mask_guide, perturbed_mask,
+                                 spatial_guide)
 from osmn_tf.utils.atomic import atomic_output
 
 CACHE_VERSION = 1
@@ -33,6 +34,18 @@ def check_mean(mean):
     if len(mean) != 3 or not all(math.isfinite(v) for v in mean):
         raise ValueError(f"mean must be three finite numbers (B, G, R), got {mean!r}")
     return mean
+
+
+def training_spatial_guide(mask, rng, spatial_perturb, original_mask=False):
+    """A training sample's spatial guide from the reference `mask` at the sample's size.
+
+    The perturbed Gaussian (`spatial_guide` with `spatial_perturb`), or with
+    `original_mask` masktrack's: the mask moved and resized at random
+    (`perturbed_mask`), dilated, times 255 (the release's `--use_original_mask`).
+    """
+    if original_mask:
+        return dilated_mask_guide(perturbed_mask(mask, rng))
+    return spatial_guide(mask, perturb=spatial_perturb, rng=rng if spatial_perturb is not None else None)
 
 
 def check_augmentations(visual_augment, spatial_perturb):

@@ -9,8 +9,9 @@ import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide, visual_guide
-from osmn_tf.training.samples.base import CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, visual_guide
+from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+                                          training_spatial_guide)
 from osmn_tf.utils.atomic import atomic_output
 
 try:  # pycocotools is only needed for COCO.
@@ -63,12 +64,16 @@ class CocoSource(SampleSource):
         guide_size: side of the visual guides (the model's `guide_size`).
         mean: the B, G, R values subtracted from guides and images (the
             model's `osmn_tf.config.input_mean_of`).
+        use_original_mask: masktrack's spatial guide, the reference mask
+            moved and resized at random, dilated, times 255 (the release's
+            `--use_original_mask`), instead of the perturbed Gaussian.
     """
 
     def __init__(self, annotation_file, image_dir, image_size=(400, 400), scales=(0.8, 1.0, 1.2),
                  min_area_fraction=COCO_MIN_AREA_FRACTION, random_crop_ratio=0.0, bbox_sup=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR):
+                 spatial_perturb=SpatialGuidePerturbation(), flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR,
+                 use_original_mask=False):
         if coco_mask is None:
             raise ImportError("CocoSource needs pycocotools: pip install pycocotools")
         self.annotation_file = pathlib.Path(annotation_file)
@@ -80,6 +85,7 @@ class CocoSource(SampleSource):
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
         self.mean = check_mean(mean)
+        self.use_original_mask = bool(use_original_mask)
         self.min_area_fraction = float(min_area_fraction)
         if not 0 <= self.min_area_fraction < 1:
             raise ValueError(f"min_area_fraction must be in [0, 1), got {min_area_fraction!r}")
@@ -212,11 +218,11 @@ class CocoSource(SampleSource):
                              f"{self.annotation_file} says {mask.shape[1]}x{mask.shape[0]}")
         return object_sample(rgb, mask, rng, size, self.visual_augment, self.spatial_perturb,
                              bbox_sup=self.bbox_sup, random_crop_ratio=self.random_crop_ratio, flip=self.flip,
-                             guide_size=self.guide_size, mean=self.mean)
+                             guide_size=self.guide_size, mean=self.mean, original_mask=self.use_original_mask)
 
 
 def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_sup=False, random_crop_ratio=0.0,
-                  flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR):
+                  flip=True, guide_size=GUIDE_SIZE, mean=MEAN_BGR, original_mask=False):
     """A sample made from one image and its object's mask (stage 1, and online fine-tuning).
 
     The visual guide is the object's crop of `rgb` (with `visual_augment`);
@@ -225,6 +231,7 @@ def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_su
     the spatial guide comes from the (flipped) label, with `spatial_perturb`.
     Every random draw comes from `rng`, in that order. `mean`: the B, G, R
     values subtracted from the guide and the image (`frames.normalize_frame`).
+    `original_mask`: masktrack's spatial guide (`base.training_spatial_guide`).
     """
     guide = visual_guide(rgb, mask, augment=visual_augment, rng=rng if visual_augment is not None else None,
                          bbox_sup=bbox_sup, size=guide_size, mean=mean)
@@ -245,8 +252,7 @@ def object_sample(rgb, mask, rng, size, visual_augment, spatial_perturb, bbox_su
     # The spatial guide comes after the flip, from the flipped label.
     return {
         "guide_image": guide,
-        "spatial_guide": spatial_guide(label, perturb=spatial_perturb,
-                                       rng=rng if spatial_perturb is not None else None),
+        "spatial_guide": training_spatial_guide(label, rng, spatial_perturb, original_mask),
         "image": normalize_frame(image, mean=mean),
         "label": label.astype(np.float32)[:, :, np.newaxis],
     }

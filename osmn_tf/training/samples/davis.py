@@ -7,8 +7,9 @@ import numpy as np
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import DavisDataset
 from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, visual_guide
 from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+                                          training_spatial_guide,
                                           read_json_cache, write_json_cache)
 
 DAVIS_LABEL_VALID_RATIO = 0.003
@@ -67,18 +68,20 @@ class DavisTrainSource(SampleSource):
             visible frame). False (default): every t >= 1 with t - 1.
         cache_dir: folder of the index; None puts it in `root`. An unwritable
             folder only warns.
-        visual_augment, spatial_perturb, guide_size, mean: as `CocoSource`.
+        visual_augment, spatial_perturb, guide_size, mean, use_original_mask: as `CocoSource`.
     """
 
     def __init__(self, root, year=2017, split="train", image_size=(854, 480), scales=(0.5, 0.8, 1.0),
                  bbox_sup=False, resolution="480p", label_valid_ratio=DAVIS_LABEL_VALID_RATIO,
                  bbox_valid_ratio=DAVIS_BBOX_VALID_RATIO, random_guide=True, skip_blank_frames=False,
                  cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR,
+                 use_original_mask=False):
         self.dataset = DavisDataset(root, year=year, split=split, resolution=resolution)
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
         self.mean = check_mean(mean)
+        self.use_original_mask = bool(use_original_mask)
         self.bbox_sup = bool(bbox_sup)
         self.label_valid_ratio = float(label_valid_ratio)
         self.bbox_valid_ratio = float(bbox_valid_ratio)
@@ -215,8 +218,7 @@ class DavisTrainSource(SampleSource):
         frame_path, annotation_path = self._paths(seq, t)
         label = resize_mask(self.dataset.read_annotation(annotation_path) == object_id, size)
         image = resize_frame(load_rgb(frame_path), size)
-        sg = spatial_guide(resize_mask(reference, size), perturb=self.spatial_perturb,
-                           rng=rng if self.spatial_perturb is not None else None)
+        sg = training_spatial_guide(resize_mask(reference, size), rng, self.spatial_perturb, self.use_original_mask)
         return {
             "guide_image": guide,
             "spatial_guide": sg,

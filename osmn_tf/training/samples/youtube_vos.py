@@ -7,9 +7,10 @@ import numpy as np
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import read_mask
 from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
-from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, spatial_guide, visual_guide
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, visual_guide
 from osmn_tf.data.youtube_vos import YouTubeVOS
 from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+                                          training_spatial_guide,
                                           read_json_cache, write_json_cache)
 from osmn_tf.training.samples.davis import DAVIS_BBOX_VALID_RATIO, DAVIS_LABEL_VALID_RATIO
 
@@ -60,17 +61,19 @@ class YouTubeVOSTrainSource(SampleSource):
             visual guide (the release without `--randomize_guide`).
         bbox_sup: visual guide not masked (`--bbox_sup`).
         cache_dir: folder of the index; None puts it in the split's folder.
-        visual_augment, spatial_perturb, guide_size, mean: as `CocoSource`.
+        visual_augment, spatial_perturb, guide_size, mean, use_original_mask: as `CocoSource`.
     """
 
     def __init__(self, root, split="train", image_size=(448, 256), scales=(1.0,),
                  label_valid_ratio=DAVIS_LABEL_VALID_RATIO, bbox_valid_ratio=DAVIS_BBOX_VALID_RATIO,
                  random_guide=True, bbox_sup=False, cache_dir=None, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, mean=MEAN_BGR,
+                 use_original_mask=False):
         self.dataset = YouTubeVOS(root, split)
         self.image_size = check_size(image_size, "image_size")
         self.scales = check_scales(scales)
         self.mean = check_mean(mean)
+        self.use_original_mask = bool(use_original_mask)
         for name, value in (("label_valid_ratio", label_valid_ratio), ("bbox_valid_ratio", bbox_valid_ratio)):
             if not 0 <= value < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {value!r}")
@@ -187,8 +190,7 @@ class YouTubeVOSTrainSource(SampleSource):
         reference = resize_mask(self._mask(obj, obj.stems[prev]), size)
         label = resize_mask(self._mask(obj, obj.stems[i]), size)
         image = resize_frame(self._frame(obj, obj.stems[i]), size)
-        sg = spatial_guide(reference, perturb=self.spatial_perturb,
-                           rng=rng if self.spatial_perturb is not None else None)
+        sg = training_spatial_guide(reference, rng, self.spatial_perturb, self.use_original_mask)
         return {
             "guide_image": guide,
             "spatial_guide": sg,
