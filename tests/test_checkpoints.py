@@ -174,6 +174,7 @@ def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1
     assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
 
 
+@pytest.mark.slow
 def test_convert_tool_errors(tmp_path):
     prefix, _ = small_checkpoint(tmp_path, variant_config("no_visual", width=0.125))
     result = run_tool_process("convert_checkpoint", prefix, tmp_path / "out.keras", "--variant", "full")

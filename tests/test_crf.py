@@ -106,6 +106,7 @@ def crf_run(small_model, monkeypatch, crf_merge="refined", first=None):
     return frames, list(segmenter.track(frames, first_mask)), guides
 
 
+@pytest.mark.slow
 def test_the_refined_masks_are_the_next_frames_spatial_guides(small_model, monkeypatch):
     frames, results, guides = crf_run(small_model, monkeypatch)
     num_objects = len(results[1].object_ids)
@@ -118,6 +119,7 @@ def test_the_refined_masks_are_the_next_frames_spatial_guides(small_model, monke
     assert changed > 0  # the CRF changed the masks, so the test could fail
 
 
+@pytest.mark.slow
 def test_labels_come_from_the_refined_masks_or_the_releases_merge(small_model, monkeypatch):
     from osmn_tf.inference.tracking import merge_masks, merge_probabilities
 
@@ -132,6 +134,7 @@ def test_labels_come_from_the_refined_masks_or_the_releases_merge(small_model, m
     assert any((a.labels != b.labels).any() for a, b in zip(results[1:], release[1:]))
 
 
+@pytest.mark.slow
 def test_with_one_object_both_merges_give_the_refined_mask(small_model, monkeypatch):
     only_first = lambda mask: np.where(mask == 1, 1, 0).astype(np.uint8)  # noqa: E731
     for merge in ("refined", "release"):
@@ -150,6 +153,7 @@ def test_merge_masks_gives_overlaps_to_the_more_probable_object():
     np.testing.assert_array_equal(merge_masks(probabilities, masks, (3, 7)), [[3, 7, 3, 0]])
 
 
+@pytest.mark.slow
 def test_the_tool_refines_with_crf_and_records_it(tmp_path, small_weights):
     from PIL import Image
 

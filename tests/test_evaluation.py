@@ -376,6 +376,7 @@ def test_f_far_apart_and_partial():
     assert 0 < evaluation.boundary_measure(a, c) < 1
 
 
+@pytest.mark.slow
 def test_random_masks_match_brute_force():
     rng = np.random.default_rng(2)
     for _ in range(12):
@@ -405,6 +406,7 @@ REAL_FRAMES = [("bike-packing", 5, 1), ("bike-packing", 40, 2), ("gold-fish", 30
 
 
 @pytest.mark.parametrize("seq,t,k", REAL_FRAMES)
+@pytest.mark.slow
 def test_real_frames_match_brute_force(masks_dir, shifted_eval, seq, t, k):
     files = sorted((masks_dir / seq).glob("*.png"))
     T = len(files)
@@ -455,6 +457,7 @@ def test_decay_over_256_frames_wraps_like_official():
         w[0:76].mean() - w[224:300].mean(), abs=1e-12)
 
 
+@pytest.mark.slow
 def test_decay_over_256_frames_in_a_folder(tmp_path):
     root, results = tmp_path / "DAVIS", tmp_path / "res"
     n = 402  # 400 evaluated frames
@@ -484,6 +487,7 @@ def test_decay_over_256_frames_in_a_folder(tmp_path):
         j_expected[0:101].mean() - j_expected[299:400].mean())
 
 
+@pytest.mark.slow
 def test_shifted_masks_statistics(shifted_eval, reference_j):
     assert list(shifted_eval.per_object) == [f"{s}_{k}" for s in SEQUENCES
                                              for k in range(1, N_OBJECTS[s] + 1)]
@@ -560,6 +564,7 @@ def test_result_with_unknown_object_id(tmp_path):
 # ----------------------------------------------------------------------------
 # OSMN mIoU
 # ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_miou_on_shifted_masks(shifted_case, reference_j):
     root, results = shifted_case
     miou = evaluation.evaluate_miou(root, results, split="val", year=2017)
@@ -602,6 +607,7 @@ def test_miou_resizes_and_2016(tmp_path):
 # ----------------------------------------------------------------------------
 # The command-line tool
 # ----------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_end_to_end(shifted_case, reference_j, tmp_path):
     root, results = shifted_case
     out = tmp_path / "results"

@@ -140,6 +140,7 @@ def fresh(exported, tmp_path_factory):
     return run_fresh(exported, tmp_path_factory.mktemp("fresh"), cases, arrays), arrays
 
 
+@pytest.mark.slow
 def test_saved_model_has_the_documented_signatures_and_loads_without_osmn_tf(fresh, exported):
     (results, meta), _ = fresh
     assert meta["signatures"] == SIGNATURES
@@ -149,6 +150,7 @@ def test_saved_model_has_the_documented_signatures_and_loads_without_osmn_tf(fre
     assert results["encode_guide/modulation_params"].shape == (2, 480)
 
 
+@pytest.mark.slow
 def test_float_signatures_equal_the_keras_model(fresh, small_model):
     (results, meta), arrays = fresh
     for name in ("encode_guide", "segment", "serving_default"):
@@ -231,6 +233,7 @@ def test_in_graph_preprocessing_matches_pil_within_one_grey_level():
         np.testing.assert_allclose(preprocessing.spatial_guides(m[None]).numpy()[0], spatial_guide(m), rtol=0, atol=1.2e-38)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path, small_model):
     cli = shutil.which("saved_model_cli")
     command = [cli] if cli else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
@@ -281,6 +284,7 @@ def route_to_saved_model(loaded):
     return send
 
 
+@pytest.mark.slow
 def test_rest_client_float_signatures_reproduce_the_keras_video_loop(small_model, loaded):
     frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
@@ -295,6 +299,7 @@ def test_rest_client_float_signatures_reproduce_the_keras_video_loop(small_model
     assert len(np.unique(got[-1].labels)) > 1  # something was segmented
 
 
+@pytest.mark.slow
 def test_rest_client_raw_signatures_agree_with_the_keras_video_loop(small_model, loaded):
     frames, first = synthetic_video(num_frames=4)
     send = route_to_saved_model(loaded)
@@ -343,6 +348,7 @@ def test_export_tool_refuses_an_existing_version(exported, capsys):
     assert f"error: --output {exported} exists and is not empty; TF Serving versions are never overwritten" in text
 
 
+@pytest.mark.slow
 def test_onnx_export_equals_the_keras_model(small_model, tmp_path):
     pytest.importorskip("tf2onnx", reason="ONNX export needs tf2onnx (pip install -r requirements-export.txt)")
     ort = pytest.importorskip("onnxruntime", reason="the ONNX parity test needs onnxruntime")
@@ -361,6 +367,7 @@ def test_onnx_export_equals_the_keras_model(small_model, tmp_path):
     np.testing.assert_allclose(params, expected, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_tflite_export_equals_the_keras_model(small_model, exported, tmp_path):
     from ai_edge_litert.interpreter import Interpreter  # LiteRT's maintained runtime, not tf.lite's
 

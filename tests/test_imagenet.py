@@ -76,6 +76,7 @@ def assert_initialised(model, layers):
 
 
 @pytest.mark.parametrize("kind", ["slim", "keras"])
+@pytest.mark.slow
 def test_vgg16_initialises_both_networks_and_keeps_the_rest(tmp_path, kind):
     layers = vgg16_layers()
     path = write_slim(tmp_path / "vgg_16.ckpt", layers) if kind == "slim" else write_keras_h5(tmp_path / "vgg16.h5", layers)
@@ -103,6 +104,7 @@ def test_keras_h5_dense_fc_layers_become_the_same_convolutions(tmp_path):
     np.testing.assert_allclose(pool5.reshape(1, -1) @ dense, np.einsum("nhwc,hwcd->nd", pool5, conv), rtol=1e-4, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_notop_file_initialises_a_model_without_visual_modulator_only(tmp_path):
     layers = vgg16_layers()
     path = write_keras_h5(tmp_path / "vgg16_notop.h5", layers, top=False)
@@ -112,6 +114,7 @@ def test_notop_file_initialises_a_model_without_visual_modulator_only(tmp_path):
     assert len(load_imagenet_vgg16(model, path)) == 13
 
 
+@pytest.mark.slow
 def test_width_mismatch_names_layer_and_shapes_and_assigns_nothing(tmp_path):
     path = write_slim(tmp_path / "vgg_16.ckpt", vgg16_layers())
     model = osmn_tf.build_osmn(width=0.25)
@@ -211,6 +214,7 @@ def write_mobilenet_keras_h5(path, layers, drop=()):
 
 
 @pytest.mark.parametrize("kind", ["slim", "keras"])
+@pytest.mark.slow
 def test_mobilenet_v1_initialises_both_of_lites_mobilenets_and_keeps_the_rest(tmp_path, kind):
     from osmn_tf.weights.imagenet import load_imagenet
 
@@ -235,6 +239,7 @@ def test_mobilenet_v1_initialises_both_of_lites_mobilenets_and_keeps_the_rest(tm
         np.testing.assert_array_equal(model.get_layer(network).get_layer(name).kernel, before, err_msg=name)
 
 
+@pytest.mark.slow
 def test_mobilenet_files_are_checked_before_anything_is_assigned(tmp_path):
     from osmn_tf.weights.checkpoints import is_imagenet_file, load_weights
     from osmn_tf.weights.imagenet import load_imagenet_mobilenet_v1
@@ -260,6 +265,7 @@ def test_mobilenet_files_are_checked_before_anything_is_assigned(tmp_path):
 
 
 @pytest.mark.parametrize("first_conv", ["release", "imagenet"])
+@pytest.mark.slow
 def test_masktracks_four_channel_conv1_1_is_initialised_as_the_release_or_from_imagenet(tmp_path, first_conv):
     layers = vgg16_layers()
     path = write_slim(tmp_path / "vgg_16.ckpt", layers)

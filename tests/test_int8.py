@@ -41,6 +41,7 @@ def _probabilities(model, video, frame_network=None):
     return [r.probabilities for r in segmenter.track(frames, first)][1:]
 
 
+@pytest.mark.slow
 def test_int8_masks_agree_with_float32(small_model, video, int8_network):
     expected = _probabilities(small_model, video)
     got = _probabilities(small_model, video, int8_network)
@@ -111,6 +112,7 @@ def _write_video(folder, video):
     return folder / "frames", folder / "first.png"
 
 
+@pytest.mark.slow
 def test_tools_quantize_then_segment(small_model, small_weights, int8_network, video, tmp_path):
     from osmn_tf.data.davis import read_mask
     from osmn_tf.inference.segmenter import VideoSegmenter

@@ -22,6 +22,7 @@ def samples(frame_model):
     return random_samples(frame_model, SIZE, 2)
 
 
+@pytest.mark.slow
 def test_a_failed_litert_build_leaves_the_previous_files_whole(frame_model, samples, tmp_path, monkeypatch):
     for name in ("litert.f32.tflite", "litert.int8.tflite"):
         (tmp_path / name).write_bytes(b"previous build")
@@ -38,6 +39,7 @@ def test_a_failed_litert_build_leaves_the_previous_files_whole(frame_model, samp
                                                          "litert.int8.tflite"]
 
 
+@pytest.mark.slow
 def test_the_openvino_route_writes_each_model_as_its_xml_and_bin(frame_model, samples, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     float_path, int8_path = routes.build_route("openvino", frame_model, SIZE, samples, tmp_path)

@@ -61,6 +61,7 @@ def jax_logits(model, inputs, folder):
         return data["logits"], data["folded"]
 
 
+@pytest.mark.slow
 def test_jax_backend_matches_tensorflow_on_a_small_model(tmp_path):
     from conftest import small_osmn
 
@@ -83,6 +84,7 @@ BASE_MODELS = {"lite": ({"base_model": "lite"}, (64, 96)), "deeplab": ({"base_mo
 
 
 @pytest.mark.parametrize("base_model", list(BASE_MODELS))
+@pytest.mark.slow
 def test_jax_backend_matches_tensorflow_on_every_base_model(tmp_path, base_model):
     from conftest import small_osmn
 
