@@ -8,6 +8,9 @@ from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import run_tool, synthetic_video, write_frames
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 WORKING = (64, 48)
 LARGE = (1280, 720)
 

@@ -14,6 +14,9 @@ from osmn_tf.data.live import LiveSource, is_live
 
 from conftest import REPO
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 
 

@@ -40,6 +40,7 @@ def test_segmenter_with_auto_runs_the_precision_this_cpu_gets(small_model, monke
                       "network faster"),
     ({"avx2"}, "precision float32\n"),
 ])
+@pytest.mark.slow
 def test_tool_says_once_which_precision_would_be_faster(tmp_path, small_weights, monkeypatch, capsys, flags, says):
     monkeypatch.setattr(precision, "cpu_info", lambda: ("Test CPU", frozenset(flags)))
     monkeypatch.setattr(precision, "has_gpu", lambda: False)

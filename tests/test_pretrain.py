@@ -14,6 +14,9 @@ from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import Trainer, he_initialise_visual_modulator
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 SIZE = (64, 48)
 
 

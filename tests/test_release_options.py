@@ -206,6 +206,7 @@ def test_use_original_mask_reaches_the_segmenter_of_a_masktrack_model(tmp_path, 
         segment_run._segmenter(wrong, log=lambda *a: None)
 
 
+@pytest.mark.slow
 def test_vis_mod_and_seg_model_paths_load_imagenet_weights_into_one_part_each(tmp_path):
     import tensorflow as tf
 

@@ -97,6 +97,7 @@ def test_segmenter_rejects_bad_first_masks(small_model, first, message):
 
 
 @pytest.mark.large
+@pytest.mark.slow
 def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_path, tf1_checkpoint):
     expected = np.load(SOLO / "expected.npz")
     result = run_tool_process("segment", "--weights", tf1_checkpoint("full"), "--davis-root", SOLO / "davis",
@@ -115,6 +116,7 @@ def test_tool_reproduces_the_originals_label_maps_on_the_fidelity_sequence(tmp_p
         assert difference < 2e-3
 
 
+@pytest.mark.slow
 def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(tmp_path, small_weights):
     frames, first = synthetic_video()
     write_frames(tmp_path / "frames", frames, ".jpg")
@@ -137,6 +139,7 @@ def test_tool_on_a_frame_folder_writes_pngs_in_the_masks_palette_and_an_overlay(
     assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".") and p.name != MARKER]  # no temporary left
 
 
+@pytest.mark.slow
 def test_tool_reads_a_video_file_and_writes_an_mp4_overlay(tmp_path, small_weights):
     from osmn_tf.data.video import animation_writer, open_frames
 
@@ -163,6 +166,7 @@ def make_davis(root, sequences, year="2017"):
     return root
 
 
+@pytest.mark.slow
 def test_dataset_mode_resumes_and_overwrites(tmp_path, small_weights, capsys):
     root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1), "b": synthetic_video(num_frames=3, seed=2)})
     args = ["--weights", small_weights, "--davis-root", root, "--output", tmp_path / "out", "--working-size", "64x48"]
@@ -178,6 +182,7 @@ def test_dataset_mode_resumes_and_overwrites(tmp_path, small_weights, capsys):
     assert (tmp_path / "out/a/00004.png").stat().st_mtime_ns != stamp
 
 
+@pytest.mark.slow
 def test_dataset_mode_2016_treats_every_object_as_one(tmp_path, small_weights):
     root = make_davis(tmp_path / "davis", {"a": synthetic_video(seed=1)}, year="2016")
     code, message = run_tool("segment", "--weights", small_weights, "--davis-root", root, "--year", "2016",
@@ -222,6 +227,7 @@ def bad_case(tmp_path, case):
         ("undecodable video", "broken.mp4: cannot decode as a video"),
     ],
 )
+@pytest.mark.slow
 def test_bad_input_fails_clearly_and_leaves_no_output(tmp_path, small_weights, case, message):
     frames_arg, mask_arg = bad_case(tmp_path, case)
     code, text = run_tool("segment", "--weights", small_weights, "--frames", frames_arg, "--first-mask", mask_arg,
@@ -233,6 +239,7 @@ def test_bad_input_fails_clearly_and_leaves_no_output(tmp_path, small_weights, c
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_weights_of_the_wrong_kind_are_named(tmp_path):
     frames_arg, mask_arg = bad_case(tmp_path, "none")
     (tmp_path / "w.h5").write_bytes(b"hdf5?")
@@ -272,6 +279,7 @@ def test_online_finetuning_trains_a_copy_on_frame_0_for_each_video(small_model, 
     assert len(adapted) == 2
 
 
+@pytest.mark.slow
 def test_tool_online_finetune_flag(tmp_path, small_weights, monkeypatch, capsys):
     from osmn_tf.training.finetune import OnlineFinetuning
 
@@ -326,6 +334,7 @@ def test_mixed_precision_masks_agree_with_float32_on_the_fidelity_sequence(tf1_c
         previous = result.probabilities > 0.5
 
 
+@pytest.mark.slow
 def test_tool_precision_and_xla_flags(tmp_path, small_weights, monkeypatch):
     frames, first = synthetic_video()
     write_frames(tmp_path / "frames", frames, ".jpg")

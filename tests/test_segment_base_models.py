@@ -9,6 +9,9 @@ from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import assert_objects_together_equal_each_alone, small_osmn, synthetic_video
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 SMALL = dict(width=0.125, guide_size=64)
 CASES = {"lite": ({"base_model": "lite"}, {}), "deeplab": ({"base_model": "deeplab"}, {}),
          "masktrack": ({"base_model": "masktrack"}, {}),

@@ -25,6 +25,9 @@ from tensorflow_serving.config import model_server_config_pb2  # noqa: E402
 
 from osmn_tf.serving import grpc_client, warmup  # noqa: E402
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 WORKING = (64, 48)
 ALL_SIGNATURES = ["encode_guide", "encode_guide_image", "encode_guide_raw", "segment", "segment_image",
                   "segment_raw", "serving_default"]

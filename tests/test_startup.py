@@ -26,6 +26,7 @@ def python(code, env=None):
                           env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
 
 
+@pytest.mark.slow
 def test_light_modules_import_without_tensorflow():
     result = python(f"import sys\nfor m in {LIGHT_MODULES!r}: __import__(m)\n"
                     "print(sorted(m for m in ('tensorflow', 'keras', 'jax') if m in sys.modules))")
@@ -34,6 +35,7 @@ def test_light_modules_import_without_tensorflow():
 
 
 @pytest.mark.parametrize("order", ["import osmn_tf\nimport keras", "import keras\nimport osmn_tf"])
+@pytest.mark.slow
 def test_keras_loads_saved_models_after_import_osmn_tf_in_either_order(order, small_weights):
     # `import osmn_tf` is light, yet keras.models.load_model must find its classes (osmn_tf.utils.keras_registration).
     result = python(f"{order}\nmodel = keras.models.load_model({str(small_weights)!r})\n"
@@ -52,6 +54,7 @@ def test_a_module_that_loads_keras_first_imports_and_saved_models_still_load(fir
     assert result.stdout.strip().splitlines()[-1] == "OSMN"
 
 
+@pytest.mark.slow
 def test_every_public_name_imports_from_the_package():
     result = python("import osmn_tf\nfor name in osmn_tf.__all__:\n"
                     "    exec(f'from osmn_tf import {name}')\n    assert getattr(osmn_tf, name) is not None, name\n"
@@ -60,6 +63,7 @@ def test_every_public_name_imports_from_the_package():
 
 
 @pytest.mark.parametrize("tool", TOOLS)
+@pytest.mark.slow
 def test_every_tool_has_verbose(tool, capsys):
     code, _ = run_tool(tool, "--help")
     assert code == 0 and "--verbose" in capsys.readouterr().out
@@ -92,6 +96,7 @@ def test_tensorflow_stays_quiet_unless_asked(tmp_path, small_weights):
     assert verbose.returncode == 0 and any(word in verbose.stderr for word in TF_CHATTER), verbose.stderr
 
 
+@pytest.mark.slow
 def test_an_error_after_tensorflow_loaded_is_one_line(tmp_path):
     tool = subprocess.run([sys.executable, str(REPO / "tools" / "convert_checkpoint.py"), str(tmp_path / "nowhere"),
                            str(tmp_path / "out.keras")], capture_output=True, text=True, cwd=REPO, timeout=600,
@@ -100,6 +105,7 @@ def test_an_error_after_tensorflow_loaded_is_one_line(tmp_path):
     assert tool.stderr.startswith("error: ") and "nowhere" in tool.stderr
 
 
+@pytest.mark.slow
 def test_a_complete_rerun_answers_before_tensorflow_loads(tmp_path, small_weights):
     args = small_video(tmp_path)
     assert run_segment(small_weights, args).returncode == 0

@@ -246,6 +246,7 @@ def test_write_davis_is_readable_and_resumes(tmp_path):
 
 # --- command line ---------------------------------------------------------------
 
+@pytest.mark.slow
 def test_cli_writes_dataset_and_preview(tmp_path):
     root, preview = tmp_path / "synthetic", tmp_path / "preview.png"
     result = run_tool_process("make_synthetic_davis", "--output", root, "--train", "2", "--val", "1", "--size", "64x48",
@@ -333,6 +334,7 @@ def test_youtube_vos_layout_with_late_entries_reads_back_and_resumes(tmp_path):
     assert (tmp_path / "valid/JPEGImages" / names[1] / "00000.jpg").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_cli_writes_late_entries_in_the_youtube_vos_layout(tmp_path):
     result = run_tool_process("make_synthetic_davis", "--output", tmp_path / "d", "--val", 1, "--size", "64x48",
                               "--frames", 8, "--seed", 3, "--late-entry-prob", 1, "--layout", "youtube-vos",

@@ -28,6 +28,9 @@ from osmn_tf.training.pipeline import batch_dataset, model_inputs
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.trainer import GUIDE_PIXEL_SCALE, Trainer
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 SIZE = (64, 48)
 TRAIN = [sys.executable, str(REPO / "tools" / "train.py")]
 # A run of the tool that takes seconds: tiny frames, tiny network, no evaluation.

@@ -18,6 +18,9 @@ from osmn_tf.training.summaries import TrainingSummaries
 from osmn_tf.training.trainer import Trainer, batch_norm_layers
 from osmn_tf.weights.checkpoints import load_network_weights, saved_config
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 SIZE = (64, 64)
 
 

@@ -12,6 +12,9 @@ from osmn_tf.data.synthetic import SyntheticConfig, write_davis
 
 from conftest import load_tool, run_tool, run_tool_process, small_osmn
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 FIGURES = ("fig5_visual_mds.png", "fig6_visual_gamma.png", "fig7_spatial_scale.png")
 
 

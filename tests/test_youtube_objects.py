@@ -71,6 +71,7 @@ def test_the_score_is_the_releases_formula(root, tmp_path):
         assert value == pytest.approx(np.mean(members))
 
 
+@pytest.mark.slow
 def test_segment_and_evaluate_tools(root, tmp_path, small_weights, capsys):
     out = tmp_path / "out"
     assert run_tool("segment", "--weights", small_weights, "--youtube-objects-root", root, "--output", out,
@@ -87,6 +88,7 @@ def test_segment_and_evaluate_tools(root, tmp_path, small_weights, capsys):
     assert float(lines[-1].split(",")[1]) == pytest.approx(release_miou(root, out), abs=1e-6)
 
 
+@pytest.mark.slow
 def test_the_release_working_size_is_the_default(root, tmp_path, small_weights, monkeypatch):
     import segment_run
 
@@ -97,6 +99,7 @@ def test_the_release_working_size_is_the_default(root, tmp_path, small_weights, 
     assert seen == [(640, 360)]
 
 
+@pytest.mark.slow
 def test_bad_roots_are_named(tmp_path):
     code, message = run_tool("evaluate", "--youtube-objects-root", tmp_path, "--results", tmp_path)
     assert code == 1 and message == (f"error: {tmp_path}/all.txt: no such sequence list (YouTube-Objects layout: "
@@ -120,6 +123,7 @@ def write_raw_dataset(source):
                 Image.fromarray(mask).save(shot / "labels" / f"{t:04d}.jpg", quality=75)
 
 
+@pytest.mark.slow
 def test_the_converter_writes_the_release_layout_and_resumes(tmp_path):
     source, root = tmp_path / "youtube_masks", tmp_path / "yto"
     write_raw_dataset(source)

@@ -49,6 +49,7 @@ def write_split(root, split, sparse):
     return frames, masks
 
 
+@pytest.mark.slow
 def test_a_youtube_vos_split_is_segmented_as_a_submission_and_resumes(tmp_path, small_weights):
     frames, masks = write_split(tmp_path / "ytvos", "valid", sparse=True)
     out = tmp_path / "out"
@@ -75,6 +76,7 @@ def test_a_youtube_vos_split_is_segmented_as_a_submission_and_resumes(tmp_path, 
     assert code == 0 and (out / "Annotations" / "vid_a" / "00025.png").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow
 def test_a_held_out_split_is_segmented_and_evaluated_end_to_end(tmp_path, small_weights, capsys):
     _, masks = write_split(tmp_path / "ytvos", "train", sparse=False)
     out = tmp_path / "out"
@@ -109,6 +111,7 @@ def test_a_held_out_split_is_segmented_and_evaluated_end_to_end(tmp_path, small_
     assert overall["Overall"] == pytest.approx(np.mean(four), abs=1e-3)
 
 
+@pytest.mark.slow
 def test_the_ground_truth_itself_scores_one(tmp_path):
     write_split(tmp_path / "ytvos", "train", sparse=False)
     code, text = run_tool("evaluate", "--youtube-vos-root", tmp_path / "ytvos", "--split", "train",
@@ -130,6 +133,7 @@ def _video_with_annotations(tmp_path):
     return folder, annotations, masks
 
 
+@pytest.mark.slow
 def test_annotations_folder_for_a_frame_folder(tmp_path, small_weights):
     folder, annotations, masks = _video_with_annotations(tmp_path)
     out = tmp_path / "out"
@@ -148,6 +152,7 @@ def test_annotations_folder_for_a_frame_folder(tmp_path, small_weights):
     ("name", "00099.png: no frame is named '00099'"),
     ("empty", "00002.png: the annotation has no object"),
 ])
+@pytest.mark.slow
 def test_bad_annotations_stop_naming_the_file_and_leave_no_output(tmp_path, small_weights, case, message):
     folder, annotations, masks = _video_with_annotations(tmp_path)
     late = annotations / f"{LATE:05d}.png"
@@ -168,6 +173,7 @@ def test_bad_annotations_stop_naming_the_file_and_leave_no_output(tmp_path, smal
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_an_annotation_past_the_end_of_a_video_file_leaves_no_output(tmp_path, small_weights):
     import imageio.v3 as iio
 
@@ -208,6 +214,7 @@ def test_the_demo_evaluation_scores_late_entries_with_and_without_their_annotati
     assert (tmp_path / "late/first_frame_only/overall_results-valid.csv").is_file()
 
 
+@pytest.mark.slow
 def test_evaluation_names_a_missing_result_frame(tmp_path):
     write_split(tmp_path / "ytvos", "train", sparse=False)
     results = tmp_path / "results" / "Annotations"
@@ -221,6 +228,7 @@ def test_evaluation_names_a_missing_result_frame(tmp_path):
     assert not list((tmp_path / "results").glob("*.csv"))
 
 
+@pytest.mark.slow
 def test_the_submission_tree_holds_only_masks_and_resumes_per_video(tmp_path, small_weights, capsys):
     """Issue 26: the records of what is complete live beside Annotations/, not in the tree that is zipped."""
     write_split(tmp_path / "ytvos", "valid", sparse=True)

@@ -14,6 +14,9 @@ from osmn_tf.inference.segmenter import VideoSegmenter
 from osmn_tf.training import finetune as finetune_module
 from osmn_tf.training.finetune import OnlineFinetuning
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 WORKING = (64, 48)
 
 

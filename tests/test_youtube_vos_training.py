@@ -20,6 +20,9 @@ from osmn_tf.training.config import TrainConfig, preset
 from osmn_tf.training.experiment import make_sources
 from osmn_tf.training.samples import YouTubeVOSTrainSource
 
+# Each test trains, runs a tool end to end or builds full-size networks.
+pytestmark = pytest.mark.slow
+
 SIZE = (64, 48)
 TRAIN = [sys.executable, str(REPO / "tools" / "train.py")]
 
