@@ -5,6 +5,11 @@
     python tools/benchmark.py --quick --output /tmp/bench  # smoke run of every measurement
     python tools/benchmark.py --output benchmark/ --trained-model demo/  # + parity on the trained demo
 
+The base models side by side (network only and end to end per frame, 1 and 3
+objects, FLOPs by layer type against those layer types' rates in the same run):
+    python tools/benchmark.py --base-model osvos lite --output bench/ [--precisions float32 int8]
+writes OUTPUT/base_models.json instead of the full run.
+
 Writes OUTPUT/benchmark.json and OUTPUT/benchmark.png and prints a table.
 """
 import argparse
@@ -29,8 +34,40 @@ def parse_args(argv=None):
                         help="a tools/train.py run folder (model.keras, train_config.json, data/): each "
                              "precision's J&F-Mean and mask agreement with float32 on its validation videos "
                              "(masks kept in OUTPUT/parity/)")
+    compare = parser.add_argument_group("base models side by side")
+    compare.add_argument("--base-model", nargs="+", choices=cli_args.BASE_MODELS,
+                         help="compare these base models (osvos, lite, deeplab, masktrack) instead of the full run")
+    compare.add_argument("--precisions", nargs="+", default=["float32"],
+                         choices=["float32", "mixed_bfloat16", "mixed_float16", "int8"],
+                         help="--base-model: the precisions timed (default float32; int8 needs the int8 extra)")
+    compare.add_argument("--end-to-end-frames", type=cli_args.positive_int,
+                         help="--base-model: JPEG frames per end-to-end run (default 6)")
     cli_args.add_verbose(parser)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if not args.base_model and (args.precisions != ["float32"] or args.end_to_end_frames):
+        parser.error("--precisions and --end-to-end-frames are for --base-model")
+    if args.base_model and (args.trained_model or args.stream_frames or args.no_xla):
+        parser.error("--trained-model, --stream-frames and --no-xla are for the full run, not --base-model")
+    return args
+
+
+def compare_base_models(args):
+    """`--base-model`: the base models side by side; writes OUTPUT/base_models.json."""
+    import json
+
+    from osmn_tf.benchmarks.base_models import BaseModelBenchmark, format_base_models, measure_base_models
+    from osmn_tf.utils.atomic import atomic_output
+
+    changes = {"base_models": tuple(args.base_model), "precisions": tuple(args.precisions), "width": args.width,
+               "frame_size": args.frame_size, "repeats": args.repeats, "end_to_end_frames": args.end_to_end_frames}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    config = BaseModelBenchmark.quick(**changes) if args.quick else BaseModelBenchmark(**changes)
+    results = measure_base_models(config, log=lambda line: print(line, flush=True))
+    print(format_base_models(results))
+    path = os.path.join(args.output, "base_models.json")
+    with atomic_output(path, "w") as handle:
+        json.dump(results, handle, indent=2)
+    print(f"wrote {path}")
 
 
 def main(argv=None):
@@ -60,6 +97,12 @@ def main(argv=None):
             if not os.path.exists(os.path.join(run, needed)):
                 sys.exit(f"error: --trained-model {run}: no {needed} there (give a tools/train.py --model-dir "
                          "of a finished run)")
+    if args.base_model:
+        try:
+            compare_base_models(args)
+        except ValueError as e:
+            sys.exit(f"error: {e}")
+        return
     results = run_benchmark(config, log=lambda line: print(line, flush=True),
                             output_dir=os.path.join(args.output, "parity"))
     print(format_table(results))
