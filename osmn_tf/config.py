@@ -96,7 +96,7 @@ class OSMNConfig:
         if self.input_scale is not None and not self.input_scale > 0:
             raise ValueError(f"OSMNConfig.input_scale must be > 0 (or None), got {self.input_scale!r}")
         if self.input_mean is not None:
-            object.__setattr__(self, "input_mean", _check_input_mean(self.input_mean))
+            object.__setattr__(self, "input_mean", check_mean(self.input_mean, "OSMNConfig.input_mean"))
         if self.aligned_size is not None:
             object.__setattr__(self, "aligned_size", _check_aligned_size(self.aligned_size, self.base_model))
         if self.base_model == "masktrack":
@@ -137,13 +137,14 @@ def _check_aligned_size(aligned_size, base_model):
     return (width, height)
 
 
-def _check_input_mean(input_mean):
+def check_mean(mean, name="mean"):
+    """`mean` (the values subtracted from B, G, R) as three floats; ValueError naming `name` otherwise."""
     try:
-        values = tuple(float(v) for v in input_mean)
+        values = tuple(float(v) for v in mean)
     except (TypeError, ValueError):
-        raise ValueError(f"OSMNConfig.input_mean must be three numbers (B, G, R), got {input_mean!r}") from None
+        raise ValueError(f"{name} must be three numbers (B, G, R), got {mean!r}") from None
     if len(values) != 3 or not all(math.isfinite(v) for v in values):
-        raise ValueError(f"OSMNConfig.input_mean must be three finite numbers (B, G, R), got {input_mean!r}")
+        raise ValueError(f"{name} must be three finite numbers (B, G, R), got {mean!r}")
     return values
 
 

@@ -140,6 +140,31 @@ def write_frames(folder, frames, suffix=".png", quality=95):
     return folder
 
 
+def train_until_killed(command, model_dir, step=4, timeout=300):
+    """Runs a training `command` and SIGKILLs it once a checkpoint of `step` or later exists; returns the newest
+    checkpoint's step that TensorFlow lists."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    import tensorflow as tf
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    try:
+        deadline = time.time() + timeout
+        # Any checkpoint: max_to_keep=2 deletes the older ones as training goes on.
+        while max((int(p.stem.split("-")[1]) for p in model_dir.glob("ckpt-*.index")), default=0) < step:
+            assert process.poll() is None, f"training ended before a checkpoint of step {step}"
+            assert time.time() < deadline, f"no checkpoint of step {step} after {timeout} s"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    return int(tf.train.latest_checkpoint(str(model_dir)).rsplit("-", 1)[1])
+
+
 def assert_layer_round_trips(layer):
     """A custom layer's config survives `from_config` and Keras' (de)serialization (keras-hub's layer test)."""
     import keras

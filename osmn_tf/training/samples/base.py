@@ -25,17 +25,6 @@ def check_scales(scales):
     return scales
 
 
-def check_mean(mean):
-    """`mean` as three floats (B, G, R)."""
-    try:
-        mean = tuple(float(v) for v in mean)
-    except (TypeError, ValueError):
-        raise ValueError(f"mean must be three numbers (B, G, R), got {mean!r}") from None
-    if len(mean) != 3 or not all(math.isfinite(v) for v in mean):
-        raise ValueError(f"mean must be three finite numbers (B, G, R), got {mean!r}")
-    return mean
-
-
 def training_spatial_guide(mask, rng, spatial_perturb, original_mask=False):
     """A training sample's spatial guide from the reference `mask` at the sample's size.
 

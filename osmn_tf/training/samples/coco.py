@@ -10,7 +10,8 @@ import numpy as np
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, visual_guide
-from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+from osmn_tf.config import check_mean
+from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_scales,
                                           training_spatial_guide)
 from osmn_tf.utils.atomic import atomic_output
 

@@ -8,7 +8,8 @@ from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.davis import DavisDataset
 from osmn_tf.data.frames import MEAN_BGR, check_size, load_rgb, normalize_frame, resize_frame, resize_mask
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, mask_bbox, visual_guide
-from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_mean, check_scales,
+from osmn_tf.config import check_mean
+from osmn_tf.training.samples.base import (CACHE_VERSION, SampleSource, check_augmentations, check_scales,
                                           training_spatial_guide,
                                           read_json_cache, write_json_cache)
 

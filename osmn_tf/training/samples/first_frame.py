@@ -4,7 +4,8 @@ import numpy as np
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
 from osmn_tf.data.frames import MEAN_BGR, check_size
 from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
-from osmn_tf.training.samples.base import SampleSource, check_augmentations, check_mean, check_scales
+from osmn_tf.config import check_mean
+from osmn_tf.training.samples.base import SampleSource, check_augmentations, check_scales
 from osmn_tf.training.samples.coco import object_sample
 
 
