@@ -73,6 +73,7 @@ def test_a_corrected_mask_restarts_tracking_from_it(small_model, monkeypatch):
     np.testing.assert_allclose(results[k].probabilities, plain[k].probabilities, atol=2e-5)
 
 
+@pytest.mark.slow
 def test_without_annotations_the_loop_is_the_first_frame_recurrence(small_model):
     """SPEC 5 written out: each frame's masks are the previous frame's predictions (`annotations=None` and
     `{}` alike), encoded once from frame 0."""

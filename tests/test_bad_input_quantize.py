@@ -79,6 +79,7 @@ def damage(network, tmp_path, how):
 
 
 @pytest.mark.parametrize("how", ["truncated", "changed"])
+@pytest.mark.slow
 def test_a_damaged_model_bin_is_named(how, network, tmp_path):
     from osmn_tf.quantization import Int8FrameNetwork
 

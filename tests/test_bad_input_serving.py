@@ -39,6 +39,7 @@ def test_a_batch_of_0_images_is_named(signatures):
                 np.zeros((0, signatures.num_params), np.float32))
 
 
+@pytest.mark.slow
 def test_encode_guide_raw_refuses_an_all_zero_mask(signatures):
     encode = tf.function(signatures.encode_guide_raw,
                          input_signature=[signatures.specs["frame"], signatures.specs["masks"]])

@@ -11,7 +11,8 @@ import pytest
 import osmn_tf
 from osmn_tf.config import OSMNConfig, input_scale_of, num_modulation_params, spatial_bias_channels
 from osmn_tf.data.frames import preprocess_frame, resize_mask
-from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.guides import spatial_guide, visual_guide
+from osmn_tf.data.mask_guides import dilated_mask_guide
 from osmn_tf.layers import AlignedPadding, LegacyBilinearResize, Modulation
 from osmn_tf.weights.checkpoints import tf1_variable_map, variant_config
 

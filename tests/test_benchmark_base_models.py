@@ -26,6 +26,7 @@ def test_flops_are_counted_by_layer_type():
     assert [layer_type(layer) for layer in network.layers] == [None, "depthwise", "pointwise", "3x3", "other"]
 
 
+@pytest.mark.slow
 def test_lite_frame_flops_by_layer_type_and_a_fraction_of_vgg16s():
     size = (96, 64)
     frame = np.zeros((size[1], size[0], 3), np.uint8)

@@ -506,6 +506,7 @@ def test_shifted_masks_statistics(shifted_eval, reference_j):
     assert g["J&F-Mean"] == pytest.approx((j_mean + f_mean) / 2, abs=1e-12)
 
 
+@pytest.mark.slow
 def test_shifted_masks_equal_the_official_packages_numbers(shifted_eval):
     """Every global and per-object number the official DAVIS 2017 package computed on this case
     (`data/davis2017_osvos_masks/official_shifted_results.json`, data/README.md says how)."""

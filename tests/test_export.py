@@ -170,6 +170,7 @@ def test_float_signatures_equal_the_keras_model(fresh, small_model):
     assert np.std(logits) > 1e-3 * np.abs(logits).max()
 
 
+@pytest.mark.slow
 def test_raw_signatures_follow_the_numpy_preprocessing(fresh, small_model):
     (results, meta), arrays = fresh
     assert "encode_guide_raw" not in meta["errors"], meta["errors"].get("encode_guide_raw")

@@ -55,6 +55,7 @@ def test_int8_masks_agree_with_float32(small_model, video, int8_network):
         assert np.mean((e > 0.5) == False) < MIN_AGREEMENT  # noqa: E712
 
 
+@pytest.mark.slow
 def test_int8_network_is_quantized(int8_network):
     # Convolutions run in INT8: NNCF put FakeQuantize nodes in front of them, none on the modulation.
     types = [op.get_type_name() for op in int8_network.ov_model.get_ops()]

@@ -47,6 +47,7 @@ def test_variants_have_exactly_the_original_variables(variant):
 
 @pytest.mark.parametrize("height,width", [(37, 51), (32, 32), (1, 1), (17, 96)])
 @pytest.mark.parametrize("variant", ["full", "no_spatial", "no_visual", "mod_early_conv"])
+@pytest.mark.slow
 def test_any_frame_size_gives_logits_of_that_size(variant, height, width):
     model = osmn_tf.build_osmn(variant_config(variant, width=SMALL))
     logits = model(small_inputs(model, height=height, width=width))
@@ -115,6 +116,7 @@ def test_frame_model_with_precomputed_params_equals_whole_model():
     assert model.frame_model() is frame
 
 
+@pytest.mark.slow
 def test_frame_model_under_another_precision_copies_only_the_per_frame_part():
     import gc
 
@@ -184,6 +186,7 @@ def test_bilinear_upsampling_equals_the_originals_diagonal_transposed_conv(facto
 
 
 @pytest.mark.parametrize("mod_early_conv", [False, True])
+@pytest.mark.slow
 def test_fold_batch_norm_gives_the_same_maps_and_logits_at_inference(mod_early_conv):
     model = osmn_tf.build_osmn(width=SMALL, mod_early_conv=mod_early_conv, guide_size=64)
     rng = np.random.default_rng(0)

@@ -36,6 +36,7 @@ def test_tools_share_the_size_argument():
     assert args.image_size == (96, 96)
 
 
+@pytest.mark.slow
 def test_nothing_in_the_repository_reads_outside_it():
     # A clone has nothing beside it; the name is assembled so this file does not match itself.
     outside = ".." + "/shared"

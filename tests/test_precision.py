@@ -69,6 +69,7 @@ def test_tool_says_once_which_precision_would_be_faster(tmp_path, small_weights,
     assert same >= 0.99 and (expected == "mixed_bfloat16" or same == 1.0), same
 
 
+@pytest.mark.slow
 def test_trained_parity_compares_every_precision_with_float32(tmp_path, small_model):
     """The mechanics on a small model: float32 against itself, and bfloat16's own masks and score."""
     from osmn_tf.benchmarks.parity import trained_parity

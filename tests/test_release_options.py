@@ -97,6 +97,7 @@ def test_label_and_bbox_valid_ratios_reach_the_davis_source(davis_root, tmp_path
         TrainConfig(bbox_valid_ratio=1.0)
 
 
+@pytest.mark.slow
 def test_vg_pad_ratio_and_keep_aspect_ratio_reach_the_segmenters_guides(small_model):
     from osmn_tf.inference.segmenter import VideoSegmenter
 
@@ -185,6 +186,7 @@ def test_bbox_sup_reaches_the_segmenters_guides(small_model, tmp_path, monkeypat
     assert made["request"].bbox_sup is True
 
 
+@pytest.mark.slow
 def test_use_original_mask_reaches_the_segmenter_of_a_masktrack_model(tmp_path, small_weights):
     from conftest import small_osmn
     import segment_run
@@ -307,7 +309,7 @@ def test_use_full_res_cuts_guides_from_the_full_resolution_frames_and_writes_480
 
 
 def test_perturbed_mask_moves_and_resizes_the_objects_box_by_the_drawn_amounts():
-    from osmn_tf.data.guides import perturbed_mask
+    from osmn_tf.data.mask_guides import perturbed_mask
 
     mask = np.zeros((60, 80), np.uint8)
     mask[20:40, 20:60] = 1  # box 40 x 20, inclusive extremes 20..59, 20..39: it stays inside the frame

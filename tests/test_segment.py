@@ -249,6 +249,7 @@ def test_weights_of_the_wrong_kind_are_named(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_online_finetuning_trains_a_copy_on_frame_0_for_each_video(small_model, monkeypatch):
     from osmn_tf.training.finetune import OnlineFinetuning
 
@@ -368,6 +369,7 @@ def test_tool_precision_and_xla_flags(tmp_path, small_weights, monkeypatch):
     assert agreement >= 0.99, agreement
 
 
+@pytest.mark.slow
 def test_xla_gives_the_masks_of_the_plain_graph(small_model):
     frames, first = synthetic_video()
     plain = list(VideoSegmenter(small_model, working_size=WORKING).track(frames, first))

@@ -4,7 +4,8 @@ import pytest
 
 from osmn_tf.config import input_scale_of
 from osmn_tf.data.frames import preprocess_frame, resize_mask
-from osmn_tf.data.guides import dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.guides import spatial_guide, visual_guide
+from osmn_tf.data.mask_guides import dilated_mask_guide
 from osmn_tf.inference.segmenter import VideoSegmenter
 
 from conftest import assert_objects_together_equal_each_alone, small_osmn, synthetic_video

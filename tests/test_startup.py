@@ -87,6 +87,7 @@ def run_segment(weights, args, *extra):
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 
 
+@pytest.mark.slow
 def test_tensorflow_stays_quiet_unless_asked(tmp_path, small_weights):
     args = small_video(tmp_path)
     quiet = run_segment(small_weights, args)

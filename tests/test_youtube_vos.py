@@ -189,6 +189,7 @@ def test_an_annotation_past_the_end_of_a_video_file_leaves_no_output(tmp_path, s
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_demo_evaluation_scores_late_entries_with_and_without_their_annotations(tmp_path, small_model):
     from conftest import tiny_train_config
     from osmn_tf.data import synthetic

@@ -32,8 +32,6 @@ MAD_TO_STD = 1.4826
 MIN_SPATIAL_SCALE = 5.0
 """Smallest Gaussian scale, in pixels, per axis: tiny objects still get a visible blob."""
 
-DILATION_RADIUS = 5
-"""masktrack's `--use_original_mask`: the previous mask is dilated by a disk of this radius."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,7 +97,7 @@ class SpatialGuidePerturbation:
                 f"SpatialGuidePerturbation.scale_ratio must be >= 0, got {self.scale_ratio!r}")
 
 
-def _check_rng(rng, option):
+def check_rng(rng, option):
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
             f"rng must be a numpy.random.Generator when {option} is given, got {type(rng).__name__}")
@@ -198,7 +196,7 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
         if not isinstance(augment, VisualGuideAugmentation):
             raise TypeError(
                 f"augment must be a VisualGuideAugmentation or None, got {type(augment).__name__}")
-        rng = _check_rng(rng, "augment")
+        rng = check_rng(rng, "augment")
     if pad_ratio is None:
         pad_ratio = PAD_RATIO if augment is None else 0.0
     jitter = augment.crop_ratio if augment is not None else 0.0
@@ -283,7 +281,7 @@ def spatial_guide_params(mask, *, perturb=None, rng=None):
         if not isinstance(perturb, SpatialGuidePerturbation):
             raise TypeError(
                 f"perturb must be a SpatialGuidePerturbation or None, got {type(perturb).__name__}")
-        rng = _check_rng(rng, "perturb")
+        rng = check_rng(rng, "perturb")
     ys, xs = np.nonzero(mask)
     if xs.size == 0:
         return None
@@ -328,81 +326,3 @@ def spatial_guide(mask, *, perturb=None, rng=None):
     gx = np.exp(-((np.arange(width, dtype=np.float64) - cx) ** 2) * (0.5 / (sx * sx)))
     gy = np.exp(-((np.arange(height, dtype=np.float64) - cy) ** 2) * (0.5 / (sy * sy)))
     return np.multiply.outer(gy, gx).astype(np.float32)[:, :, np.newaxis]
-
-
-ORIGINAL_MASK_PERTURB_RATIO = 0.2
-"""masktrack training with `--use_original_mask`: the mask's centre moves by up to this fraction of its box and its
-size changes by up to this fraction (the release's `perturb_mask` defaults)."""
-
-
-def perturbed_mask(mask, rng, center_ratio=ORIGINAL_MASK_PERTURB_RATIO, size_ratio=ORIGINAL_MASK_PERTURB_RATIO):
-    """masktrack's training spatial guide before the dilation: the mask's box moved and resized at random.
-
-    As the release's `perturb_mask`: the object's box (inclusive extreme
-    coordinates, size `(xmax - xmin, ymax - ymin)`, centre their integer
-    mean) is cut out, resized by one factor `U(1 - size_ratio, 1 + size_ratio)`
-    (nearest, rounded size), and pasted with its centre moved by
-    `U(-center_ratio, center_ratio)` times the box size per axis (truncated to
-    ints); what falls outside the frame is dropped.
-
-    Args:
-        mask: array `[H, W]`; nonzero is the object.
-        rng: `numpy.random.Generator`: the size factor, then the two centre shifts.
-
-    Returns:
-        `float32` `[H, W]` of 0 and 1; all zeros for an empty mask (no draw).
-    """
-    mask = check_mask(mask) != 0
-    height, width = mask.shape
-    out = np.zeros((height, width), np.float32)
-    if not mask.any():
-        return out
-    rng = _check_rng(rng, "perturbed_mask")
-    xmin, ymin, xmax, ymax = mask_bbox(mask)
-    box_size = np.array([xmax - xmin, ymax - ymin])
-    center = np.array([(xmin + xmax) // 2, (ymin + ymax) // 2])
-    crop = mask[ymin:ymax + 1, xmin:xmax + 1]
-    factor = rng.uniform(1.0 - size_ratio, 1.0 + size_ratio)
-    # OpenCV's nearest resize with fx = fy = factor: rounded size, source index floor(i / factor).
-    new_w, new_h = max(1, int(round(crop.shape[1] * factor))), max(1, int(round(crop.shape[0] * factor)))
-    rows = np.minimum((np.arange(new_h) / factor).astype(np.int64), crop.shape[0] - 1)
-    cols = np.minimum((np.arange(new_w) / factor).astype(np.int64), crop.shape[1] - 1)
-    crop = crop[rows][:, cols]
-    size = np.array([new_w, new_h])
-    half = size // 2
-    moved = (rng.uniform(-center_ratio, center_ratio, 2) * box_size + center).astype(np.int64)
-    out_size = np.array([width, height])
-    out_start = np.maximum(0, moved - half)
-    src_start = np.maximum(0, half - moved)
-    out_end = np.minimum(out_size, moved + size - half)
-    src_end = np.minimum(size, size - (moved + size - half - out_size))
-    if np.all(out_end > out_start):
-        out[out_start[1]:out_end[1], out_start[0]:out_end[0]] = crop[src_start[1]:src_end[1], src_start[0]:src_end[0]]
-    return out
-
-
-def dilated_mask_guide(mask, radius=DILATION_RADIUS):
-    """masktrack's spatial guide with the release's `--use_original_mask` (SPEC 8.3).
-
-    The previous frame's mask dilated by a disk (`(x - r)^2 + (y - r)^2 <= r^2`
-    in a `(2r + 1)` square window, nothing outside the frame), times 255:
-    values 0 and 255, not mean-subtracted. It replaces the Gaussian as the
-    network's 4th input channel.
-
-    Args:
-        mask: array `[H, W]` (or `[H, W, 1]`) at the working size; nonzero is foreground.
-
-    Returns:
-        `float32` array `[H, W, 1]` of 0 and 255.
-    """
-    mask = check_mask(mask) != 0
-    height, width = mask.shape
-    dilated = np.zeros_like(mask)
-    for dy in range(-radius, radius + 1):
-        for dx in range(-radius, radius + 1):
-            if dx * dx + dy * dy > radius * radius:
-                continue
-            # Every pixel within the disk of a foreground pixel becomes foreground.
-            dilated[max(dy, 0):height + min(dy, 0), max(dx, 0):width + min(dx, 0)] |= \
-                mask[max(-dy, 0):height + min(-dy, 0), max(-dx, 0):width + min(-dx, 0)]
-    return (dilated.astype(np.float32) * 255)[:, :, np.newaxis]

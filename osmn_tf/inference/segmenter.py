@@ -4,7 +4,8 @@ import tensorflow as tf
 
 from osmn_tf.config import LITE_STRIDE, input_mean_of, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
-from osmn_tf.data.guides import PAD_RATIO, dilated_mask_guide, spatial_guide, visual_guide
+from osmn_tf.data.guides import PAD_RATIO, spatial_guide, visual_guide
+from osmn_tf.data.mask_guides import dilated_mask_guide
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
 from osmn_tf.inference.tracking import VideoLoop, masks_at_size, merge_masks, merge_probabilities
 from osmn_tf.utils.precision import resolve_precision
@@ -64,7 +65,7 @@ class VideoSegmenter(VideoLoop):
             a network fine-tuned per video would need quantizing per video.
         use_original_mask: masktrack only: its spatial guide is the previous mask
             dilated by a disk of radius 5, times 255 (the release's
-            `--use_original_mask`, `osmn_tf.data.guides.dilated_mask_guide`) instead
+            `--use_original_mask`, `osmn_tf.data.mask_guides.dilated_mask_guide`) instead
             of the Gaussian.
         pad: zero-pad each frame and spatial guide at the bottom and right up to
             a multiple of 32 and crop the probabilities back. lite's modulated

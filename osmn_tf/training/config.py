@@ -78,7 +78,7 @@ class TrainConfig:
             visual modulator's weights only (the release's `--seg_model_path`,
             `--vis_mod_model_path`), read after `init`: a `.keras` OSMN, a TF1
             OSMN checkpoint prefix (of the same base model and width) or
-            ImageNet weights (`osmn_tf.weights.checkpoints.load_network_weights`).
+            ImageNet weights (`osmn_tf.weights.networks.load_network_weights`).
             An OSVOS or MaskTrack network is an OSMN model without modulators.
         init: where weights start: None (random, the modulators' own
             initialisation), an ImageNet VGG16 file (`vgg_16.ckpt` or Keras

@@ -30,7 +30,8 @@ from osmn_tf.training.pretrain import object_guides, pretrain_visual_modulator
 from osmn_tf.training.summaries import TrainingSummaries
 from osmn_tf.utils.atomic import atomic_output, replacing
 from osmn_tf.utils.precision import copy_model, dtype_policy
-from osmn_tf.weights.checkpoints import CheckpointError, load_network_weights, load_weights
+from osmn_tf.weights.checkpoints import CheckpointError, load_weights
+from osmn_tf.weights.networks import load_network_weights
 
 CHECKPOINT_NAME = "ckpt"
 FINAL_MODEL = "model.keras"

@@ -7,8 +7,8 @@ import numpy as np
 
 from osmn_tf.config import GUIDE_SIZE
 from osmn_tf.data.frames import MEAN_BGR
-from osmn_tf.data.guides import (SpatialGuidePerturbation, VisualGuideAugmentation, dilated_mask_guide, perturbed_mask,
-                                 spatial_guide)
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation, spatial_guide
+from osmn_tf.data.mask_guides import dilated_mask_guide, perturbed_mask
 from osmn_tf.utils.atomic import atomic_output
 
 CACHE_VERSION = 1
