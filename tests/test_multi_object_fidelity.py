@@ -4,6 +4,15 @@ One object per frame hid a multi-object regression once: these sequences have
 two objects that touch (`duo`), and the same two plus a third one apart
 (`trio`). Their expected label maps come from the reference commit named in
 `data/README.md` (`sequence_multi/`), which equals the original pipeline.
+
+The label maps are chained (each frame's spatial guide comes from the last
+prediction), so float32 round-off can decide a pixel near 0.5 and move the
+next guide: oneDNN's kernels sum in an order that depends on the CPU's
+instruction set, and on AVX-only kernels (`ONEDNN_MAX_CPU_ISA=AVX`, or an
+AVX-512 machine) `dogs` frame 5 agrees on 99.82% only, as the original would
+itself. The reference was computed with oneDNN's AVX2 kernels, so the tool
+runs with them (`ONEDNN_MAX_CPU_ISA=AVX2`) on any machine that has AVX2.
+Frame 1's probabilities, one step from the first mask, need no such pin.
 """
 import numpy as np
 import pytest
@@ -18,6 +27,7 @@ pytestmark = pytest.mark.large
 MULTI = DATA / "sequence_multi"
 SEQUENCES = {"duo": (1, 2), "trio": (1, 2, 3), "dogs": (1, 2, 3)}
 MIN_AGREEMENT = 0.999  # the issue's target: >= 99.9% of each frame's pixels
+REFERENCE_ISA = {"ONEDNN_MAX_CPU_ISA": "AVX2"}  # the kernels the reference ran on (see above)
 PROBABILITY_TOLERANCE = 1e-4  # the stored maps are rounded to 1/65535, 7.7e-6 at most
 
 
@@ -49,7 +59,7 @@ def test_the_sequences_exercise_the_merge(expected):
 
 def test_tool_reproduces_the_label_maps_of_every_frame(tmp_path, tf1_checkpoint, expected):
     result = run_tool_process("segment", "--weights", tf1_checkpoint("full"), "--davis-root", MULTI / "davis",
-                              "--year", "2017", "--split", "val", "--output", tmp_path / "out")
+                              "--year", "2017", "--split", "val", "--output", tmp_path / "out", env=REFERENCE_ISA)
     assert result.returncode == 0, result.stderr
     for sequence in SEQUENCES:
         np.testing.assert_array_equal(read_mask(tmp_path / f"out/{sequence}/00000.png"), first_mask_of(sequence))
