@@ -504,7 +504,7 @@ class TestOneLine:
 
         from conftest import REPO
 
-        frames, first = synthetic_video(num_frames=400, size=(64, 48))
+        frames, first = synthetic_video(num_frames=1500, size=(64, 48))  # seconds of work left after the first mask
         write_frames(tmp_path / "frames", frames)
         write_mask(tmp_path / "first.png", first)
         out = tmp_path / "out"

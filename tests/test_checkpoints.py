@@ -157,21 +157,33 @@ def test_bad_paths_say_what_is_wrong(tmp_path):
         checkpoints.load_model(tmp_path / "broken.keras")
 
 
-@pytest.mark.large
-@pytest.mark.parametrize("variant", VARIANTS)
-def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, tf1_checkpoint, variant):
-    prefix = tf1_checkpoint(variant)
-    out = tmp_path / f"{variant}.keras"
+def assert_converts(prefix, out, variant, expected_config, size):
+    """`tools/convert_checkpoint.py prefix out` writes only `out`, a model equal to the checkpoint's."""
     result = run_tool_process("convert_checkpoint", prefix, out)
     assert result.returncode == 0, result.stderr
-    assert f"({variant}, width 1.0)" in result.stdout
+    assert f"({variant}, width {expected_config.width})" in result.stdout
     converted = checkpoints.load_model(out)
-    assert converted.config == variant_config(variant)
+    assert converted.config == expected_config
     direct = checkpoints.build_osmn_from_tf1_checkpoint(prefix)
-    # lite's modulated network takes multiples of 32 (SPEC 8.1).
-    inputs = small_inputs(direct, batch=1, height=64 if variant == "lite" else 33, width=96 if variant == "lite" else 47)
+    inputs = small_inputs(direct, batch=1, height=size[0], width=size[1])
     np.testing.assert_array_equal(converted(inputs, training=False), direct(inputs, training=False))
-    assert [p.name for p in tmp_path.iterdir()] == [out.name]  # no temporary file left behind
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left behind
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_convert_tool_writes_a_ready_keras_model_for_every_variant(tmp_path, variant):
+    config = variant_config(variant, width=0.125)
+    prefix, _ = small_checkpoint(tmp_path, config)
+    (tmp_path / "out").mkdir()
+    # lite's modulated network takes multiples of 32 (SPEC 8.1).
+    size = (64, 96) if variant == "lite" else (33, 47)
+    assert_converts(prefix, tmp_path / "out" / f"{variant}.keras", variant, config, size)
+
+
+@pytest.mark.large
+def test_convert_tool_converts_the_full_size_original_checkpoint(tmp_path, tf1_checkpoint):
+    assert_converts(tf1_checkpoint("full"), tmp_path / "full.keras", "full", variant_config("full"), (33, 47))
 
 
 @pytest.mark.slow
