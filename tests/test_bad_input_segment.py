@@ -504,14 +504,16 @@ class TestOneLine:
 
         from conftest import REPO
 
-        frames, first = synthetic_video(num_frames=1500, size=(64, 48))  # seconds of work left after the first mask
+        frames, first = synthetic_video(num_frames=400, size=(64, 48))
         write_frames(tmp_path / "frames", frames)
         write_mask(tmp_path / "first.png", first)
         out = tmp_path / "out"
         tool = subprocess.Popen(
             [sys.executable, str(REPO / "tools" / "segment.py"), "--weights", str(small_weights), "--frames",
              str(tmp_path / "frames"), "--first-mask", str(tmp_path / "first.png"), "--output", str(out),
-             "--working-size", WORKING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+             "--working-size", WORKING], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            # As from a terminal: pytest-xdist's workers ignore SIGINT, and children inherit that.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.monotonic() + 120
         while not list(tmp_path.glob(".out.partial-*/*.png")) and time.monotonic() < deadline:
             assert tool.poll() is None, tool.communicate()

@@ -401,3 +401,23 @@ def test_serving_default_of_the_original_checkpoint_reproduces_the_original(tf1_
     assert error <= 1e-4, f"relative max error {error:.2e}"
     params = fidelity_frame["visual_params"]
     assert np.abs(results["encode/modulation_params"] - params).max() / np.abs(params).max() <= 1e-4
+
+
+def test_in_graph_preprocessing_takes_the_models_mean_and_scale():
+    # The release's --mean_value and --scale_value, saved with the model (OSMNConfig.input_mean, input_scale).
+    from osmn_tf.config import OSMNConfig
+    from osmn_tf.models import build_osmn
+    from osmn_tf.serving.signatures import ServingSignatures
+
+    mean, scale = (50.0, 60.0, 70.0), 0.5
+    model = build_osmn(OSMNConfig(width=0.125, guide_size=64, input_mean=mean, input_scale=scale))
+    signatures = ServingSignatures(model, (64, 48))
+    assert (signatures.mean, signatures.scale) == (mean, scale)
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    mask = np.zeros((48, 64), np.uint8)
+    mask[10:30, 20:50] = 1
+    tf_image = preprocessing.normalize_rgb(frame, scale, mean).numpy()
+    np.testing.assert_allclose(tf_image, preprocess_frame(frame, (64, 48), scale, mean), rtol=0, atol=1e-5)
+    guides = preprocessing.visual_guides(frame, mask[None], 64, scale, mean).numpy()[0]
+    assert np.abs(guides - visual_guide(frame, mask, size=64, scale=scale, mean=mean)).max() <= scale

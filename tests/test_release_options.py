@@ -270,6 +270,12 @@ def test_input_mean_is_what_the_segmenter_and_the_sources_subtract(small_model, 
     np.testing.assert_array_equal((shifted["guide_image"] - plain["guide_image"])[on_object],
                                   np.broadcast_to(difference, (on_object.sum(), 3)))
     np.testing.assert_array_equal(shifted["guide_image"][~on_object], 0)
+    # INT8: its calibration samples (and later its inputs) are the segmenter's frames, with the model's mean.
+    from osmn_tf.quantization.calibration import calibration_samples
+
+    first = np.where(mask > 0, 1, 0).astype(np.uint8)
+    samples = calibration_samples(model, [([frame, frame], first)], (64, 48), frames_per_video=2)
+    np.testing.assert_array_equal(samples[0]["image"][0], expected)
     with pytest.raises(ValueError, match="input_mean must be three"):
         OSMNConfig(input_mean=(1.0, 2.0))
 

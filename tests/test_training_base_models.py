@@ -15,7 +15,8 @@ from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.config import DEMO_MODELS, preset
 from osmn_tf.training.samples import DavisTrainSource
 from osmn_tf.training.summaries import TrainingSummaries
-from osmn_tf.training.trainer import Trainer, batch_norm_layers
+from osmn_tf.training.freezing import batch_norm_layers
+from osmn_tf.training.trainer import Trainer
 from osmn_tf.weights.checkpoints import saved_config
 from osmn_tf.weights.networks import load_network_weights
 

@@ -72,6 +72,22 @@ def parse_args(argv=None):
                         help="--online-finetune: one fine-tuned model per object, trained at the object's first "
                              "annotated frame, as the release (default for --youtube-vos-root); "
                              "--no-finetune-per-object: one model per video, trained on the first annotated frame")
+    tuning = parser.add_argument_group(
+        "online fine-tuning samples", "options of --online-finetune N, the release's shared training options "
+        "(--bbox-sup, --vg-keep-aspect-ratio and --use-original-mask shape the samples' guides too)")
+    tuning.add_argument("--finetune-fix-bn", action="store_true", help="BatchNorm keeps its weights and statistics "
+                        "(the release's --fix_bn)")
+    tuning.add_argument("--finetune-fix-seg", action="store_true", help="only the modulators train (the release's "
+                        "--fix_seg; MaskTrack-M and OSVOS-M)")
+    tuning.add_argument("--vg-random-crop-ratio", type=float, help="each side of the object's box moves by up to "
+                        "this fraction (0.1)")
+    tuning.add_argument("--vg-random-rotate-angle", type=float, help="rotation by up to this many degrees (10)")
+    tuning.add_argument("--vg-color-aug", action="store_true", default=None,
+                        help="brightness and contrast times U(0.8, 1.3)")
+    tuning.add_argument("--sg-center-perturb-ratio", type=float, help="spatial guide centre jitter, in units of its "
+                        "scale (0.2)")
+    tuning.add_argument("--sg-std-perturb-ratio", type=float, help="spatial guide scale jitter: times "
+                        "U(1/(1+r), 1+r) (0.4)")
     guide = parser.add_argument_group("visual guide")
     guide.add_argument("--vg-pad-ratio", type=float, default=0.03,
                        help="margin around the object's box, as a fraction of the box (the release's 0.03)")
@@ -126,6 +142,16 @@ def parse_args(argv=None):
         parser.error(f"--online-finetune must be >= 0, got {args.online_finetune}")
     if (args.finetune_scales or args.finetune_per_object is not None) and not args.online_finetune:
         parser.error("--finetune-scales and --finetune-per-object are options of --online-finetune N")
+    tuning = ("finetune_fix_bn", "finetune_fix_seg", "vg_random_crop_ratio", "vg_random_rotate_angle", "vg_color_aug",
+              "sg_center_perturb_ratio", "sg_std_perturb_ratio")
+    given = [f"--{n.replace('_', '-')}" for n in tuning if getattr(args, n) not in (None, False)]
+    if given and not args.online_finetune:
+        parser.error(f"{', '.join(given)}: options of --online-finetune N")
+    for name, low, high in (("vg_random_crop_ratio", 0, 0.5), ("vg_random_rotate_angle", 0, 180),
+                            ("sg_center_perturb_ratio", 0, math.inf), ("sg_std_perturb_ratio", 0, math.inf)):
+        value = getattr(args, name)
+        if value is not None and not (math.isfinite(value) and low <= value < high):
+            parser.error(f"--{name.replace('_', '-')} must be in [{low}, {high}), got {value}")
     if args.finetune_scales is None:
         # The release's fine-tuning scripts: osmn_online_finetune_ytvos.py and osmn_online_finetune.py.
         args.finetune_scales = (0.8, 1.0, 1.5) if args.youtube_vos_root else (0.5, 0.8, 1.0)
@@ -138,6 +164,20 @@ def parse_args(argv=None):
     if args.int8_model and (args.online_finetune or args.precision != "float32" or args.xla):
         parser.error("--int8-model replaces the per-frame network: not with --online-finetune, --precision or --xla")
     return args
+
+
+def finetune_options(args):
+    """`OnlineFinetuning`'s sample and freezing options from the flags (the release's defaults where not given)."""
+    defaults = {"vg_random_crop_ratio": 0.1, "vg_random_rotate_angle": 10.0, "vg_color_aug": False,
+                "sg_center_perturb_ratio": 0.2, "sg_std_perturb_ratio": 0.4}
+    value = {name: default if getattr(args, name) is None else getattr(args, name)
+             for name, default in defaults.items()}
+    return {"fix_bn": args.finetune_fix_bn, "fix_seg": args.finetune_fix_seg, "bbox_sup": args.bbox_sup,
+            "use_original_mask": args.use_original_mask, "visual_augment": {
+                "crop_ratio": value["vg_random_crop_ratio"], "max_rotation": value["vg_random_rotate_angle"],
+                "color_aug": value["vg_color_aug"], "keep_aspect_ratio": args.vg_keep_aspect_ratio},
+            "spatial_perturb": {"center_ratio": value["sg_center_perturb_ratio"],
+                                "scale_ratio": value["sg_std_perturb_ratio"]}}
 
 
 def main(argv=None):
@@ -158,6 +198,7 @@ def main(argv=None):
         finetune_scales=tuple(args.finetune_scales), finetune_per_object=args.finetune_per_object,
         vg_pad_ratio=args.vg_pad_ratio, vg_keep_aspect_ratio=args.vg_keep_aspect_ratio, bbox_sup=args.bbox_sup,
         use_original_mask=args.use_original_mask, use_full_res=args.use_full_res,
+        finetune_options=finetune_options(args),
         precision=args.precision, jit_compile=args.xla, int8_model=args.int8_model, crf=args.crf,
         crf_merge=args.crf_merge)
     try:

@@ -53,7 +53,9 @@ class SegmentRequest:
     `finetune_per_object` per object at its first annotation. `vg_pad_ratio`,
     `vg_keep_aspect_ratio`, `bbox_sup`: how visual guides are cut (`VideoSegmenter`'s
     `guide_pad_ratio`, `guide_keep_aspect_ratio`, `guide_bbox_sup`).
-    `use_original_mask`: masktrack's dilated-mask spatial guide. `use_full_res`:
+    `use_original_mask`: masktrack's dilated-mask spatial guide. `finetune_options`:
+    `OnlineFinetuning`'s other fields (`visual_augment` and `spatial_perturb`
+    as dicts of their fields). `use_full_res`:
     a DAVIS split's frames from `JPEGImages/Full-Resolution`.
     """
 
@@ -86,6 +88,7 @@ class SegmentRequest:
     bbox_sup: bool = False
     use_original_mask: bool = False
     use_full_res: bool = False
+    finetune_options: dict = None
     precision: str = "float32"
     jit_compile: bool = False
     int8_model: str = None
@@ -182,7 +185,14 @@ def _segmenter(r, log):
     if r.online_finetune:
         from osmn_tf.training.finetune import OnlineFinetuning
 
-        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales)
+        from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+
+        options = dict(r.finetune_options or {})
+        if "visual_augment" in options:
+            options["visual_augment"] = VisualGuideAugmentation(**options["visual_augment"])
+        if "spatial_perturb" in options:
+            options["spatial_perturb"] = SpatialGuidePerturbation(**options["spatial_perturb"])
+        adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales, **options)
     model = load_model(r.weights)
     if r.use_original_mask and model.config.base_model != "masktrack":
         raise ValueError(f"--use-original-mask is masktrack's spatial guide, but --weights {r.weights} is a "

@@ -50,14 +50,14 @@ def nearest_resize_masks(masks, height, width):
     return tf.gather(tf.gather(masks, rows, axis=1), cols, axis=2)
 
 
-def normalize_rgb(rgb, scale=SCALE):
-    """RGB 0..255 values `[..., 3]` -> the network's encoding: BGR minus the mean, times `scale`
-    (the model's pixel scale, `osmn_tf.config.input_scale_of`: 1.0, lite's 0.00787)."""
+def normalize_rgb(rgb, scale=SCALE, mean=MEAN_BGR):
+    """RGB 0..255 values `[..., 3]` -> the network's encoding: BGR minus `mean`, times `scale` (the
+    model's `osmn_tf.config.input_mean_of` and `input_scale_of`: scale 1.0, lite's 0.00787)."""
     bgr = tf.reverse(tf.cast(rgb, tf.float32), axis=[-1])
-    return (bgr - tf.constant(MEAN_BGR, tf.float32)) * scale
+    return (bgr - tf.constant(mean, tf.float32)) * scale
 
 
-def _visual_guide_one(frame, mask, guide_size, scale=SCALE):
+def _visual_guide_one(frame, mask, guide_size, scale=SCALE, mean=MEAN_BGR):
     """One object's visual guide `[S, S, 3]` (S = `guide_size`) from `frame` `[H, W, 3]` float and `mask` `[H, W]` bool.
 
     Follows `osmn_tf.data.guides.visual_guide` at inference, the crop-box quirk included.
@@ -89,7 +89,7 @@ def _visual_guide_one(frame, mask, guide_size, scale=SCALE):
         label = tf.pad(label, paddings)
         image = pil_bilinear_resize(image, guide_size, guide_size)
         label = nearest_resize_masks(label[tf.newaxis], guide_size, guide_size)[0]
-        return normalize_rgb(image, scale) * tf.cast(label != 0, tf.float32)[..., tf.newaxis]
+        return normalize_rgb(image, scale, mean) * tf.cast(label != 0, tf.float32)[..., tf.newaxis]
 
     # An object one pixel wide or tall gives an empty crop: an all-zero guide.
     return tf.cond(
@@ -97,14 +97,14 @@ def _visual_guide_one(frame, mask, guide_size, scale=SCALE):
     )
 
 
-def visual_guides(frame, masks, guide_size=GUIDE_SIZE, scale=SCALE):
+def visual_guides(frame, masks, guide_size=GUIDE_SIZE, scale=SCALE, mean=MEAN_BGR):
     """The visual guides `[N, S, S, 3]` (S = `guide_size`) of `masks` `[N, h, w]` (nonzero = object) on `frame`
-    uint8 `[H, W, 3]`, at pixel `scale`."""
+    uint8 `[H, W, 3]`, at pixel `scale` with `mean` subtracted."""
     height, width = tf.shape(frame)[0], tf.shape(frame)[1]
     masks = nearest_resize_masks(masks, height, width) != 0
     frame = tf.cast(frame, tf.float32)
     return tf.map_fn(
-        lambda m: _visual_guide_one(frame, m, guide_size, scale),
+        lambda m: _visual_guide_one(frame, m, guide_size, scale, mean),
         masks,
         fn_output_signature=tf.TensorSpec([guide_size, guide_size, 3], tf.float32),
     )

@@ -13,7 +13,8 @@ signatures and no `modulation_params` (`spatial_guide`, `masks`, `masks_bytes`) 
 masktrack, which feeds the spatial guide to its network, keeps them.
 
 Every base model has the same signatures. The raw and image ones encode
-pixels at the model's scale (lite: 0.00787, `osmn_tf.config.input_scale_of`);
+pixels with the model's mean and scale (lite: 0.00787; `osmn_tf.config.input_mean_of`,
+`input_scale_of`);
 lite's network needs multiples of 32, so its `segment_raw` and
 `segment_image` pad the working-size frame and guides at the bottom and right
 as `VideoSegmenter(pad=True)` does, and crop the outputs back; its float
@@ -28,7 +29,7 @@ import os
 
 import tensorflow as tf
 
-from osmn_tf.config import LITE_STRIDE, input_scale_of
+from osmn_tf.config import LITE_STRIDE, input_mean_of, input_scale_of
 from osmn_tf.data.frames import WORKING_SIZE, check_size
 from osmn_tf.models.folding import fold_batch_norm
 from osmn_tf.serving import images
@@ -95,7 +96,7 @@ class ServingSignatures:
         # masktrack has no spatial modulator but takes the spatial guide (its 4th input channel).
         self.spatial = any(t.name == "spatial_guide" for t in model.inputs)
         self.guide_size = model.config.guide_size
-        self.scale = input_scale_of(model.config)
+        self.scale, self.mean = input_scale_of(model.config), input_mean_of(model.config)
         # lite's network sees the working size padded to multiples of 32 (the release's quirk, SPEC 8.1).
         width, height = self.working_size
         stride = LITE_STRIDE if model.config.base_model == "lite" else 1
@@ -194,7 +195,7 @@ class ServingSignatures:
                 message="every mask must mark its object: a mask of encode_guide_raw is all zero"))
         with tf.control_dependencies(checks):
             frame = tf.identity(frame)
-        return self.encode_guide(visual_guides(frame, masks, self.guide_size, self.scale))
+        return self.encode_guide(visual_guides(frame, masks, self.guide_size, self.scale, self.mean))
 
     def segment_raw(self, frame, masks=None, modulation_params=None):
         checks = self._check_frame_and_masks(frame, masks)
@@ -209,7 +210,7 @@ class ServingSignatures:
         else:
             num_objects = 1
         work_w, work_h = self.working_size
-        image = normalize_rgb(pil_bilinear_resize(frame, work_h, work_w), self.scale)
+        image = normalize_rgb(pil_bilinear_resize(frame, work_h, work_w), self.scale, self.mean)
         image = tf.tile(image[tf.newaxis], tf.stack([num_objects, 1, 1, 1]))
         guides = None
         if masks is not None:

@@ -7,6 +7,8 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.config import input_mean_of
+from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+from osmn_tf.training.freezing import freeze
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.samples import FirstFrameSource
 from osmn_tf.training.samples.base import check_scales
@@ -30,6 +32,13 @@ class OnlineFinetuning:
         scales: one drawn per step, times the working size (the release's
             `--data_aug_scales` of its fine-tuning scripts: 0.5, 0.8, 1 for
             DAVIS and 0.8, 1, 1.5 for YouTube-VOS; 1 alone by default here).
+        visual_augment, spatial_perturb: the samples' guide randomisation
+            (the release's shared `--vg_*` and `--sg_*` options; None: none).
+        bbox_sup: visual guides are the object's box (`--bbox_sup`).
+        use_original_mask: masktrack's spatial guide, the mask moved and
+            resized at random, dilated (`--use_original_mask`).
+        fix_bn, fix_seg: BatchNorm, or the segmentation network, keep their
+            weights (`--fix_bn`, `--fix_seg`: `osmn_tf.training.freezing`).
     """
 
     steps: int
@@ -37,6 +46,12 @@ class OnlineFinetuning:
     weight_decay: float = 2e-4
     seed: int = 0
     scales: tuple = (1.0,)
+    visual_augment: VisualGuideAugmentation = VisualGuideAugmentation()
+    spatial_perturb: SpatialGuidePerturbation = SpatialGuidePerturbation()
+    bbox_sup: bool = False
+    use_original_mask: bool = False
+    fix_bn: bool = False
+    fix_seg: bool = False
 
     def __post_init__(self):
         if int(self.steps) < 1:
@@ -47,10 +62,18 @@ class OnlineFinetuning:
 
     def __call__(self, model, frame, first_mask, working_size):
         """Returns a fine-tuned copy of `model`; `model` itself is unchanged."""
+        if self.use_original_mask and model.config.base_model != "masktrack":
+            raise ValueError(f"use_original_mask is masktrack's spatial guide; the model's base_model is "
+                             f"{model.config.base_model!r}")
+        if self.fix_seg and not (model.config.use_visual_modulator or model.config.use_spatial_modulator):
+            raise ValueError("fix_seg trains only the modulators, but the model has neither")
         tuned = copy_model(model)
+        freeze(tuned, self.fix_bn, self.fix_seg)
         source = FirstFrameSource(np.asarray(frame), np.asarray(first_mask), working_size,
+                                  visual_augment=self.visual_augment, spatial_perturb=self.spatial_perturb,
                                   guide_size=model.config.guide_size, scales=self.scales,
-                                  mean=input_mean_of(model.config))
+                                  mean=input_mean_of(model.config), bbox_sup=self.bbox_sup,
+                                  use_original_mask=self.use_original_mask)
         optimizer = keras.optimizers.Adam(self.learning_rate, epsilon=1e-8)
         variables = tuned.trainable_variables
 

@@ -23,6 +23,7 @@ from osmn_tf.config import input_scale_of
 from osmn_tf.evaluation import mean_iou
 from osmn_tf.models.osmn import build_osmn
 from osmn_tf.training.distribute import is_chief, worker_name
+from osmn_tf.training.freezing import freeze
 from osmn_tf.training.losses import training_loss
 from osmn_tf.training.optimizer import MultipliedAdam
 from osmn_tf.training.pipeline import distributed_dataset, model_inputs
@@ -78,17 +79,6 @@ def learning_rate_multiplier(model, visual_modulator_multiplier):
     return lambda variable: visual_modulator_multiplier if id(variable) in scaled else 1.0
 
 
-def batch_norm_layers(model):
-    """Every `BatchNormalization` layer of `model` and of the networks inside it."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            found.append(layer)
-        elif isinstance(layer, keras.Model):
-            found += batch_norm_layers(layer)
-    return found
-
-
 class Trainer:
     """Trains an OSMN model on a sample source under a strategy, resumably.
 
@@ -133,14 +123,7 @@ class Trainer:
                                   ("visual_modulator", config.vis_mod_model_path)):
                 if path:
                     load_network_weights(self.model, path, network)
-            if config.fix_bn:
-                # Every BatchNorm: the spatial modulator's, and lite's MobileNets'. Keras runs a frozen
-                # BatchNorm on its moving statistics; this also freezes gamma and beta (the release's
-                # fix_bn still trained them).
-                for layer in batch_norm_layers(self.model):
-                    layer.trainable = False
-            if config.fix_seg:
-                self.model.segmentation_network.trainable = False
+            freeze(self.model, config.fix_bn, config.fix_seg)
             self.variables = self.model.trainable_variables
             schedule = keras.optimizers.schedules.PiecewiseConstantDecay(
                 list(config.lr_boundaries), list(config.learning_rates)) if config.lr_boundaries else \

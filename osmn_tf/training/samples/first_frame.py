@@ -24,10 +24,12 @@ class FirstFrameSource(SampleSource):
         scales: one drawn per batch, times `image_size` (the release's
             `--data_aug_scales` of its fine-tuning scripts).
         mean: the B, G, R values subtracted (the model's `input_mean_of`).
+        bbox_sup, use_original_mask: as `CocoSource`.
     """
 
     def __init__(self, frame, first_mask, image_size, visual_augment=VisualGuideAugmentation(),
-                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, scales=(1.0,), mean=MEAN_BGR):
+                 spatial_perturb=SpatialGuidePerturbation(), guide_size=GUIDE_SIZE, scales=(1.0,), mean=MEAN_BGR,
+                 bbox_sup=False, use_original_mask=False):
         if frame.shape[:2] != first_mask.shape:
             raise ValueError(f"the first mask is {first_mask.shape} but the frame {frame.shape[:2]}")
         self.frame, self.first_mask = frame, first_mask
@@ -38,6 +40,7 @@ class FirstFrameSource(SampleSource):
         check_augmentations(visual_augment, spatial_perturb)
         self.visual_augment, self.spatial_perturb = visual_augment, spatial_perturb
         self.guide_size = check_guide_size(guide_size, "guide_size")
+        self.bbox_sup, self.use_original_mask = bool(bbox_sup), bool(use_original_mask)
         self._num_items = len(self.object_ids)
 
     def __repr__(self):
@@ -46,4 +49,5 @@ class FirstFrameSource(SampleSource):
     def sample(self, item, rng, size):
         mask = (self.first_mask == self.object_ids[item]).astype(np.uint8)
         return object_sample(self.frame, mask, rng, size, self.visual_augment, self.spatial_perturb,
-                             guide_size=self.guide_size, mean=self.mean)
+                             bbox_sup=self.bbox_sup, guide_size=self.guide_size, mean=self.mean,
+                             original_mask=self.use_original_mask)
