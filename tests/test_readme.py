@@ -68,7 +68,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_the_fast_tier_is_the_readme_fast_command():
-    assert 'python -m pytest -q tests -m "not slow"' in README
+    assert 'python -m pytest -q tests -m "not slow" -n 2' in README
 
 
 @pytest.mark.slow
