@@ -167,17 +167,18 @@ def parse_args(argv=None):
 
 
 def finetune_options(args):
-    """`OnlineFinetuning`'s sample and freezing options from the flags (the release's defaults where not given)."""
-    defaults = {"vg_random_crop_ratio": 0.1, "vg_random_rotate_angle": 10.0, "vg_color_aug": False,
-                "sg_center_perturb_ratio": 0.2, "sg_std_perturb_ratio": 0.4}
-    value = {name: default if getattr(args, name) is None else getattr(args, name)
-             for name, default in defaults.items()}
+    """`OnlineFinetuning`'s sample and freezing options from the flags; a guide flag not given is left out, so that
+    `VisualGuideAugmentation` and `SpatialGuidePerturbation` keep their own defaults (the release's)."""
+    def given(fields):
+        return {field: getattr(args, flag) for flag, field in fields.items() if getattr(args, flag) is not None}
+
     return {"fix_bn": args.finetune_fix_bn, "fix_seg": args.finetune_fix_seg, "bbox_sup": args.bbox_sup,
-            "use_original_mask": args.use_original_mask, "visual_augment": {
-                "crop_ratio": value["vg_random_crop_ratio"], "max_rotation": value["vg_random_rotate_angle"],
-                "color_aug": value["vg_color_aug"], "keep_aspect_ratio": args.vg_keep_aspect_ratio},
-            "spatial_perturb": {"center_ratio": value["sg_center_perturb_ratio"],
-                                "scale_ratio": value["sg_std_perturb_ratio"]}}
+            "use_original_mask": args.use_original_mask,
+            "visual_augment": {**given({"vg_random_crop_ratio": "crop_ratio", "vg_random_rotate_angle": "max_rotation",
+                                        "vg_color_aug": "color_aug"}),
+                               "keep_aspect_ratio": args.vg_keep_aspect_ratio},
+            "spatial_perturb": given({"sg_center_perturb_ratio": "center_ratio",
+                                      "sg_std_perturb_ratio": "scale_ratio"})}
 
 
 def main(argv=None):

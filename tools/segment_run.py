@@ -183,9 +183,8 @@ def _segmenter(r, log):
         check_extra()
     adapt = None
     if r.online_finetune:
-        from osmn_tf.training.finetune import OnlineFinetuning
-
         from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
+        from osmn_tf.training.finetune import OnlineFinetuning
 
         options = dict(r.finetune_options or {})
         if "visual_augment" in options:
