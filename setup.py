@@ -38,6 +38,8 @@ setup(
         "int8-study": _requirements("requirements-int8-study.txt"),
         # The release's dense-CRF post-processing.
         "crf": _requirements("requirements-crf.txt"),
+        # A video corpus on Apache Beam (osmn_tf.beam, tools/segment.py --runner).
+        "beam": _requirements("requirements-beam.txt"),
         # The CUDA libraries TensorFlow's GPU kernels load (Linux).
         "gpu": ["tensorflow[and-cuda]==2.21.*"],
     },

@@ -308,3 +308,31 @@ def tiny_train_config(synthetic_root, model=None, **changes):
                   learning_rates=(1e-4,), lr_boundaries=(), checkpoint_every=1, log_every=1, image_every=3,
                   validate_every=3, validation_batches=1, eval_working_size=None)
     return TrainConfig(**{**fields, **changes})
+
+
+def route_to_saved_model(loaded):
+    """Stands in for the HTTP hop: a request body in, the response body TF Serving's REST API would give out.
+
+    The body goes through JSON text both ways, as over the wire; the signature runs
+    in this process with `tf.saved_model.load` (no TF Serving binary can be installed here).
+    """
+    import json
+
+    import tensorflow as tf
+
+    dtypes = {"frame": tf.uint8, "masks": tf.uint8}
+    calls, bodies = [], []
+
+    def send(body):
+        body = json.loads(json.dumps(body))
+        calls.append(body["signature_name"])
+        bodies.append(body)
+        signature = loaded.signatures[body["signature_name"]]
+        out = signature(**{k: tf.constant(v, dtype=dtypes.get(k, tf.float32)) for k, v in body["inputs"].items()})
+        out = {k: v.numpy().tolist() for k, v in out.items()}
+        # Columnar format: a single output is not named.
+        response = {"outputs": next(iter(out.values())) if len(out) == 1 else out}
+        return json.loads(json.dumps(response))
+
+    send.calls, send.bodies = calls, bodies  # signature names; request bodies
+    return send

@@ -156,6 +156,20 @@ def test_a_grpc_target_needs_a_valid_port(target, problem, video, tmp_path, caps
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("options,problem", [
+    (["--input-scale", "0"], "--input-scale: a pixel scale must be a positive finite number, got 0"),
+    (["--input-mean", "1", "nan", "3"], "--input-mean: expected a finite number, got nan"),
+    (["--base-model", "lite", "--raw"], "--base-model: for --signatures float only"),
+    (["--input-scale", "0.5", "--signatures", "png"], "--input-scale: for --signatures float only"),
+])
+def test_the_pixel_encoding_is_checked_and_only_for_the_float_signatures(options, problem, video, tmp_path, capsys):
+    code, _ = client(["--url", "http://127.0.0.1:1"], video, tmp_path / "out", *options)
+    assert code == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert problem in error, error
+    assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("url", ["not a url", "ftp://127.0.0.1:8501", "http://"])
 def test_a_url_no_server_could_answer_is_refused_at_once(url, video, tmp_path, capsys):
     tick = time.perf_counter()

@@ -1,4 +1,5 @@
-"""tools/benchmark.py, benchmark_data.py, visualize_modulation.py, make_synthetic_davis.py: what they refuse.
+"""tools/benchmark.py, benchmark_data.py, benchmark_beam.py, visualize_modulation.py, make_synthetic_davis.py: what they
+refuse.
 
 Each refusal is one line naming the option or file, with a non-zero exit
 (2 for an option argparse refuses, 1 otherwise), before any work is done.
@@ -78,3 +79,11 @@ def test_make_synthetic_davis(tmp_path, a_file, capsys):
     assert refused(capsys, "make_synthetic_davis", "--preview", tmp_path / "p.png", "--preview-index", -1) == \
         (2, "error: --preview-index must be >= 0, got -1")
     assert not (tmp_path / "o").exists()
+
+
+def test_benchmark_beam(capsys):
+    assert refused(capsys, "benchmark_beam", "--workers", "0") == \
+        (2, "error: argument --workers: must be >= 1, got 0")
+    assert refused(capsys, "benchmark_beam", "--size", "0x5") == \
+        (2, "error: argument --size: expected WxH or one side for a square, positive integers (e.g. 854x480 or 96), "
+            "got '0x5'")

@@ -18,7 +18,7 @@ from osmn_tf.inference.tracking import merge_probabilities
 from osmn_tf.models import fold_batch_norm
 from osmn_tf.serving import client, conversion, preprocessing
 
-from conftest import run_tool, small_osmn, synthetic_video, write_frames
+from conftest import route_to_saved_model, run_tool, small_osmn, synthetic_video, write_frames
 
 SMALL = 0.125
 WORKING = (64, 48)  # (W, H) of the small export's segment_raw
@@ -260,29 +260,6 @@ def test_saved_model_cli_show_and_run(exported, tmp_path, small_model):
     logits = frame_model([arrays[t.name] for t in frame_model.inputs], training=False).numpy()
     np.testing.assert_allclose(np.load(tmp_path / "out" / "logits.npy"), logits, rtol=1e-5,
                                atol=1e-5 * np.abs(logits).max())
-
-
-def route_to_saved_model(loaded):
-    """Stands in for the HTTP hop: a request body in, the response body TF Serving's REST API would give out.
-
-    The body goes through JSON text both ways, as over the wire; the signature runs
-    in this process with `tf.saved_model.load` (no TF Serving binary can be installed here).
-    """
-    dtypes = {"frame": tf.uint8, "masks": tf.uint8}
-    calls = []
-
-    def send(body):
-        body = json.loads(json.dumps(body))
-        calls.append(body["signature_name"])
-        signature = loaded.signatures[body["signature_name"]]
-        out = signature(**{k: tf.constant(v, dtype=dtypes.get(k, tf.float32)) for k, v in body["inputs"].items()})
-        out = {k: v.numpy().tolist() for k, v in out.items()}
-        # Columnar format: a single output is not named.
-        response = {"outputs": next(iter(out.values())) if len(out) == 1 else out}
-        return json.loads(json.dumps(response))
-
-    send.calls = calls
-    return send
 
 
 @pytest.mark.slow

@@ -3,11 +3,14 @@ pad and scale as `VideoSegmenter`, and a TF1 checkpoint, its `.keras` reload and
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
-from conftest import base_model_fixture, run_tool, small_osmn, synthetic_video
-from osmn_tf.config import BASE_MODELS, LITE_STRIDE, input_scale_of
-from osmn_tf.data.frames import preprocess_frame, resize_mask
+from conftest import base_model_fixture, route_to_saved_model, run_tool, small_osmn, synthetic_video, write_frames
+from osmn_tf.config import BASE_MODELS, LITE_STRIDE, input_mean_of, input_scale_of
+from osmn_tf.data.frames import padded_size, preprocess_frame, resize_mask
 from osmn_tf.data.guides import spatial_guide, visual_guide
+from osmn_tf.inference.segmenter import VideoSegmenter
+from osmn_tf.serving import client
 
 # About 40 s per base model here (export, in-process load): the whole module is in the slow tier.
 pytestmark = pytest.mark.slow
@@ -28,6 +31,7 @@ def exported(request, tmp_path_factory):
     code, message = run_tool("export", "--weights", weights, "--output", output, "--base-model", base_model,
                              "--working-size", f"{WORKING[0]}x{WORKING[1]}")
     assert code == 0, message
+    model.saved_model_dir = output  # for tools/serving_client.py through fake_serving
     return model, tf.saved_model.load(str(output))
 
 
@@ -95,6 +99,45 @@ def test_raw_signatures_follow_the_numpy_preprocessing_at_the_models_scale(expor
     served = loaded.signatures["segment_raw"](**feeds)
     assert served["logits"].shape == (2, height, width, 1)
     np.testing.assert_allclose(served["logits"], logits, atol=1e-2 * np.abs(logits).max())
+
+
+def test_rest_client_float_signatures_follow_the_video_loop_at_the_models_encoding(exported, tmp_path):
+    # tools/serving_client.py --base-model: the served model's mean and scale, and lite's padding.
+    model, loaded = exported
+    config = model.config
+    frames, first = synthetic_video(num_frames=3, size=(90, 70))
+    lite = config.base_model == "lite"
+
+    send = route_to_saved_model(loaded)
+    segmenter = client.ServingVideoSegmenter(
+        client.json_predictor(send), working_size=WORKING, guide_size=config.guide_size,
+        use_visual_modulator=model.visual_modulator is not None, input_mean=input_mean_of(config),
+        input_scale=input_scale_of(config), pad=lite)
+    got = list(segmenter.track(frames, first))
+    expected = list(VideoSegmenter(model, working_size=WORKING, pad=lite).track(frames, first))
+    for t, (result, answer) in enumerate(zip(expected, got)):
+        np.testing.assert_array_equal(answer.labels, result.labels, err_msg=f"frame {t}")
+        if t:
+            np.testing.assert_allclose(answer.probabilities, result.probabilities, atol=1e-5, err_msg=f"frame {t}")
+    # What was sent: the frame at the model's encoding, padded as VideoSegmenter pads it.
+    image = np.asarray(next(b for b in send.bodies if b["signature_name"] == "segment")["inputs"]["image"])
+    width, height = padded_size(WORKING) if lite else WORKING
+    assert image.shape[1:] == (height, width, 3)
+    np.testing.assert_allclose(image[0], VideoSegmenter(model, working_size=WORKING, pad=lite).prepare_frame(
+        frames[1]), atol=1e-4 * input_scale_of(config))
+    if lite:  # the tool: --base-model lite is the encoding and the padding
+        from fake_serving import RestServer
+
+        write_frames(tmp_path / "frames", frames)
+        Image.fromarray(first).save(tmp_path / "first.png")
+        with RestServer(model.saved_model_dir) as server:
+            code, message = run_tool("serving_client", "--url", server.url, "--frames", tmp_path / "frames",
+                                     "--first-mask", tmp_path / "first.png", "--output", tmp_path / "out",
+                                     "--working-size", f"{WORKING[0]}x{WORKING[1]}", "--base-model", "lite")
+        assert code == 0, message
+        for t, result in enumerate(expected):
+            np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "out" / f"{t:05d}.png")), result.labels,
+                                          err_msg=f"frame {t}")
 
 
 def test_export_refuses_a_contradicting_base_model(tmp_path):

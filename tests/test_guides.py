@@ -359,3 +359,21 @@ def test_spatial_guide_rejects_bad_input():
         guides.spatial_guide(np.ones((4, 4)), perturb=0.2, rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="scale_ratio"):
         SpatialGuidePerturbation(scale_ratio=-1)
+
+
+def test_pil_bilinear_gives_pillow_13s_numbers_on_any_pillow():
+    # Pillow 13's own resizes of seeded images (tests/data/pillow13_bilinear.py): the order of its two
+    # passes shows in the last grey level, and Pillow 12 (which Apache Beam pins) orders them otherwise.
+    import hashlib
+    import json
+
+    reference = json.loads((DATA / "pillow13_bilinear.json").read_text())
+    vertical_first = 0
+    for case in reference["cases"]:
+        (width, height), (out_width, out_height) = case["size"], case["resized"]
+        shape = (height, width, 3) if case["mode"] == "RGB" else (height, width)
+        pixels = np.random.default_rng(case["seed"]).integers(0, 256, shape, dtype=np.uint8)
+        out = np.asarray(frames.pil_bilinear(Image.fromarray(pixels), (out_width, out_height)))
+        assert hashlib.sha256(np.ascontiguousarray(out).tobytes()).hexdigest() == case["sha256"], case
+        vertical_first += out_height < height and 2 * (width - out_width) < height - out_height
+    assert 10 <= vertical_first <= len(reference["cases"]) - 10  # both orders are exercised

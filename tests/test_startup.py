@@ -15,7 +15,8 @@ from conftest import REPO, run_tool, synthetic_video
 
 LIGHT_MODULES = ["osmn_tf", "osmn_tf.utils.outputs", "osmn_tf.data.davis", "osmn_tf.data.frames", "osmn_tf.data.video", "osmn_tf.data.live",
                  "osmn_tf.data.annotations", "osmn_tf.data.youtube_vos", "osmn_tf.inference.tracking", "osmn_tf.inference.jobs",
-                 "osmn_tf.config", "osmn_tf.data.guides", "osmn_tf.inference.visualize", "osmn_tf.utils.errors"]
+                 "osmn_tf.config", "osmn_tf.data.guides", "osmn_tf.inference.visualize", "osmn_tf.utils.errors",
+                 "osmn_tf.serving.client"]
 TOOLS = sorted(p.stem for p in (REPO / "tools").glob("*.py") if p.stem not in ("cli_args", "segment_run"))
 # What TensorFlow prints on start-up on a CPU machine (the absl line, oneDNN, CUDA probing).
 TF_CHATTER = ("absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "cpu_feature_guard", "I0000", "E0000")

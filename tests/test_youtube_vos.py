@@ -246,3 +246,12 @@ def test_the_submission_tree_holds_only_masks_and_resumes_per_video(tmp_path, sm
     assert "1 videos segmented, 1 skipped" in capsys.readouterr().out
     assert (out / "Annotations" / "vid_b" / "00010.png").is_file()
     assert (out / "Annotations" / "vid_a" / "00025.png").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.parametrize("options,size", [([], (448, 256)), (["--working-size", "854x480"], (854, 480))])
+def test_the_release_working_size_is_the_default(options, size, tmp_path):
+    import segment
+
+    args = segment.parse_args(["--weights", str(tmp_path / "w.keras"), "--youtube-vos-root", str(tmp_path),
+                               "--output", str(tmp_path / "out"), *options])
+    assert args.working_size == size

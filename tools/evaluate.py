@@ -12,6 +12,11 @@ A YouTube-VOS-layout split with every frame's ground truth (e.g. held-out train 
     python tools/evaluate.py --youtube-vos-root YTVOS --split train --results RESULTS \
         [--seen-classes seen.txt]
 
+J and F per sequence in parallel on Apache Beam (pip install -e ".[beam]"; Beam's pipeline options may follow):
+
+    python tools/evaluate.py --davis-root DAVIS --results RESULTS --runner DirectRunner \
+        --direct_num_workers 2 --direct_running_mode multi_processing
+
 RESULTS holds one folder per sequence of indexed PNGs named as the
 annotations (for YouTube-VOS, also RESULTS/Annotations/<video>/, the
 submission layout). YouTube-VOS scores each object from the frame after its
@@ -47,8 +52,15 @@ def parse_args(argv=None):
     parser.add_argument("--correct-decay", action="store_true",
                         help="compute the decay correctly for sequences over 256 frames instead of "
                              "reproducing the official package's uint8 wrap")
+    parser.add_argument("--runner", help="--davis-root: score the sequences in parallel on Apache Beam "
+                        "(DirectRunner, FlinkRunner, SparkRunner, DataflowRunner, ...); the same CSVs")
     cli_args.add_verbose(parser)
-    args = parser.parse_args(argv)
+    args, beam_args = parser.parse_known_args(argv)
+    if beam_args and not args.runner:
+        parser.error(f"unrecognized arguments: {' '.join(beam_args)}")
+    args.beam_args = beam_args
+    if args.runner and not (args.davis_root and args.metric == "davis"):
+        parser.error("--runner scores --davis-root with J and F (--metric davis)")
     if sum(map(bool, (args.davis_root, args.youtube_vos_root, args.youtube_objects_root))) != 1:
         parser.error("give one of --davis-root, --youtube-vos-root and --youtube-objects-root")
     if args.seen_classes and not args.youtube_vos_root:
@@ -79,6 +91,8 @@ def run(args):
         return run_youtube_vos(args)
     if args.youtube_objects_root:
         return run_youtube_objects(args)
+    if args.runner:
+        return run_on_beam(args)
     if args.metric == "miou":
         result = evaluation.evaluate_miou(args.davis_root, args.results, args.split, args.year)
         rows = [[name, value] for name, value in result.per_object.items()]
@@ -96,6 +110,31 @@ def run(args):
     print(evaluation.format_table(*evaluation.per_sequence_rows(result)))
     global_path, sequence_path = evaluation.write_davis_csvs(result, args.results, args.split)
     print(f"\nGlobal results saved in {global_path}\nPer-sequence results saved in {sequence_path}")
+    return 0
+
+
+def run_on_beam(args):
+    from osmn_tf.utils.extras import require
+
+    require("apache_beam", "beam", "--runner (Apache Beam)")
+    import apache_beam as beam
+
+    from osmn_tf.beam import EvaluateDavis
+    from osmn_tf.data.davis import DavisDataset
+    from segment_run import beam_options
+
+    if not args.results.is_dir():
+        raise FileNotFoundError(f"results folder not found: {args.results}")
+    sequences = DavisDataset(args.davis_root, year=args.year, split=args.split).sequences
+    pipeline = beam.Pipeline(options=beam_options(args.runner, args.beam_args, args.verbose))
+    _ = (pipeline | "Sequences" >> beam.Create(sequences)
+         | "J and F" >> EvaluateDavis(args.davis_root, args.results, args.split, args.year,
+                                      decay_uint8_wrap=not args.correct_decay))
+    pipeline.run().wait_until_finish()
+    global_path = args.results / f"global_results-{args.split}.csv"
+    print(f"{len(sequences)} sequences scored on {args.runner}\n{global_path.read_text()}")
+    print(f"Global results saved in {global_path}\nPer-sequence results saved in "
+          f"{args.results / f'per-sequence_results-{args.split}.csv'}")
     return 0
 
 

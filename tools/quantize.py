@@ -62,7 +62,7 @@ def main(argv=None):
     cli_args.quiet_tensorflow(args.verbose)
     import time
 
-    from osmn_tf.inference.segmenter import padded_size
+    from osmn_tf.data.frames import padded_size
     from osmn_tf.quantization import MissingExtraError, calibration_samples, check_extra, dataset_videos, quantize
     from osmn_tf.quantization.network import check_network_folder
     from osmn_tf.utils.outputs import OutputError, check_output_folder

@@ -10,6 +10,9 @@ Objects that appear later, or corrected masks: PNGs named like the frames (any s
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --annotations ANNOTATIONS --output OUT
 A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<frame>.png):
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
+A corpus on Apache Beam, a video per work item (pip install -e ".[beam]"; docs/scale.md):
+    python tools/segment.py --weights W --davis-root DAVIS --output OUT --runner DirectRunner \
+        --direct_num_workers 2 --direct_running_mode multi_processing
 A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
     python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT
   with the release's online fine-tuning (one model per object, trained where the object first appears):
@@ -58,8 +61,9 @@ def parse_args(argv=None):
     parser.add_argument("--save-scores", action="store_true",
                         help="also write each object's probabilities: OUT/[<sequence>/]<object id>/<frame>.npy")
     parser.add_argument("--working-size", type=cli_args.size,
-                        help="WxH every frame is resized to (default 854x480; 640x360 for --youtube-objects-root, "
-                             "as the release); lite's network sees it padded to multiples of 32")
+                        help="WxH every frame is resized to (default 854x480; as the release, 640x360 for "
+                             "--youtube-objects-root and 448x256 for --youtube-vos-root); lite's network sees it "
+                             "padded to multiples of 32")
     parser.add_argument("--overwrite", action="store_true", help="redo outputs that already exist")
     parser.add_argument("--online-finetune", type=int, default=0, metavar="N",
                         help="fine-tune a copy of the model on each video's frame 0 for N steps first (paper: 100)")
@@ -116,12 +120,29 @@ def parse_args(argv=None):
     speed.add_argument("--int8-model", metavar="DIR",
                        help="run the per-frame network in INT8: a folder tools/quantize.py wrote from the same "
                             "--weights and --working-size (needs pip install -e \".[int8]\")")
+    scale = parser.add_argument_group(
+        "a corpus on Apache Beam", "with --runner, Beam's own pipeline options may follow (e.g. --direct_num_workers "
+        "2 --direct_running_mode multi_processing, --flink_master, --project, --region, --temp_location); needs "
+        "pip install -e \".[beam]\" (docs/scale.md)")
+    scale.add_argument("--runner", help="run the --davis-root, --youtube-vos-root or --videos job on Beam: "
+                       "DirectRunner, FlinkRunner, SparkRunner, DataflowRunner, ...")
+    scale.add_argument("--videos", metavar="LIST", help="--runner: a list of videos, a line FRAMES,FIRST_MASK[,NAME] "
+                       "each (FRAMES a frame folder or a video file), written as OUT/<NAME>/")
     cli_args.refuse_negative_learning_rates(parser, argv, ("--finetune-lr",))
     cli_args.add_verbose(parser)
-    args = parser.parse_args(argv)
-    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root, args.youtube_objects_root))) != 1:
+    args, beam_args = parser.parse_known_args(argv)
+    args.beam_args = beam_args
+    if args.beam_args and not args.runner:
+        parser.error(f"unrecognized arguments: {' '.join(args.beam_args)}")
+    if args.videos and not args.runner:
+        parser.error("--videos is for --runner (a corpus on Apache Beam)")
+    if args.runner and not (args.davis_root or args.youtube_vos_root or args.videos):
+        parser.error("--runner segments a corpus: --davis-root, --youtube-vos-root or --videos")
+    if sum(map(bool, (args.davis_root, args.frames, args.youtube_vos_root, args.youtube_objects_root,
+                      args.videos))) != 1:
         parser.error("give either --frames and --first-mask (one video), --davis-root (a DAVIS split), "
-                     "--youtube-vos-root (a YouTube-VOS split) or --youtube-objects-root (YouTube-Objects)")
+                     "--youtube-vos-root (a YouTube-VOS split), --youtube-objects-root (YouTube-Objects) or "
+                     "--runner with --videos (a list of videos)")
     if args.frames and not (args.first_mask or args.annotations):
         parser.error("--frames needs --first-mask or --annotations")
     dataset = args.davis_root or args.youtube_vos_root or args.youtube_objects_root
@@ -130,8 +151,10 @@ def parse_args(argv=None):
     if (args.youtube_vos_root or args.youtube_objects_root) and args.sequences:
         parser.error("--sequences is for --davis-root")
     if args.working_size is None:
-        # The release segments YouTube-Objects at 640x360 (osmn_eval_youtube.py), everything else at 854x480.
-        args.working_size = (640, 360) if args.youtube_objects_root else (854, 480)
+        # The release's sizes: YouTube-Objects 640x360 (osmn_eval_youtube.py), YouTube-VOS 448x256 (--im_size of
+        # osmn_train_eval_ytvos.py and osmn_online_finetune_ytvos.py), DAVIS 854x480.
+        args.working_size = ((640, 360) if args.youtube_objects_root else (448, 256) if args.youtube_vos_root
+                             else (854, 480))
     if args.use_full_res and not args.davis_root:
         parser.error("--use-full-res is for --davis-root")
     if args.first_frame_only and not args.youtube_vos_root:
@@ -186,7 +209,7 @@ def main(argv=None):
     cli_args.quiet_tensorflow(args.verbose)
     # Light imports: arguments, folders and a complete result are checked before TensorFlow loads.
     from osmn_tf.utils.errors import CheckpointError, MissingExtraError
-    from segment_run import Interrupted, SegmentRequest, segment
+    from segment_run import Interrupted, SegmentRequest, segment, segment_on_beam
 
     request = SegmentRequest(
         weights=args.weights, output=args.output, frames=args.frames, first_mask=args.first_mask,
@@ -207,6 +230,12 @@ def main(argv=None):
             from osmn_tf.weights.checkpoints import saved_config
 
             cli_args.check_base_model(args.base_model, saved_config(args.weights), args.weights)
+        if args.runner:
+            failed = segment_on_beam(request, args.runner, args.beam_args, args.videos, verbose=args.verbose)
+            if failed:
+                sys.exit(f"error: {failed} video{'s' if failed > 1 else ''} failed (listed above); the others are "
+                         "complete")
+            return
         segment(request)
     except (CheckpointError, FileNotFoundError, ValueError, OSError, MissingExtraError) as e:
         sys.exit(f"error: {e}")

@@ -151,6 +151,77 @@ def segment(request, progress=True, log=print):
                               "again to segment it") from None
 
 
+def beam_options(runner, beam_args, verbose=False):
+    """Beam's `PipelineOptions` for `runner` and the user's `beam_args`; without `verbose`, Beam and its
+    workers log only errors (their INFO lines and start-up warnings would bury the tool's own)."""
+    import logging
+
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    args = [f"--runner={runner}", *beam_args]
+    if not verbose:
+        logging.getLogger("apache_beam").setLevel(logging.ERROR)
+        if not any(a.startswith("--default_sdk_harness_log_level") for a in beam_args):
+            args.append("--default_sdk_harness_log_level=ERROR")
+    return PipelineOptions(args)
+
+
+def segment_on_beam(r, runner, beam_args=(), videos=None, log=print, verbose=False):
+    """Runs `r` (a DAVIS or YouTube-VOS split, or the `videos` list) on Apache Beam's `runner`; returns the
+    number of videos that failed, each printed with its reason (the others are complete).
+
+    `beam_args`: Beam's own pipeline options (`--direct_num_workers 2`, `--flink_master`, ...).
+    The outputs, records and masks are `segment`'s; `osmn_tf.beam` says how they are written.
+    """
+    import json
+
+    from osmn_tf.utils.extras import require
+
+    require("apache_beam", "beam", "--runner (Apache Beam)")
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    from osmn_tf import beam as osmn_beam
+
+    local = "://" not in r.output
+    if local:
+        outputs.check_output_folder(r.output, [r.davis_root, r.youtube_vos_root, r.weights, videos])
+    if videos:
+        refs = osmn_beam.read_video_list(videos)
+    else:
+        if r.davis_root:
+            _davis_split(r)  # unknown --sequences are named before the pipeline starts
+        refs = osmn_beam.dataset_refs(r.davis_root, r.youtube_vos_root, r.split, r.year, r.sequences, r.use_full_res,
+                                      r.first_frame_only)
+    made_from = _made_from(r)
+    failed_file = FileSystems.join(r.output, ".osmn-beam", "failed.jsonl")
+    pipeline = beam.Pipeline(options=beam_options(runner, beam_args, verbose))
+    results = (pipeline | "Videos" >> beam.Create(refs)
+               | "Segment videos" >> osmn_beam.SegmentVideos(segmenter_options(r), r.output, made_from,
+                                                            r.save_scores, r.overwrite, quiet=not verbose))
+    _ = (results[osmn_beam.FAILED] | "As JSON" >> beam.Map(json.dumps)
+         | "Dead letters" >> beam.io.WriteToText(failed_file[:-len(".jsonl")], file_name_suffix=".jsonl",
+                                                 shard_name_template=""))
+    log(f"{len(refs)} videos on {runner}")
+    tick = time.perf_counter()
+    with outputs.folder_lock(r.output) if local else contextlib.nullcontext():
+        result = pipeline.run()
+        result.wait_until_finish()
+    seconds = time.perf_counter() - tick
+    counts = osmn_beam.metrics_summary(result)
+    with FileSystems.open(failed_file) as handle:
+        failures = [json.loads(line) for line in handle.read().decode().splitlines() if line.strip()]
+    for failure in failures:
+        log(f"{failure['video']}: failed: {failure['error']}")
+    log(f"{counts['videos']} videos segmented, {counts['videos_skipped']} skipped, {counts['videos_failed']} failed; "
+        f"{counts['frames']} frames in {seconds:.1f} s ({counts['frames'] / seconds:.2f} frames/s, "
+        f"{3600 * counts['videos'] / seconds:.0f} videos/hour"
+        + (f", worker peak memory {counts['worker_peak_memory_mib']} MiB" if counts["worker_peak_memory_mib"] else "")
+        + f"); masks in {r.output}"
+        + (f"; failures in {failed_file}" if failures else ""))
+    return len(failures)
+
+
 def _made_from(r):
     """What every result of `r` is made from besides its video's own inputs: the network and the options."""
     return {
@@ -172,15 +243,10 @@ def _made_from(r):
     }
 
 
-def _segmenter(r, log):
-    """The `VideoSegmenter` of `r`: the model loaded (TensorFlow imported) only now."""
-    from osmn_tf.inference.segmenter import VideoSegmenter
-    from osmn_tf.weights.checkpoints import load_model
+def segmenter_options(r):
+    """The `osmn_tf.inference.factory.SegmenterOptions` of a `SegmentRequest`."""
+    from osmn_tf.inference.factory import SegmenterOptions
 
-    if r.int8_model:
-        from osmn_tf.quantization import check_extra
-
-        check_extra()
     adapt = None
     if r.online_finetune:
         from osmn_tf.data.guides import SpatialGuidePerturbation, VisualGuideAugmentation
@@ -192,19 +258,17 @@ def _segmenter(r, log):
         if "spatial_perturb" in options:
             options["spatial_perturb"] = SpatialGuidePerturbation(**options["spatial_perturb"])
         adapt = OnlineFinetuning(r.online_finetune, learning_rate=r.finetune_lr, scales=r.finetune_scales, **options)
-    model = load_model(r.weights)
-    if r.use_original_mask and model.config.base_model != "masktrack":
-        raise ValueError(f"--use-original-mask is masktrack's spatial guide, but --weights {r.weights} is a "
-                         f"{model.config.base_model} model")
-    # lite's network needs multiples of 32 (the release fails otherwise): frames are padded to them.
-    pad = model.config.base_model == "lite"
-    segmenter = VideoSegmenter(model, working_size=r.working_size, adapt=adapt, jit_compile=r.jit_compile,
-                               precision=r.precision, frame_network=_int8_network(r, model, pad),
-                               crf=r.crf or None, crf_merge=r.crf_merge, pad=pad,
-                               adapt_per_object=bool(adapt and r.finetune_per_object),
-                               guide_pad_ratio=r.vg_pad_ratio, guide_keep_aspect_ratio=r.vg_keep_aspect_ratio,
-                               guide_bbox_sup=r.bbox_sup, use_original_mask=r.use_original_mask)
-    if pad and segmenter.network_size != tuple(r.working_size):
+    return SegmenterOptions(
+        r.weights, tuple(r.working_size), r.precision, r.jit_compile, r.int8_model, r.crf, r.crf_merge, adapt,
+        r.finetune_per_object, r.vg_pad_ratio, r.vg_keep_aspect_ratio, r.bbox_sup, r.use_original_mask)
+
+
+def _segmenter(r, log):
+    """The `VideoSegmenter` of `r`: the model loaded (TensorFlow imported) only now."""
+    from osmn_tf.inference.factory import build_segmenter
+
+    segmenter = build_segmenter(segmenter_options(r))
+    if segmenter.pad and segmenter.network_size != tuple(r.working_size):
         log(f"lite: the network sees the working size padded to {segmenter.network_size[0]}x"
             f"{segmenter.network_size[1]}")
     log(f"per-frame network in INT8 ({r.int8_model})" if r.int8_model
@@ -263,25 +327,6 @@ def _segment_one_video(r, progress, log):
             log(f"warning: {source.partial_frame()}")
     _summary(segmenter, stats, log)
     return stats
-
-
-def _int8_network(r, model, pad=False):
-    """The `--int8-model` network, checked against the model and working size; None without one.
-
-    With `pad` (lite) it runs at the working size padded to multiples of 32, as it was quantized.
-    """
-    if not r.int8_model:
-        return None
-    from osmn_tf.inference.segmenter import padded_size
-    from osmn_tf.quantization import Int8FrameNetwork
-
-    network = Int8FrameNetwork.load(r.int8_model, name="--int8-model")
-    network.check_model(model, f"--weights {r.weights}")
-    if network.working_size != (padded_size(r.working_size) if pad else tuple(r.working_size)):
-        width, height = network.working_size
-        lite = " (lite: a working size padded to multiples of 32)" if pad else f"; give --working-size {width}x{height}"
-        raise ValueError(f"--int8-model {r.int8_model} was quantized at {width}x{height}{lite} or quantize again")
-    return network
 
 
 def _davis_split(r):

@@ -16,7 +16,10 @@ the masks as PNG files to the `_image` signatures (far smaller requests).
 Unreachable or overloaded servers (HTTP 503, gRPC UNAVAILABLE) are retried
 --retries times. FRAMES is a folder of images (sorted by name) or a video file.
 The float signatures make visual guides at the served model's guide size, read
-from TF Serving's model metadata (or --guide-size).
+from TF Serving's model metadata (or --guide-size), and encode pixels as the
+served model was trained to take them: --base-model lite (scale 0.00787, and
+frames padded to multiples of 32 as tools/segment.py pads them), or the model's
+--input-mean/--input-scale; the other signatures apply the model's own.
 Writes OUT/<frame name>.png palette masks (frame 0: the first mask) and a
 completion marker, as tools/segment.py: OUT may hold other files, which are
 never touched; a complete OUT is skipped unless --overwrite; OUT may not be
@@ -55,10 +58,22 @@ def parse_args(argv=None):
     parser.add_argument("--guide-size", type=guide_size,
                         help="side of the float signatures' visual guides (default: the served model's, from its "
                              "metadata)")
+    cli_args.add_base_model(parser, help="--signatures float: the served model's base model, for its default "
+                            "pixel encoding and lite's padding (default osvos)")
+    parser.add_argument("--input-mean", type=cli_args.finite, nargs=3, metavar=("B", "G", "R"),
+                        help="--signatures float: the served model's --input-mean (default 104 117 123)")
+    parser.add_argument("--input-scale", type=cli_args.pixel_scale,
+                        help="--signatures float: the served model's --input-scale (default: the base model's, "
+                             "1.0, lite 0.00787)")
     cli_args.add_verbose(parser)
     args = parser.parse_args(argv)
     if args.raw:
         args.signatures = "raw"
+    encoding = [flag for flag, value in (("--base-model", args.base_model), ("--input-mean", args.input_mean),
+                                         ("--input-scale", args.input_scale)) if value is not None]
+    if encoding and args.signatures != "float":
+        parser.error(f"{' and '.join(encoding)}: for --signatures float only (the {args.signatures} signatures "
+                     "encode pixels as the served model does)")
     if args.retries < 0:
         parser.error(f"--retries must be 0 or more, got {args.retries}")
     if args.grpc is None:
@@ -103,6 +118,7 @@ def guide_size(text):
 def main(argv=None):
     args = parse_args(argv)
     cli_args.quiet_tensorflow(args.verbose)
+    from osmn_tf.config import DEFAULT_INPUT_MEAN, DEFAULT_INPUT_SCALE
     from osmn_tf.data.davis import read_first_mask
     from osmn_tf.inference.jobs import segment_to_folder
     from osmn_tf.utils import outputs
@@ -135,10 +151,13 @@ def main(argv=None):
                 raise ServingError(f"{e} (the float signatures need the model's guide size: give --guide-size "
                                    f"where the server does not answer metadata requests)") from None
             size = served_guide_size(signature_inputs)
+        base_model = args.base_model or "osvos"
         client = ServingVideoSegmenter(
             server.predict, signatures=args.signatures, working_size=args.working_size,
             use_visual_modulator=not args.no_visual, use_spatial_modulator=not args.no_spatial,
-            **({"guide_size": size} if size else {}))
+            input_mean=args.input_mean or DEFAULT_INPUT_MEAN,
+            input_scale=DEFAULT_INPUT_SCALE[base_model] if args.input_scale is None else args.input_scale,
+            pad=base_model == "lite", **({"guide_size": size} if size else {}))
         tick = time.perf_counter()
         count = segment_to_folder(client, source, source.frame_names(), first_mask, args.output, palette=palette)
         print(f"{count} frames in {time.perf_counter() - tick:.1f} s through {server.endpoint}; masks in {args.output}")

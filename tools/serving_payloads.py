@@ -49,11 +49,11 @@ def main(argv=None):
     import numpy as np
     from PIL import Image
 
-    from osmn_tf.data.frames import preprocess_frame
+    from osmn_tf.data.frames import pil_bilinear, preprocess_frame
     from osmn_tf.serving.client import encode_image, predict_request
 
     try:
-        frame = np.asarray(Image.open(args.frame).convert("RGB").resize(args.size, Image.BILINEAR))
+        frame = np.asarray(pil_bilinear(Image.open(args.frame).convert("RGB"), args.size))
     except OSError as e:
         sys.exit(f"error: --frame {args.frame}: {e}")
     ways = {

@@ -82,10 +82,10 @@ def parse_args(argv=None):
                                         "with an OSMN --init, its base model by default")
     model.add_argument("--aligned-size", type=cli_args.size,
                        help="masktrack: zero-pad its input to WxH (the release's --aligned_size, e.g. 865x481)")
-    model.add_argument("--input-scale", type=float,
+    model.add_argument("--input-scale", type=cli_args.pixel_scale,
                        help="pixel scale after the mean is subtracted (the release's --scale_value; default: the "
                             "base model's, 1.0, lite 0.00787); saved with the model")
-    model.add_argument("--input-mean", type=float, nargs=3, metavar=("B", "G", "R"),
+    model.add_argument("--input-mean", type=cli_args.finite, nargs=3, metavar=("B", "G", "R"),
                        help="values subtracted from every pixel before --input-scale (the release's --mean_value; "
                             "104 117 123); saved with the model")
     model.add_argument("--width", type=cli_args.width,

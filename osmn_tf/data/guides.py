@@ -18,7 +18,8 @@ import numpy as np
 from PIL import Image, ImageEnhance
 
 from osmn_tf.config import GUIDE_SIZE
-from osmn_tf.data.frames import MEAN_BGR, SCALE, check_mask, check_uint8_rgb, normalize_frame, resize_mask
+from osmn_tf.data.frames import (MEAN_BGR, SCALE, check_mask, check_uint8_rgb, normalize_frame, pil_bilinear,
+                                  resize_mask)
 
 PAD_RATIO = 0.03
 """Margin added on each side of the visual guide's crop at inference, as a fraction of the crop."""
@@ -152,7 +153,7 @@ def _fit_keeping_aspect_ratio(image, label, size):
     # float32 and truncation, as the release computed the fitted size.
     ratio = np.float32(min(np.float32(size) / np.float32(width), np.float32(size) / np.float32(height)))
     fitted = (max(1, int(np.float32(width) * ratio)), max(1, int(np.float32(height) * ratio)))
-    image, label = image.resize(fitted, Image.BILINEAR), label.resize(fitted, Image.NEAREST)
+    image, label = pil_bilinear(image, fitted), label.resize(fitted, Image.NEAREST)
     left, top = (size - fitted[0]) // 2, (size - fitted[1]) // 2
     box = (-left, -top, size - left, size - top)
     return image.crop(box), label.crop(box)
@@ -235,7 +236,7 @@ def visual_guide(frame_rgb, mask, *, pad_ratio=None, augment=None, rng=None, bbo
     if keep_aspect_ratio:
         image, label = _fit_keeping_aspect_ratio(image, label, size)
     else:
-        image, label = image.resize((size, size), Image.BILINEAR), label.resize((size, size), Image.NEAREST)
+        image, label = pil_bilinear(image, (size, size)), label.resize((size, size), Image.NEAREST)
 
     if augment is not None:
         # Always draw both numbers so that the stream of draws does not depend

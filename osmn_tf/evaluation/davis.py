@@ -84,32 +84,51 @@ def evaluate_davis(davis_root, results_dir, split="val", year=2017, sequences=No
     dataset = DavisDataset(davis_root, year=year, split=split)
     if not pathlib.Path(results_dir).is_dir():
         raise FileNotFoundError(f"results folder not found: {results_dir}")
+    return davis_results([evaluate_davis_sequence(dataset, results_dir, sequence, decay_uint8_wrap, bound_th)
+                          for sequence in _sequences(dataset, sequences)])
+
+
+def evaluate_davis_sequence(dataset, results_dir, sequence, decay_uint8_wrap=True, bound_th=BOUND_TH):
+    """J & F of one sequence's results (`evaluate_davis`' unit of work, a Beam pipeline's element).
+
+    Returns:
+        `(per_object, per_frame_j, per_frame_f)`, `DavisResults`' fields for the sequence's objects.
+    """
     per_frame_j, per_frame_f, per_object = {}, {}, {}
-    for sequence in _sequences(dataset, sequences):
-        n_objects = dataset.num_objects(sequence)
-        frames = _evaluated_frames(dataset, sequence)
-        j_values = np.zeros((n_objects, len(frames)))
-        f_values = np.zeros((n_objects, len(frames)))
-        for t, gt_path in enumerate(frames):
-            gt = dataset.read_annotation(gt_path)
-            pred, pred_path = _result_labels(results_dir, sequence, gt_path.stem, dataset.year)
-            if pred.shape != gt.shape:
-                raise ValueError(f"{pred_path}: size {pred.shape} differs from the annotation "
-                                 f"{gt_path} {gt.shape}")
-            if pred.max(initial=0) > n_objects:
-                raise ValueError(f"{pred_path}: object id {int(pred.max())} but the sequence has "
-                                 f"only {n_objects} object(s)")
-            for k in range(n_objects):
-                gt_k, pred_k = gt == k + 1, pred == k + 1
-                j_values[k, t] = region_similarity(gt_k, pred_k)
-                f_values[k, t] = boundary_measure(gt_k, pred_k, bound_th)
+    n_objects = dataset.num_objects(sequence)
+    frames = _evaluated_frames(dataset, sequence)
+    j_values = np.zeros((n_objects, len(frames)))
+    f_values = np.zeros((n_objects, len(frames)))
+    for t, gt_path in enumerate(frames):
+        gt = dataset.read_annotation(gt_path)
+        pred, pred_path = _result_labels(results_dir, sequence, gt_path.stem, dataset.year)
+        if pred.shape != gt.shape:
+            raise ValueError(f"{pred_path}: size {pred.shape} differs from the annotation "
+                             f"{gt_path} {gt.shape}")
+        if pred.max(initial=0) > n_objects:
+            raise ValueError(f"{pred_path}: object id {int(pred.max())} but the sequence has "
+                             f"only {n_objects} object(s)")
         for k in range(n_objects):
-            name = f"{sequence}_{k + 1}"
-            jm, jr, jd = db_statistics(j_values[k], decay_uint8_wrap)
-            fm, fr, fd = db_statistics(f_values[k], decay_uint8_wrap)
-            per_object[name] = {"J-Mean": jm, "J-Recall": jr, "J-Decay": jd,
-                                "F-Mean": fm, "F-Recall": fr, "F-Decay": fd}
-            per_frame_j[name], per_frame_f[name] = j_values[k], f_values[k]
+            gt_k, pred_k = gt == k + 1, pred == k + 1
+            j_values[k, t] = region_similarity(gt_k, pred_k)
+            f_values[k, t] = boundary_measure(gt_k, pred_k, bound_th)
+    for k in range(n_objects):
+        name = f"{sequence}_{k + 1}"
+        jm, jr, jd = db_statistics(j_values[k], decay_uint8_wrap)
+        fm, fr, fd = db_statistics(f_values[k], decay_uint8_wrap)
+        per_object[name] = {"J-Mean": jm, "J-Recall": jr, "J-Decay": jd,
+                            "F-Mean": fm, "F-Recall": fr, "F-Decay": fd}
+        per_frame_j[name], per_frame_f[name] = j_values[k], f_values[k]
+    return per_object, per_frame_j, per_frame_f
+
+
+def davis_results(sequences):
+    """`DavisResults` from `evaluate_davis_sequence`'s results, in evaluation order; global means over all objects."""
+    per_object, per_frame_j, per_frame_f = {}, {}, {}
+    for objects, j, f in sequences:
+        per_object.update(objects)
+        per_frame_j.update(j)
+        per_frame_f.update(f)
     if not per_object:
         raise ValueError("no object to evaluate")
 

@@ -274,7 +274,7 @@ def run_jobs(segmenter, todo, save_scores=False, overwrite=False, progress=None,
             on_frame = (lambda frame, labels, name=job.name: progress("frame", sequence=name)) if progress else None
             tick = time.perf_counter()
             stats.frames += segment_to_folder(
-                segmenter, _load_frames(job.frame_paths), [p.stem for p in job.frame_paths], first_mask, job.target,
+                segmenter, load_frames(job.frame_paths), [p.stem for p in job.frame_paths], first_mask, job.target,
                 palette, save_scores, on_frame, annotations=annotations, record=job.record, made_from=job.made_from,
                 overwrite=overwrite, mask_size=job.mask_size)
             stats.seconds += time.perf_counter() - tick
@@ -311,7 +311,8 @@ def segment_youtube_vos(segmenter, dataset, output_dir, save_scores=False, overw
     return run_jobs(segmenter, todo, save_scores, overwrite, progress, skipped)
 
 
-def _load_frames(paths):
+def load_frames(paths):
+    """The frames of `paths` (image files), read one at a time as the video loop asks for them."""
     from osmn_tf.data.frames import load_rgb
 
     for path in paths:

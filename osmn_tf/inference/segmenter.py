@@ -3,7 +3,8 @@ import numpy as np
 import tensorflow as tf
 
 from osmn_tf.config import LITE_STRIDE, input_mean_of, input_scale_of
-from osmn_tf.data.frames import WORKING_SIZE, check_size, denormalize_frame, preprocess_frame
+from osmn_tf.data.frames import (WORKING_SIZE, check_size, denormalize_frame, pad_bottom_right, padded_size,
+                                  preprocess_frame)
 from osmn_tf.data.guides import PAD_RATIO, spatial_guide, visual_guide
 from osmn_tf.data.mask_guides import dilated_mask_guide
 from osmn_tf.inference.dense_crf import DenseCRFConfig, dense_crf
@@ -11,12 +12,6 @@ from osmn_tf.inference.tracking import VideoLoop, masks_at_size, merge_masks, me
 from osmn_tf.utils.precision import resolve_precision
 
 CRF_MERGES = ("refined", "release")
-
-
-def padded_size(working_size, stride=LITE_STRIDE):
-    """`(W, H)` rounded up to multiples of `stride`: what lite's network sees with `pad`."""
-    width, height = working_size
-    return -(-width // stride) * stride, -(-height // stride) * stride
 
 
 class VideoSegmenter(VideoLoop):
@@ -230,11 +225,7 @@ class VideoSegmenter(VideoLoop):
         return self._padded(preprocess_frame(frame, self.working_size, self.scale, self.mean))
 
     def _padded(self, array):
-        """`array` `[h, w, C]` zero-padded at the bottom and right to the network's size."""
-        width, height = self.network_size
-        if array.shape[:2] == (height, width):
-            return array
-        return np.pad(array, ((0, height - array.shape[0]), (0, width - array.shape[1]), (0, 0)))
+        return pad_bottom_right(array, self.network_size)
 
     def _spatial_guide(self, mask):
         return dilated_mask_guide(mask) if self.use_original_mask else spatial_guide(mask)

@@ -21,7 +21,8 @@ import numpy as np
 from PIL import Image
 
 from osmn_tf.config import GUIDE_SIZE, check_guide_size
-from osmn_tf.data.frames import WORKING_SIZE, check_size, preprocess_frame
+from osmn_tf.data.frames import (MEAN_BGR, SCALE, WORKING_SIZE, check_size, pad_bottom_right, padded_size,
+                                  preprocess_frame)
 from osmn_tf.data.guides import spatial_guide, visual_guide
 from osmn_tf.inference.tracking import VideoLoop, masks_at_size
 
@@ -241,10 +242,18 @@ class ServingVideoSegmenter(VideoLoop):
         use_visual_modulator / use_spatial_modulator: the exported variant's inputs.
         guide_size: the side of the visual guides the served model takes (`"float"`
             only; the model's `guide_size`, e.g. `served_guide_size(predictor.signature_inputs())`).
+        input_mean, input_scale: the pixel encoding the served model was trained
+            with (`"float"` only: the other signatures apply the model's own);
+            `osmn_tf.config.input_mean_of`/`input_scale_of` of its config, e.g.
+            lite's scale 0.00787.
+        pad: `"float"` only: zero-pad the frame and spatial guides at the bottom
+            and right to multiples of 32, as `VideoSegmenter(pad=True)`, and
+            crop the probabilities back; lite's `segment` takes only such sizes.
     """
 
     def __init__(self, predict, signatures="float", working_size=WORKING_SIZE, use_visual_modulator=True,
-                 use_spatial_modulator=True, guide_size=GUIDE_SIZE):
+                 use_spatial_modulator=True, guide_size=GUIDE_SIZE, input_mean=MEAN_BGR, input_scale=SCALE,
+                 pad=False):
         if signatures not in SIGNATURE_SETS:
             raise ValueError(f"signatures must be one of {SIGNATURE_SETS}, got {signatures!r}")
         self.predict = predict
@@ -254,6 +263,12 @@ class ServingVideoSegmenter(VideoLoop):
         self.visual = use_visual_modulator
         self.spatial = use_spatial_modulator
         self.guide_size = check_guide_size(guide_size, "guide_size")
+        if len(input_mean) != 3 or not np.all(np.isfinite(input_mean)):
+            raise ValueError(f"input_mean must be 3 finite values (B, G, R), got {input_mean!r}")
+        if not (np.isfinite(input_scale) and input_scale > 0):
+            raise ValueError(f"input_scale must be a finite number > 0, got {input_scale!r}")
+        self.mean, self.scale = tuple(float(v) for v in input_mean), float(input_scale)
+        self.network_size = padded_size(self.working_size) if pad else self.working_size
 
     def start_video(self, frame, first_mask, object_ids):
         if not self.visual:
@@ -271,14 +286,16 @@ class ServingVideoSegmenter(VideoLoop):
         elif self.raw:
             signature, inputs = "encode_guide_raw", {"frame": frame, "masks": mask[np.newaxis].astype(np.uint8)}
         else:
-            guides = visual_guide(frame, mask, size=self.guide_size)[np.newaxis]
+            guides = visual_guide(frame, mask, size=self.guide_size, scale=self.scale, mean=self.mean)[np.newaxis]
             signature, inputs = "encode_guide", {"guide_image": guides}
         return self.predict(signature, inputs, ["modulation_params"])["modulation_params"]
 
     def prepare_frame(self, frame):
         if self.image_format:
             return encode_image(frame, self.image_format)
-        return frame if self.raw else preprocess_frame(frame, self.working_size)
+        if self.raw:
+            return frame
+        return pad_bottom_right(preprocess_frame(frame, self.working_size, self.scale, self.mean), self.network_size)
 
     def frame_probabilities(self, prepared, masks, params, object_ids=None):
         num_objects = len(masks)
@@ -293,9 +310,13 @@ class ServingVideoSegmenter(VideoLoop):
         else:
             signature, inputs = "segment", {"image": np.broadcast_to(prepared, (num_objects, *prepared.shape))}
             if self.spatial:
-                inputs["spatial_guide"] = np.stack([spatial_guide(m) for m in masks_at_size(masks, self.working_size)])
+                inputs["spatial_guide"] = np.stack([pad_bottom_right(spatial_guide(m), self.network_size)
+                                                    for m in masks_at_size(masks, self.working_size)])
         if self.visual:
             inputs["modulation_params"] = params
         probabilities = self.predict(signature, inputs, ["probabilities"])["probabilities"][..., 0]
+        if not self.raw:
+            width, height = self.working_size
+            probabilities = probabilities[:, :height, :width]  # what `pad` added
         # A variant without modulators has no per-object input: one map serves every object.
         return np.broadcast_to(probabilities, (num_objects, *probabilities.shape[1:]))

@@ -186,12 +186,16 @@ def check_made_from(folder, made_from, record=None, name=None):
     would replace what another run made: only `overwrite` may (the caller
     skips this check then). A folder without a complete record passes.
     """
-    marker = read_marker(folder, record)
+    check_record_made_from(read_marker(folder, record), made_from, name or folder)
+
+
+def check_record_made_from(marker, made_from, name):
+    """`check_made_from` on a record already read (`marker`, None when absent), naming `name`."""
     if made_from is None or marker is None or not marker.get("complete", True):
         return
     difference = made_from_difference(marker.get("made_from"), made_from)
     if difference:
-        raise OutputError(f"{name or folder}: holds the masks of another run ({difference}); use --overwrite to "
+        raise OutputError(f"{name}: holds the masks of another run ({difference}); use --overwrite to "
                           "replace them, or give another folder")
 
 
