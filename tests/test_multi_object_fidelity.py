@@ -33,6 +33,9 @@ pytestmark = pytest.mark.large
 
 MULTI = DATA / "sequence_multi"
 SEQUENCES = {"duo": (1, 2), "trio": (1, 2, 3), "dogs": (1, 2, 3)}
+# The original's procedure, run here, on two of them (about 90 s each): trio is duo and an object apart, and
+# the stored reference holds the tool to it.
+SAME_CPU_SEQUENCES = ("duo", "dogs")
 MIN_AGREEMENT = 0.999  # the target, against the original's procedure on the same CPU
 FIRST_STEP_AGREEMENT = 0.9999  # the stored reference, frame 1: round-off alone (one pixel of 409920 on AVX2)
 CHAINED_AGREEMENT = 0.995  # the stored reference, later frames: round-off amplified (99.82% on AVX2, above)
@@ -100,7 +103,8 @@ def test_tool_equals_the_original_pipeline_run_here_on_every_frame(tool_output, 
     from osmn_tf.weights.checkpoints import load_model
 
     model = load_model(tf1_checkpoint("full"))
-    for sequence, ids in SEQUENCES.items():
+    for sequence in SAME_CPU_SEQUENCES:
+        ids = SEQUENCES[sequence]
         first = first_mask_of(sequence)
         np.testing.assert_array_equal(read_mask(tool_output / sequence / "00000.png"), first)
         reference = original_pipeline_labels(model, frames_of(sequence), first, ids)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Measure videos per hour on Apache Beam's DirectRunner against the single-process tool, side by side.
 
-    python tools/benchmark_beam.py [--videos 12] [--frames 30] [--size 320x192] [--width 0.25] \
+    python tools/benchmark_beam.py [--videos 12] [--frames 30] [--size 320x192] [--width 0.25] \\
         [--workers 1 2] [--repeats 1] [--output bench/]
 
 Writes a synthetic DAVIS-layout corpus (`osmn_tf.data.synthetic`) and a

@@ -9,12 +9,12 @@ YouTube-Objects in the release's layout (its mIoU per class and overall, paper T
 
 A YouTube-VOS-layout split with every frame's ground truth (e.g. held-out train videos):
 
-    python tools/evaluate.py --youtube-vos-root YTVOS --split train --results RESULTS \
+    python tools/evaluate.py --youtube-vos-root YTVOS --split train --results RESULTS \\
         [--seen-classes seen.txt]
 
 J and F per sequence in parallel on Apache Beam (pip install -e ".[beam]"; Beam's pipeline options may follow):
 
-    python tools/evaluate.py --davis-root DAVIS --results RESULTS --runner DirectRunner \
+    python tools/evaluate.py --davis-root DAVIS --results RESULTS --runner DirectRunner \\
         --direct_num_workers 2 --direct_running_mode multi_processing
 
 RESULTS holds one folder per sequence of indexed PNGs named as the

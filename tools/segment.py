@@ -4,14 +4,14 @@
 One video (an image folder or a video file):
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --first-mask 00000.png --output OUT [--overlay out.mp4]
 Live input (a camera, a stream, standard input), segmented as frames arrive; --max-lag drops frames to keep up:
-    ffmpeg -i rtsp://cam/stream -f rawvideo -pix_fmt rgb24 -s 854x480 - | \
+    ffmpeg -i rtsp://cam/stream -f rawvideo -pix_fmt rgb24 -s 854x480 - | \\
         python tools/segment.py --weights W --frames - --frame-size 854x480 --first-mask m.png --output OUT --max-lag 4
 Objects that appear later, or corrected masks: PNGs named like the frames (any subset), with or without --first-mask:
     python tools/segment.py --weights W --frames DIR_OR_VIDEO --annotations ANNOTATIONS --output OUT
 A DAVIS split, in the layout the official evaluation reads (OUT/<sequence>/<frame>.png):
     python tools/segment.py --weights W --davis-root DAVIS --year 2017 --split val --output OUT [--save-scores]
 A corpus on Apache Beam, a video per work item (pip install -e ".[beam]"; docs/scale.md):
-    python tools/segment.py --weights W --davis-root DAVIS --output OUT --runner DirectRunner \
+    python tools/segment.py --weights W --davis-root DAVIS --output OUT --runner DirectRunner \\
         --direct_num_workers 2 --direct_running_mode multi_processing
 A YouTube-VOS split (ROOT/<split>/JPEGImages, sparse Annotations), as a submission (OUT/Annotations/<video>/):
     python tools/segment.py --weights W --youtube-vos-root YTVOS --split valid --output OUT

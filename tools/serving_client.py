@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Segment a video through TF Serving (REST or gRPC) with an exported OSMN SavedModel.
 
-    python tools/serving_client.py --url http://localhost:8501 --model osmn \
+    python tools/serving_client.py --url http://localhost:8501 --model osmn \\
         --frames FRAMES --first-mask 00000.png --output OUT [--signatures float|raw|png|jpeg]
     python tools/serving_client.py --grpc localhost:8500 ...
 

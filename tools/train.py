@@ -16,7 +16,7 @@ The release's two stages, and its YouTube-VOS training:
     python tools/train.py --stage youtube-vos --data-root YTVOS --init vgg_16.ckpt --model-dir runs/ytvos
 
 MaskTrack-M / OSVOS-M (a visual modulator on a fixed segmentation network, the release's --fix_seg):
-    python tools/train.py --stage davis --data-root DAVIS --base-model masktrack --fix-seg \
+    python tools/train.py --stage davis --data-root DAVIS --base-model masktrack --fix-seg \\
         --seg-model-path masktrack.keras --vis-mod-model-path vgg_16.ckpt --model-dir runs/masktrack_m
 
 Rerunning with the same --model-dir resumes from its latest checkpoint.
