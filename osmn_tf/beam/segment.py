@@ -86,26 +86,20 @@ class SegmentVideoFn(beam.DoFn):
         yield result
 
     def _segment(self, ref):
-        from osmn_tf.inference.jobs import load_frames, peak_memory_mb, segment_to_folder
+        from osmn_tf.inference.jobs import peak_memory_mb, segment_to_folder
 
         with tempfile.TemporaryDirectory(prefix="osmn-beam-") as local:
             job = ref.job(local, self.made_from)
             target = _relative(job.target, local)
             record = _relative(job.record, local) if job.record is not None else posixpath.join(target, MARKER)
-            source = getattr(job, "source", None)
-            expected = None if source is not None and source.names is None else (
-                [f"{n}.png" for n in source.names] if source is not None else job.expected_masks)
             published = Published(self.output, target, record)
             if not self.overwrite:
                 published.check_made_from(job.made_from)
-                if published.is_complete(expected, self.save_scores):
+                if published.is_complete(job.expected_masks, self.save_scores):
                     self.counters["videos_skipped"].inc()
                     return {"video": ref.name, "frames": 0, "seconds": 0.0, "skipped": True}
             first_mask, annotations, palette = job.read_masks()
-            if source is not None:
-                frames, names = source, source.frame_names()
-            else:
-                frames, names = load_frames(job.frame_paths), [p.stem for p in job.frame_paths]
+            frames, names = job.frames()
             tick = time.perf_counter()
             count = segment_to_folder(self.segmenter, frames, names, first_mask, job.target, palette,
                                       self.save_scores, annotations=annotations, record=job.record,

@@ -135,6 +135,4 @@ def _video_job(ref, output_dir, made_from):
     own = None if made_from is None else {
         "frames": outputs.input_stamp(ref.frames), "first mask": outputs.input_stamp(ref.first_mask, content=True),
         "annotations": None, **made_from}
-    job = segment_jobs.VideoJob(ref.name, pathlib.Path(output_dir) / ref.name, None, read_masks, own)
-    job.source = source
-    return job
+    return segment_jobs.VideoJob(ref.name, pathlib.Path(output_dir) / ref.name, None, read_masks, own, source=source)

@@ -122,6 +122,8 @@ class VideoJob:
     `read_masks()` gives `(first mask, later annotations or None, palette or None)`; it is called only
     for videos that are segmented. `record` is the path of the folder's record (None: inside it).
     `mask_size`: `(W, H)` the masks are written at, when not the frames' own.
+    `source`: an `osmn_tf.data.video.FrameSource` (a frame folder or a video
+    file) in place of `frame_paths`.
     """
 
     name: str
@@ -131,10 +133,20 @@ class VideoJob:
     made_from: dict = None
     record: pathlib.Path = None
     mask_size: tuple = None
+    source: object = None
 
     @property
     def expected_masks(self):
+        """The mask files a complete result holds; None for a video file (its length is known at the end)."""
+        if self.source is not None:
+            return None if self.source.names is None else [f"{name}.png" for name in self.source.names]
         return [f"{p.stem}.png" for p in self.frame_paths]
+
+    def frames(self):
+        """`(frames, names)`: the video's frames, read as the loop asks for them, and their names."""
+        if self.source is not None:
+            return self.source, self.source.frame_names()
+        return load_frames(self.frame_paths), [p.stem for p in self.frame_paths]
 
 
 def davis_jobs(dataset, output_dir, made_from=None):
@@ -274,9 +286,9 @@ def run_jobs(segmenter, todo, save_scores=False, overwrite=False, progress=None,
             on_frame = (lambda frame, labels, name=job.name: progress("frame", sequence=name)) if progress else None
             tick = time.perf_counter()
             stats.frames += segment_to_folder(
-                segmenter, load_frames(job.frame_paths), [p.stem for p in job.frame_paths], first_mask, job.target,
-                palette, save_scores, on_frame, annotations=annotations, record=job.record, made_from=job.made_from,
-                overwrite=overwrite, mask_size=job.mask_size)
+                segmenter, *job.frames(), first_mask, job.target, palette, save_scores, on_frame,
+                annotations=annotations, record=job.record, made_from=job.made_from, overwrite=overwrite,
+                mask_size=job.mask_size)
             stats.seconds += time.perf_counter() - tick
             stats.sequences_done += 1
     except KeyboardInterrupt:
